@@ -1,0 +1,40 @@
+# kexp: the commands a user runs. Defaults live in kexp/config.py; a variable left empty is not
+# passed, so `make train` and `python -m kexp train` behave the same.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+opt = $(if $($(1)),$(2) $($(1)))
+TRAIN_ARGS = $(call opt,MODEL,--model) $(call opt,INIT,--init) $(call opt,INIT_CONV2,--init-conv2) \
+	$(call opt,CONV2_FILTERS,--conv2-filters) $(call opt,EPOCHS,--epochs) $(call opt,SEED,--seed) \
+	$(call opt,DATA,--data) $(call opt,BATCH_SIZE,--batch-size) $(call opt,LR,--learning-rate) \
+	$(call opt,FREEZE,--freeze) $(call opt,TRAIN_SAMPLES,--train-samples) $(call opt,RUNS_DIR,--runs-dir)
+
+.PHONY: venv train visualize runs test demos compare bench clean
+
+venv: $(STAMP)
+
+# Rebuilt when missing or older than what it is built from.
+$(STAMP): requirements.txt requirements-data.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-data.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+train: $(STAMP)
+	$(PY) -m kexp train $(TRAIN_ARGS)
+
+visualize: $(STAMP)
+	$(PY) -m kexp visualize $(call opt,RUNS_DIR,--runs-dir) $(RUN)
+
+runs: $(STAMP)
+	$(PY) -m kexp runs $(call opt,RUNS_DIR,--runs-dir)
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache kexp.egg-info

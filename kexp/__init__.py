@@ -1,0 +1,42 @@
+"""kexp: Keras experiments that show how the numbers in a CNN filter are decided.
+
+The public API for your own scripts. Names are loaded on first use, so `import kexp` (and the
+CLI's --help) does not import TensorFlow until a model, callback or training run is asked for.
+
+    from kexp import build_model, KernelSnapshots
+    model = build_model("convnet", init="he_normal")
+    model.fit(x, y, callbacks=[KernelSnapshots("my_kernels")])
+"""
+
+import importlib
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "TrainConfig": "kexp.config",
+    "build_model": "kexp.models",
+    "KernelSnapshots": "kexp.callbacks",
+    "EpochLog": "kexp.callbacks",
+    "EpochCheckpoint": "kexp.callbacks",
+    "conv_kernels": "kexp.callbacks",
+    "build_keras_initializer": "kexp.initializers",
+    "parse_spec": "kexp.initializers",
+    "theory": "kexp.initializers",
+    "initializer_names": "kexp.initializers",
+    "load_mnist": ("kexp.data", "load"),
+    "train": "kexp.train",
+    "resume": "kexp.train",
+    "render_run": "kexp.plots",
+    "plot_filter_grids": "kexp.plots",
+    "plot_histograms": "kexp.plots",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    target = _EXPORTS.get(name)
+    if target is None:
+        raise AttributeError(f"module 'kexp' has no attribute {name!r}")
+    module_name, attribute = target if isinstance(target, tuple) else (target, name)
+    return getattr(importlib.import_module(module_name), attribute)

@@ -1,0 +1,199 @@
+"""Keras callbacks that record what training does to the filters, usable in anybody's `fit`.
+
+`KernelSnapshots` saves the kernel of every Conv2D layer before training, during it and after it
+as npz files keyed by layer name in Keras' layout (kh, kw, c_in, c_out); `EpochLog` appends one
+row per epoch to a CSV. Both write atomically, so a crash never leaves a half file.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from kexp import runs
+
+INITIAL = "initial"
+FINAL = "final"
+INTERRUPTED = "interrupted"
+
+
+def conv_layers(model: keras.Model) -> list:
+    """Every Conv2D layer of `model`, in order (any model, not only kexp's)."""
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+
+
+def conv_kernels(model: keras.Model) -> dict[str, np.ndarray]:
+    """Kernels of every Conv2D layer by layer name, as float32 numpy arrays."""
+    return {layer.name: np.asarray(keras.ops.convert_to_numpy(layer.kernel), dtype=np.float32)
+            for layer in conv_layers(model)}
+
+
+def epoch_label(epoch: int) -> str:
+    """File stem of the snapshot after 1-based `epoch`."""
+    return f"epoch_{epoch:03d}"
+
+
+def batch_label(epoch: int, batch: int) -> str:
+    """File stem of the snapshot after 1-based `batch` of 1-based `epoch`."""
+    return f"epoch_{epoch:03d}_batch_{batch:05d}"
+
+
+@keras.saving.register_keras_serializable(package="kexp")
+class KernelSnapshots(keras.callbacks.Callback):
+    """Save conv kernels to `directory`: initial.npz at the start, epoch_NNN.npz every
+    `every_epochs` epochs, epoch_NNN_batch_BBBBB.npz every `every_batches` batches of the first
+    epoch (where filters change most), and final.npz at the end.
+
+    Keras skips `on_train_end` on Ctrl-C; call `save(INTERRUPTED)` from your own `except`.
+    """
+
+    def __init__(self, directory: str | os.PathLike, every_epochs: int = 1,
+                 every_batches: int = 0, layer_names: list[str] | None = None):
+        super().__init__()
+        if isinstance(every_epochs, bool) or not isinstance(every_epochs, int) or every_epochs < 1:
+            raise ValueError(f"Invalid value for `every_epochs`: {every_epochs!r}. "
+                             "Expected a whole number >= 1.")
+        if isinstance(every_batches, bool) or not isinstance(every_batches, int) or every_batches < 0:
+            raise ValueError(f"Invalid value for `every_batches`: {every_batches!r}. "
+                             "Expected a whole number >= 0 (0: per epoch only).")
+        self.directory = Path(directory)
+        self.every_epochs = every_epochs
+        self.every_batches = every_batches
+        self.layer_names = list(layer_names) if layer_names else None
+        self.seconds_spent = 0.0  # time inside this callback, for overhead measurements
+        self.saved: list[Path] = []
+        self._epoch = 0  # 1-based epoch in progress
+
+    def get_config(self) -> dict:
+        return {"directory": str(self.directory), "every_epochs": self.every_epochs,
+                "every_batches": self.every_batches, "layer_names": self.layer_names}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "KernelSnapshots":
+        return cls(**config)
+
+    def kernels(self) -> dict[str, np.ndarray]:
+        kernels = conv_kernels(self.model)
+        if self.layer_names:
+            missing = [name for name in self.layer_names if name not in kernels]
+            if missing:
+                raise ValueError(f"Invalid value for `layer_names`: {missing}. Expected Conv2D "
+                                 f"layer names of this model: {', '.join(kernels)}.")
+            kernels = {name: kernels[name] for name in self.layer_names}
+        return kernels
+
+    def save(self, label: str) -> Path:
+        """Write the current kernels to `<directory>/<label>.npz` atomically."""
+        started = time.perf_counter()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = runs.write_npz_atomic(self.directory / f"{label}.npz", self.kernels())
+        self.saved.append(path)
+        self.seconds_spent += time.perf_counter() - started
+        return path
+
+    def on_train_begin(self, logs=None):
+        if not (self.directory / f"{INITIAL}.npz").exists():  # a resumed run keeps its start
+            self.save(INITIAL)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.every_batches and self._epoch == 1 and (batch + 1) % self.every_batches == 0:
+            self.save(batch_label(self._epoch, batch + 1))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every_epochs == 0:
+            self.save(epoch_label(epoch + 1))
+
+    def on_train_end(self, logs=None):
+        self.save(FINAL)
+
+
+@keras.saving.register_keras_serializable(package="kexp")
+class EpochLog(keras.callbacks.Callback):
+    """Append one CSV row per finished epoch (epoch, seconds, then Keras' metrics), so the
+    history of an interrupted or crashed run is kept up to its last epoch."""
+
+    def __init__(self, path: str | os.PathLike):
+        super().__init__()
+        self.path = Path(path)
+        self._epoch_started = 0.0
+
+    def get_config(self) -> dict:
+        return {"path": str(self.path)}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "EpochLog":
+        return cls(**config)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - self._epoch_started, 4)}
+        row.update({key: float(value) for key, value in sorted((logs or {}).items())})
+        new_file = not self.path.exists() or self.path.stat().st_size == 0
+        with open(self.path, "a", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(row))
+            if new_file:
+                writer.writeheader()
+            writer.writerow(row)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+
+@keras.saving.register_keras_serializable(package="kexp")
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Save the whole model (weights and optimizer state) after every epoch, atomically, as
+    `<directory>/epoch_NNN.keras`, keeping only the newest, so an interrupted or killed run can
+    be resumed from its last completed epoch. The epoch is in the file name, so there is no
+    moment where the file and a separate record disagree. (Keras' BackupAndRestore deletes its
+    folder and its saves are not atomic; see KERAS_FACTS.md.)"""
+
+    def __init__(self, directory: str | os.PathLike):
+        super().__init__()
+        self.directory = Path(directory)
+
+    def get_config(self) -> dict:
+        return {"directory": str(self.directory)}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "EpochCheckpoint":
+        return cls(**config)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{epoch_label(epoch + 1)}.keras"
+        save_model_atomic(self.model, path)
+        for older in self.directory.glob("epoch_*.keras"):
+            if older != path:
+                older.unlink()
+
+    @staticmethod
+    def latest(directory: str | os.PathLike) -> tuple[int, Path] | None:
+        """(completed epochs, path) of the newest checkpoint in `directory`, or None."""
+        found = sorted(Path(directory).glob("epoch_*.keras"))
+        if not found:
+            return None
+        return int(found[-1].stem.split("_")[1]), found[-1]
+
+
+def save_model_atomic(model: keras.Model, path: str | os.PathLike) -> Path:
+    """model.save to a temporary name beside `path`, then rename: a crash or a full disk never
+    leaves a truncated model where a good one was."""
+    path = Path(path)
+    temporary = runs.temporary_sibling(path)
+    try:
+        model.save(temporary)
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+    return path

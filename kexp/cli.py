@@ -1,0 +1,182 @@
+"""The `kexp` command line: train, visualize, runs (and the study commands other modules add).
+
+TensorFlow is imported only inside commands that train, so `kexp --help`, `kexp runs` and
+`kexp visualize` answer fast. Defaults come from kexp.config; argparse prints them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from kexp import config as config_module
+from kexp.config import DEFAULTS, ConfigError, TrainConfig
+
+# Modules that add a sub-command: each has add_parser(subparsers) and imports TensorFlow only
+# when its command runs.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    return value
+
+
+def _layer_list(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _add_train_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train", help="train a model on MNIST and export its conv kernels before/after",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--model", default=DEFAULTS.model, choices=config_module.MODEL_NAMES)
+    parser.add_argument("--init", default=DEFAULTS.init,
+                        help="kernel initializer of the conv layers, NAME or NAME:key=value,...; "
+                             "see `kexp initializers`")
+    parser.add_argument("--init-conv2", default=DEFAULTS.init_conv2,
+                        help="initializer for conv2 only (default: the same as --init)")
+    parser.add_argument("--conv2-filters", type=_positive_int, default=DEFAULTS.conv2_filters,
+                        help="filters in conv2 (default: the architecture's own)")
+    parser.add_argument("--freeze", type=_layer_list, default=DEFAULTS.freeze,
+                        help="comma-separated conv layers that keep their initial kernels")
+    parser.add_argument("--epochs", type=_positive_int, default=DEFAULTS.epochs)
+    parser.add_argument("--batch-size", type=_positive_int, default=DEFAULTS.batch_size)
+    parser.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate)
+    parser.add_argument("--seed", type=_positive_int, default=DEFAULTS.seed)
+    parser.add_argument("--data", default=DEFAULTS.data,
+                        help="auto, mnist (Keras' loader), mnist-5k (offline subset), or a path "
+                             "to mnist.npz / a folder of IDX files")
+    parser.add_argument("--train-samples", type=_positive_int, default=DEFAULTS.train_samples,
+                        help="use at most this many training samples")
+    parser.add_argument("--test-samples", type=_positive_int, default=DEFAULTS.test_samples)
+    parser.add_argument("--snapshot-every", dest="snapshot_every_epochs", type=_positive_int,
+                        default=DEFAULTS.snapshot_every_epochs,
+                        help="save conv kernels every N epochs")
+    parser.add_argument("--snapshot-batches", dest="snapshot_every_batches", type=_positive_int,
+                        default=DEFAULTS.snapshot_every_batches,
+                        help="also save them every K batches of the first epoch (0: off)")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="TensorFlow op determinism: bit-identical final kernels")
+    parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir)
+    parser.add_argument("--resume", metavar="RUN",
+                        help="continue an interrupted run from its last completed epoch "
+                             "(other settings come from the run)")
+    parser.set_defaults(func=_train_command)
+
+
+def _train_command(args) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from kexp import runs, train
+
+    try:
+        if args.resume:
+            run_dir = train.resume(runs.resolve_run(args.resume, args.runs_dir)[0])
+        else:
+            values = {key: value for key, value in vars(args).items()
+                      if key not in ("func", "command", "resume")}
+            run_dir = train.train(TrainConfig(**values))
+    except train.TrainingInterrupted as interrupted:
+        print(f"\nkexp: interrupted; kernels and history so far are in {interrupted.run_dir}\n"
+              f"kexp: resume with: python -m kexp train --resume {interrupted.run_dir}",
+              file=sys.stderr)
+        return 130
+    status = runs.read_status(run_dir)
+    print(f"kexp: finished {run_dir}: test accuracy {status['test_accuracy']:.4f} "
+          f"in {status['seconds']:.1f} s")
+    print(f"kexp: figures in {run_dir / runs.FIGURES_DIR}; redraw with: make visualize "
+          f"RUN={run_dir}")
+    return 0
+
+
+def _add_visualize_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "visualize", help="(re)draw the figures of a run from its saved kernels",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("run", nargs="?", default=None,
+                        help="run folder (inside --runs-dir), 'all', or nothing for the newest")
+    parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir)
+    parser.set_defaults(func=_visualize_command)
+
+
+def _visualize_command(args) -> int:
+    from kexp import plots, runs
+
+    for run_dir in runs.resolve_run(args.run, args.runs_dir):
+        written = plots.render_run(run_dir)
+        print(f"kexp: {run_dir}: drew {', '.join(path.name for path in written)}")
+    return 0
+
+
+def _add_runs_parser(subparsers) -> None:
+    parser = subparsers.add_parser("runs", help="list runs with their status and accuracy",
+                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir)
+    parser.set_defaults(func=_runs_command)
+
+
+def _runs_command(args) -> int:
+    from kexp import runs
+
+    found = runs.list_runs(args.runs_dir)
+    if not found:
+        print(f"No runs in '{args.runs_dir}'. Train one: make train")
+        return 0
+    print(f"{'run':<48} {'status':<12} {'model':<10} {'epochs':>6} {'test acc':>9}")
+    for run_dir in found:
+        status = runs.read_status(run_dir)
+        config = runs.read_json(run_dir / runs.CONFIG_FILE)["config"]
+        accuracy = status.get("test_accuracy")
+        epochs = status.get("epochs_completed", len(runs.read_history(run_dir)))
+        print(f"{run_dir.name:<48} {status['status']:<12} {config['model']:<10} "
+              f"{epochs:>6} {accuracy if accuracy is None else f'{accuracy:.4f}':>9}")
+    return 0
+
+
+def _add_initializers_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "initializers", help="list initializer names with their distribution for conv1",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.set_defaults(func=_initializers_command)
+
+
+def _initializers_command(args) -> int:
+    from kexp import initializers
+
+    shape = (3, 3, 1, 32)
+    print(f"Initializer names (distribution for a conv1 kernel {shape}):")
+    for name in initializers.initializer_names():
+        print(f"  {name:<18} {initializers.theory(name, shape).description}")
+    print("Parameters: NAME:key=value,..., e.g. random_normal:stddev=0.5")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kexp", description="How are the numbers in a CNN filter decided? Train Keras "
+        "models on MNIST and watch the 32 3x3 conv1 filters go from random to edge detectors.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train_parser(subparsers)
+    _add_visualize_parser(subparsers)
+    _add_runs_parser(subparsers)
+    _add_initializers_parser(subparsers)
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from kexp import data, initializers, runs
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, initializers.InitializerError, data.DataError, runs.RunError) as error:
+        print(f"kexp {args.command}: error: {error}", file=sys.stderr)
+        return 2

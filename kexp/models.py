@@ -1,0 +1,91 @@
+"""Model builders. The conv layers are named conv1, conv2 so their kernels are found by name.
+
+Every model starts with the layer the seed question asks about: `Conv2D(32, (3, 3))` on a
+28x28x1 MNIST image, whose kernel (3, 3, 1, 32) holds the 32 filters. Initial weights depend only
+on `seed`, not on what else the process has built, because every initializer gets its own seed.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from kexp import config as config_module
+from kexp import initializers
+
+INPUT_SHAPE = (28, 28, 1)
+NUM_CLASSES = 10
+CONV1_FILTERS = 32
+KERNEL_SIZE = (3, 3)
+CONV_LAYER_NAMES = ("conv1", "conv2")
+MODEL_NAMES = config_module.MODEL_NAMES
+DEFAULT_CONV2_FILTERS = {"mnist_cnn": 32, "convnet": 64}
+
+
+class _Seeds:
+    """Hands out distinct seeds derived from one, in a fixed order (None stays None)."""
+
+    def __init__(self, seed: int | None):
+        self.seed, self.count = seed, 0
+
+    def next(self) -> int | None:
+        if self.seed is None:
+            return None
+        self.count += 1
+        return self.seed * 1000 + self.count
+
+
+def _conv(name, filters, init, seeds, trainable):
+    return layers.Conv2D(filters, KERNEL_SIZE, activation="relu", name=name,
+                         kernel_initializer=initializers.build_keras_initializer(init, seeds.next()),
+                         bias_initializer="zeros", trainable=trainable)
+
+
+def _dense(name, units, activation, seeds):
+    return layers.Dense(units, activation=activation, name=name,
+                        kernel_initializer=keras.initializers.GlorotUniform(seeds.next()))
+
+
+def build_model(name: str = config_module.DEFAULTS.model,
+                init: str = config_module.DEFAULTS.init,
+                init_conv2: str | None = None,
+                conv2_filters: int | None = None,
+                freeze: tuple[str, ...] | list[str] = (),
+                learning_rate: float = config_module.DEFAULTS.learning_rate,
+                seed: int | None = None,
+                compile: bool = True) -> keras.Model:
+    """Build (and by default compile) a named architecture, ready for plain `model.fit`.
+
+    mnist_cnn: conv32-conv32-maxpool-dropout-dense128-dropout-dense10 (the classic Keras MNIST
+    example the seed question quotes); convnet: conv32-maxpool-conv64-maxpool-dropout-dense10
+    (keras-io's mnist_convnet).
+    """
+    if name not in MODEL_NAMES:
+        raise config_module.ConfigError(f"Invalid value for `model`: {name!r}. "
+                                        f"Expected one of: {', '.join(MODEL_NAMES)}.")
+    unknown = [layer for layer in freeze if layer not in CONV_LAYER_NAMES]
+    if unknown:
+        raise config_module.ConfigError(f"Invalid value for `freeze`: {','.join(freeze)!r}. "
+                                        f"Expected layer names from: {', '.join(CONV_LAYER_NAMES)}.")
+    init_spec = initializers.parse_spec(init)
+    init2_spec = initializers.parse_spec(init_conv2) if init_conv2 else init_spec
+    conv2_filters = conv2_filters or DEFAULT_CONV2_FILTERS[name]
+    seeds = _Seeds(seed)
+    conv1 = _conv("conv1", CONV1_FILTERS, init_spec, seeds, "conv1" not in freeze)
+    conv2 = _conv("conv2", conv2_filters, init2_spec, seeds, "conv2" not in freeze)
+    if name == "mnist_cnn":
+        stack = [conv1, conv2, layers.MaxPooling2D(2, name="pool"),
+                 layers.Dropout(0.25, seed=seeds.next(), name="dropout1"),
+                 layers.Flatten(name="flatten"), _dense("dense1", 128, "relu", seeds),
+                 layers.Dropout(0.5, seed=seeds.next(), name="dropout2")]
+    else:
+        stack = [conv1, layers.MaxPooling2D(2, name="pool1"), conv2,
+                 layers.MaxPooling2D(2, name="pool2"), layers.Flatten(name="flatten"),
+                 layers.Dropout(0.5, seed=seeds.next(), name="dropout")]
+    stack.append(_dense("predictions", NUM_CLASSES, "softmax", seeds))
+    model = keras.Sequential([keras.Input(INPUT_SHAPE, name="image"), *stack], name=name)
+    if compile:
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+

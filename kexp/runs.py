@@ -1,0 +1,225 @@
+"""One run's folder: create it exclusively, write into it atomically, read it back, list runs.
+
+A run folder is kexp's record of an experiment, so nothing here may leave a half-written file:
+every write goes to a temporary name in the same folder and is renamed into place (Keras' own
+saves are not atomic, see KERAS_FACTS.md). No Keras here, so listing and plotting start fast.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import json
+import os
+import re
+import socket
+import tempfile
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+STATUS_RUNNING = "running"
+STATUS_FINISHED = "finished"
+STATUS_FAILED = "failed"
+STATUS_INTERRUPTED = "interrupted"
+STATUS_CRASHED = "crashed"  # derived when read: "running" but its process is gone
+
+KERNELS_DIR = "kernels"
+FIGURES_DIR = "figures"
+CONFIG_FILE = "config.json"
+STATUS_FILE = "status.json"
+HISTORY_FILE = "history.csv"
+MODEL_FILE = "model.keras"
+
+
+class RunError(ValueError):
+    """A run folder that does not exist, is outside the runs directory, or cannot be read."""
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "-", text).strip("-")[:40] or "run"
+
+
+def create_run_dir(runs_root: str | os.PathLike, label: str) -> Path:
+    """Create a new, empty run folder; two runs never share one (mkdir fails if it exists)."""
+    runs_root = Path(runs_root)
+    try:
+        runs_root.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RunError(f"Cannot create the runs directory '{runs_root}': {error.strerror}. "
+                       "Choose a writable folder with --runs-dir.") from error
+    if not os.access(runs_root, os.W_OK | os.X_OK):
+        raise RunError(f"The runs directory '{runs_root}' is not writable. "
+                       "Choose a writable folder with --runs-dir.")
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    while True:
+        run_dir = runs_root / f"{stamp}-{_slug(label)}-{uuid.uuid4().hex[:6]}"
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            continue
+        (run_dir / KERNELS_DIR).mkdir()
+        (run_dir / FIGURES_DIR).mkdir()
+        return run_dir
+
+
+def _write_atomic(path: Path, write) -> Path:
+    """Write through `write(file_object)` to a temporary sibling, fsync, then rename into place."""
+    path = Path(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+        raise
+    return path
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> Path:
+    return _write_atomic(path, lambda handle: handle.write(data))
+
+
+def write_json_atomic(path: Path, payload: dict) -> Path:
+    text = json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n"
+    return write_bytes_atomic(path, text.encode())
+
+
+def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> Path:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return write_bytes_atomic(path, buffer.getvalue())
+
+
+def temporary_sibling(path: Path) -> Path:
+    """A fresh temporary name beside `path` with the same suffix, for writers that need a path
+    (Keras' model.save checks the extension); the caller renames it into place with os.replace."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+
+
+def read_json(path: Path) -> dict:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def load_kernels(path: Path) -> dict[str, np.ndarray]:
+    """Kernel snapshot arrays by layer name; never unpickles."""
+    with np.load(path, allow_pickle=False) as archive:
+        return {name: archive[name] for name in archive.files}
+
+
+def write_status(run_dir: Path, status: str, **fields) -> dict:
+    """Replace status.json; keeps the fields written before (start time, pid) and adds `fields`."""
+    path = Path(run_dir) / STATUS_FILE
+    previous = read_json(path) if path.exists() else {}
+    payload = {**previous, **fields, "status": status, "updated": now_iso()}
+    if status == STATUS_RUNNING and "started" not in payload:
+        payload["started"] = payload["updated"]
+    payload.setdefault("pid", os.getpid())
+    payload.setdefault("host", socket.gethostname())
+    write_json_atomic(path, payload)
+    return payload
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_status(run_dir: Path) -> dict:
+    """status.json with a run whose writer died reported as crashed, not running."""
+    path = Path(run_dir) / STATUS_FILE
+    if not path.exists():
+        return {"status": STATUS_CRASHED, "reason": "no status.json"}
+    status = read_json(path)
+    if status.get("status") == STATUS_RUNNING and status.get("host") == socket.gethostname():
+        if not _process_alive(int(status.get("pid", -1))):
+            status = {**status, "status": STATUS_CRASHED,
+                      "reason": f"process {status.get('pid')} is gone"}
+    return status
+
+
+def is_run_dir(path: Path) -> bool:
+    return (Path(path) / CONFIG_FILE).is_file()
+
+
+def list_runs(runs_root: str | os.PathLike) -> list[Path]:
+    """Run folders under `runs_root`, oldest first (names start with a timestamp)."""
+    runs_root = Path(runs_root)
+    if not runs_root.is_dir():
+        return []
+    return sorted(path for path in runs_root.iterdir() if path.is_dir() and is_run_dir(path))
+
+
+def resolve_run(run: str | None, runs_root: str | os.PathLike) -> list[Path]:
+    """The run folders a user means: None -> the newest, "all" -> every run, else one folder,
+    which must lie inside `runs_root` (a path that escapes it is refused)."""
+    runs_root = Path(runs_root)
+    runs = list_runs(runs_root)
+    if run in (None, ""):
+        if not runs:
+            raise RunError(f"No runs in '{runs_root}'. Train one first: make train")
+        return [runs[-1]]
+    if run == "all":
+        if not runs:
+            raise RunError(f"No runs in '{runs_root}'. Train one first: make train")
+        return runs
+    candidate = Path(run)
+    if not candidate.is_absolute() and not candidate.exists():
+        candidate = runs_root / run
+    root_real = runs_root.resolve()
+    candidate_real = candidate.resolve()
+    if candidate_real != root_real and root_real not in candidate_real.parents:
+        raise RunError(f"Invalid value for `RUN`: '{run}'. Expected a run folder inside "
+                       f"'{runs_root}', 'all', or nothing for the newest run.")
+    if not is_run_dir(candidate_real):
+        names = ", ".join(path.name for path in runs[-5:]) or "none yet"
+        raise RunError(f"Invalid value for `RUN`: '{run}' is not a run folder (no {CONFIG_FILE}). "
+                       f"Expected one of the runs in '{runs_root}' (newest: {names}), or 'all'.")
+    return [candidate_real]
+
+
+def read_history(run_dir: Path) -> list[dict]:
+    """Rows of a run's history.csv as dicts of floats (epoch as int); [] if none yet."""
+    path = Path(run_dir) / HISTORY_FILE
+    if not path.exists():
+        return []
+    with open(path, newline="", encoding="utf-8") as handle:
+        return [{key: (int(float(value)) if key == "epoch" else float(value))
+                 for key, value in row.items()} for row in csv.DictReader(handle)]
+
+
+SNAPSHOT_ORDER = re.compile(r"^(initial|epoch_(\d{3})(?:_batch_(\d{5}))?|interrupted|final)$")
+
+
+def snapshot_sequence(run_dir: Path) -> list[tuple[str, Path]]:
+    """The run's kernel snapshots in training order: initial, epoch_001_batch_..., epoch_001,
+    ..., interrupted, final."""
+    def order(stem: str):
+        match = SNAPSHOT_ORDER.match(stem)
+        if match.group(1) == "initial":
+            return (0, 0, 0)
+        if match.group(2):
+            batch = int(match.group(3)) if match.group(3) else 10**9
+            return (1, int(match.group(2)), batch)
+        return (2 if match.group(1) == "interrupted" else 3, 0, 0)
+
+    folder = Path(run_dir) / KERNELS_DIR
+    found = [path for path in folder.glob("*.npz") if SNAPSHOT_ORDER.match(path.stem)]
+    return [(path.stem, path) for path in sorted(found, key=lambda p: order(p.stem))]
