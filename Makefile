@@ -12,7 +12,7 @@ TRAIN_ARGS = $(call opt,MODEL,--model) $(call opt,INIT,--init) $(call opt,INIT_C
 	$(call opt,DATA,--data) $(call opt,BATCH_SIZE,--batch-size) $(call opt,LR,--learning-rate) \
 	$(call opt,FREEZE,--freeze) $(call opt,TRAIN_SAMPLES,--train-samples) $(call opt,RUNS_DIR,--runs-dir)
 
-.PHONY: venv train visualize runs test demos compare bench clean
+.PHONY: venv train visualize runs test demos compare bench tensorboard clean
 
 venv: $(STAMP)
 
@@ -35,6 +35,18 @@ runs: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+demos: $(STAMP)
+	$(PY) -m kexp demo all $(call opt,RUNS_DIR,--runs-dir)
+
+compare: $(STAMP)
+	$(PY) -m kexp compare $(call opt,JOBS,--jobs) $(call opt,EPOCHS,--epochs) $(call opt,RUNS_DIR,--runs-dir)
+
+tensorboard: $(STAMP)
+	$(PY) -m tensorboard.main --logdir $(or $(RUNS_DIR),runs)
+
+bench: $(STAMP)
+	$(PY) bench/run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache kexp.egg-info

@@ -197,3 +197,10 @@ def save_model_atomic(model: keras.Model, path: str | os.PathLike) -> Path:
         if temporary.exists():
             temporary.unlink()
     return path
+
+
+def tensorboard(log_dir: str | os.PathLike) -> keras.callbacks.TensorBoard:
+    """Keras' TensorBoard callback with weight histograms every epoch (kexp's own figures draw the
+    kernels: TensorBoard's write_images renders only conv1 and clips negatives)."""
+    return keras.callbacks.TensorBoard(log_dir=str(log_dir), histogram_freq=1, write_images=True,
+                                       update_freq="epoch")

@@ -19,7 +19,7 @@ from kexp.config import DEFAULTS, ConfigError, TrainConfig
 COMMAND_MODULES: tuple[str, ...] = ()
 
 
-def _positive_int(text: str) -> int:
+def _whole_number(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -41,28 +41,30 @@ def _add_train_parser(subparsers) -> None:
                              "see `kexp initializers`")
     parser.add_argument("--init-conv2", default=DEFAULTS.init_conv2,
                         help="initializer for conv2 only (default: the same as --init)")
-    parser.add_argument("--conv2-filters", type=_positive_int, default=DEFAULTS.conv2_filters,
+    parser.add_argument("--conv2-filters", type=_whole_number, default=DEFAULTS.conv2_filters,
                         help="filters in conv2 (default: the architecture's own)")
     parser.add_argument("--freeze", type=_layer_list, default=DEFAULTS.freeze,
                         help="comma-separated conv layers that keep their initial kernels")
-    parser.add_argument("--epochs", type=_positive_int, default=DEFAULTS.epochs)
-    parser.add_argument("--batch-size", type=_positive_int, default=DEFAULTS.batch_size)
+    parser.add_argument("--epochs", type=_whole_number, default=DEFAULTS.epochs)
+    parser.add_argument("--batch-size", type=_whole_number, default=DEFAULTS.batch_size)
     parser.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate)
-    parser.add_argument("--seed", type=_positive_int, default=DEFAULTS.seed)
+    parser.add_argument("--seed", type=_whole_number, default=DEFAULTS.seed)
     parser.add_argument("--data", default=DEFAULTS.data,
                         help="auto, mnist (Keras' loader), mnist-5k (offline subset), or a path "
                              "to mnist.npz / a folder of IDX files")
-    parser.add_argument("--train-samples", type=_positive_int, default=DEFAULTS.train_samples,
+    parser.add_argument("--train-samples", type=_whole_number, default=DEFAULTS.train_samples,
                         help="use at most this many training samples")
-    parser.add_argument("--test-samples", type=_positive_int, default=DEFAULTS.test_samples)
-    parser.add_argument("--snapshot-every", dest="snapshot_every_epochs", type=_positive_int,
+    parser.add_argument("--test-samples", type=_whole_number, default=DEFAULTS.test_samples)
+    parser.add_argument("--snapshot-every", dest="snapshot_every_epochs", type=_whole_number,
                         default=DEFAULTS.snapshot_every_epochs,
                         help="save conv kernels every N epochs")
-    parser.add_argument("--snapshot-batches", dest="snapshot_every_batches", type=_positive_int,
+    parser.add_argument("--snapshot-batches", dest="snapshot_every_batches", type=_whole_number,
                         default=DEFAULTS.snapshot_every_batches,
                         help="also save them every K batches of the first epoch (0: off)")
     parser.add_argument("--deterministic", action="store_true",
                         help="TensorFlow op determinism: bit-identical final kernels")
+    parser.add_argument("--tensorboard", action="store_true",
+                        help="also write TensorBoard logs into <run>/tensorboard")
     parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir)
     parser.add_argument("--resume", metavar="RUN",
                         help="continue an interrupted run from its last completed epoch "

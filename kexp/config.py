@@ -48,6 +48,7 @@ class TrainConfig:
     snapshot_every_epochs: int = 1
     snapshot_every_batches: int = 0  # >0: also snapshot conv kernels every K batches of epoch 1
     deterministic: bool = False  # TensorFlow op determinism (bit-identical final kernels)
+    tensorboard: bool = False  # also write Keras TensorBoard logs into <run>/tensorboard
     runs_dir: str = "runs"
 
     def validate(self) -> "TrainConfig":

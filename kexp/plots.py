@@ -15,6 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from kexp import initializers, runs
+from kexp.analysis import relative_change
 
 CMAP = "RdBu_r"
 SEPARATOR_COLOUR = "0.35"
@@ -118,16 +119,6 @@ def plot_conv2_mosaics(before: np.ndarray, after: np.ndarray, path: Path, suptit
     figure.suptitle(suptitle or f"conv2 kernel: {c_out} filters x {c_in} input channels, "
                     "each a 3x3 tile", fontsize=12)
     return _save(figure, path)
-
-
-def relative_change(before: np.ndarray, after: np.ndarray) -> np.ndarray:
-    """Per output filter ||after - before|| / ||before|| (inf where the start was all zeros)."""
-    flat_before = before.reshape(-1, before.shape[-1])
-    flat_after = after.reshape(-1, after.shape[-1])
-    change = np.linalg.norm(flat_after - flat_before, axis=0)
-    norm = np.linalg.norm(flat_before, axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(norm > 0, change / norm, np.where(change > 0, np.inf, 0.0))
 
 
 def plot_layer_summary(before: np.ndarray, after: np.ndarray, path: Path, layer: str = "conv2",

@@ -20,6 +20,7 @@ from kexp import data, runs
 from kexp.config import TrainConfig
 
 CHECKPOINT_DIR = "checkpoint"
+TENSORBOARD_DIR = "tensorboard"
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -111,6 +112,8 @@ def _fit(model, config: TrainConfig, dataset: data.Dataset, run_dir: Path, first
     # The checkpoint is written before the history row, so history never runs ahead of it.
     fit_callbacks = [callbacks.EpochCheckpoint(run_dir / CHECKPOINT_DIR), snapshots,
                      callbacks.EpochLog(run_dir / runs.HISTORY_FILE), *extra_callbacks]
+    if config.tensorboard:
+        fit_callbacks.append(callbacks.tensorboard(run_dir / TENSORBOARD_DIR))
     try:
         model.fit(train_batches, epochs=config.epochs, initial_epoch=first_epoch,
                   steps_per_epoch=steps_per_epoch, validation_data=test_batches,

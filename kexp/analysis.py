@@ -1,0 +1,67 @@
+"""Numbers that describe a set of filters: how far they moved, how edge-like they are, how many
+are really different. numpy only; used by plots, demos, the initializer study and tests.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+SOBEL_X = np.array([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+SOBEL_Y = SOBEL_X.T
+EDGE_ANGLES_DEGREES = tuple(range(0, 180, 15))
+
+
+def relative_change(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """Per output filter ||after - before|| / ||before|| for kernels (..., c_out); inf where a
+    filter started at exactly zero and moved, 0 where it did not move."""
+    flat_before = before.reshape(-1, before.shape[-1]).astype(np.float64)
+    flat_after = after.reshape(-1, after.shape[-1]).astype(np.float64)
+    change = np.linalg.norm(flat_after - flat_before, axis=0)
+    norm = np.linalg.norm(flat_before, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(norm > 0, change / norm, np.where(change > 0, np.inf, 0.0))
+
+
+def oriented_edge_filters(angles_degrees=EDGE_ANGLES_DEGREES) -> np.ndarray:
+    """Unit-norm 3x3 first-derivative (Sobel) filters steered to each angle: (angles, 3, 3)."""
+    filters = []
+    for angle in angles_degrees:
+        theta = math.radians(angle)
+        steered = math.cos(theta) * SOBEL_X + math.sin(theta) * SOBEL_Y
+        filters.append(steered / np.linalg.norm(steered))
+    return np.stack(filters)
+
+
+def edge_likeness(kernel: np.ndarray) -> np.ndarray:
+    """Per output filter, the best |cosine similarity| between the filter (its mean removed) and
+    an oriented 3x3 edge detector: 1 for a pure edge detector of some orientation; random 3x3
+    filters typically score about 0.3-0.6. For c_in > 1 the score is averaged over the input
+    channels' 3x3 slices. kernel: (3, 3, c_in, c_out)."""
+    if kernel.shape[:2] != (3, 3):
+        raise ValueError(f"edge_likeness needs 3x3 kernels; got shape {kernel.shape}.")
+    edges = oriented_edge_filters().reshape(-1, 9)  # (angles, 9), zero mean and unit norm
+    slices = np.transpose(kernel, (2, 3, 0, 1)).reshape(kernel.shape[2], kernel.shape[3], 9)
+    centred = slices - slices.mean(axis=-1, keepdims=True)
+    norms = np.linalg.norm(centred, axis=-1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        unit = np.where(norms > 0, centred / norms, 0.0)
+    cosine = np.abs(unit @ edges.T).max(axis=-1)  # (c_in, c_out)
+    return cosine.mean(axis=0)
+
+
+def distinct_filters(kernel: np.ndarray, tolerance: float = 1e-3) -> int:
+    """How many output filters are really different: filters whose distance is at most
+    `tolerance` times the larger norm (or absolutely, for all-zero filters) count as one. The
+    zeros initializer gives 1: every filter gets the same gradient, so they never separate."""
+    filters = kernel.reshape(-1, kernel.shape[-1]).T.astype(np.float64)
+    representatives: list[np.ndarray] = []
+    for candidate in filters:
+        for kept in representatives:
+            scale = max(np.linalg.norm(candidate), np.linalg.norm(kept), 1.0)
+            if np.linalg.norm(candidate - kept) <= tolerance * scale:
+                break
+        else:
+            representatives.append(candidate)
+    return len(representatives)
