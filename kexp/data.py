@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import importlib.util
 import sys
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,11 +173,14 @@ def load_npz(path: Path) -> Dataset:
     except DataError:
         raise
     except ValueError as error:
+        if "pickled data" in str(error):  # numpy's guess for a file that is neither zip nor .npy
+            raise DataError(f"{path}: not a valid .npz file (neither a zip archive nor a .npy "
+                            "array; expected Keras' mnist.npz).") from error
         if "allow_pickle" in str(error) or "Object arrays" in str(error):
             raise DataError(f"{path}: contains object arrays, which would need unpickling; "
                             "refused. Expected plain uint8/int arrays.") from error
         raise DataError(f"{path}: not a valid .npz file ({error}).") from error
-    except (OSError, EOFError, KeyError) as error:
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile) as error:
         raise DataError(f"{path}: not a valid .npz file ({error}).") from error
     return validate(Dataset(**arrays, source=str(path), description=f"local file {path}"),
                     str(path))

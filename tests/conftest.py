@@ -1,0 +1,32 @@
+"""Shared fixtures: one tiny real training run (real MNIST digits from the offline subset, a few
+hundred samples, two epochs) that several test files inspect, and the repo root for CLI calls."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def tiny_config_values() -> dict:
+    return dict(data="mnist-5k", train_samples=256, test_samples=128, epochs=2, batch_size=64,
+                seed=3)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, tiny_config_values) -> Path:
+    """A finished run folder from kexp.train.train on real digits."""
+    from kexp.config import TrainConfig
+    from kexp.train import train
+
+    runs_dir = tmp_path_factory.mktemp("runs")
+    return train(TrainConfig(runs_dir=str(runs_dir), **tiny_config_values), verbose=0)

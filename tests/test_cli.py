@@ -1,0 +1,73 @@
+"""The command line a user types: fast help, clear errors, and `make visualize`."""
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+
+def kexp(*args, cwd, timeout=300):
+    return subprocess.run([sys.executable, "-m", "kexp", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_help_answers_without_importing_tensorflow(repo_root):
+    code = ("import sys, contextlib, io\nfrom kexp import cli\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try: cli.main(['--help'])\n    except SystemExit: pass\n"
+            "print(sorted(m for m in ('tensorflow', 'keras', 'matplotlib') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True,
+                            text=True, timeout=60)
+    assert result.stdout.strip() == "[]", result.stderr
+    help_text = " ".join(kexp("train", "--help", cwd=repo_root).stdout.split())
+    assert "--init" in help_text and "default: glorot_uniform" in help_text
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--init", "glorot_unifrom"], "Invalid value for `init`: 'glorot_unifrom'. Expected one of:"),
+    (["--init", "random_normal:stddev=-1"], "Expected a positive number"),
+    (["--epochs", "0"], "Invalid value for `epochs`: 0. Expected a whole number >= 1"),
+    (["--epochs", "abc"], "argument --epochs: 'abc' is not a whole number"),
+    (["--model", "vgg"], "argument --model: invalid choice: 'vgg'"),
+    (["--data", "/nonexistent/mnist.npz"], "Invalid value for `data`: '/nonexistent/mnist.npz'"),
+])
+def test_bad_arguments_exit_non_zero_with_a_message_and_no_run(repo_root, tmp_path, args, message):
+    runs_dir = tmp_path / "runs"
+    result = kexp("train", "--runs-dir", str(runs_dir), *args, cwd=repo_root)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert not runs_dir.exists() or not any(runs_dir.iterdir())
+
+
+def test_initializers_command_lists_the_theory(repo_root):
+    result = kexp("initializers", cwd=repo_root)
+    assert result.returncode == 0
+    assert "glorot_uniform     U(-0.1421, 0.1421)" in result.stdout
+
+
+def test_make_visualize_recreates_deleted_figures(repo_root, trained_run):
+    figures = trained_run / "figures"
+    shutil.rmtree(figures)
+    result = subprocess.run(["make", "-s", "visualize", f"RUNS_DIR={trained_run.parent}",
+                             f"RUN={trained_run.name}"], cwd=repo_root, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    drawn = sorted(path.name for path in figures.iterdir())
+    assert drawn == ["conv1_before_after.png", "conv2_before_after.png", "conv2_summary.png",
+                     "histograms.png"]
+    assert all((figures / name).stat().st_size > 10_000 for name in drawn)
+
+
+def test_visualize_refuses_a_run_outside_the_runs_dir(repo_root, tmp_path, trained_run):
+    result = kexp("visualize", "--runs-dir", str(tmp_path / "empty"), str(trained_run),
+                  cwd=repo_root)
+    assert result.returncode == 2
+    assert "Expected a run folder inside" in result.stderr
+
+
+def test_runs_lists_the_finished_run(repo_root, trained_run):
+    result = kexp("runs", "--runs-dir", str(trained_run.parent), cwd=repo_root)
+    assert result.returncode == 0
+    line = next(line for line in result.stdout.splitlines() if trained_run.name in line)
+    assert "finished" in line

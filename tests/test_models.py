@@ -1,0 +1,90 @@
+"""Model shapes, layer names, the 320 parameters of conv1, and reproducible initial weights."""
+
+import numpy as np
+import pytest
+
+from kexp.config import ConfigError
+
+
+@pytest.fixture(scope="module")
+def keras():
+    import keras
+
+    return keras
+
+
+@pytest.mark.parametrize("name, conv2_shape, layer_names", [
+    ("mnist_cnn", (3, 3, 32, 32),
+     ["conv1", "conv2", "pool", "dropout1", "flatten", "dense1", "dropout2", "predictions"]),
+    ("convnet", (3, 3, 32, 64),
+     ["conv1", "pool1", "conv2", "pool2", "flatten", "dropout", "predictions"]),
+])
+def test_architectures(keras, name, conv2_shape, layer_names):
+    from kexp.models import build_model
+
+    model = build_model(name, seed=0)
+    assert [layer.name for layer in model.layers] == layer_names
+    conv1 = model.get_layer("conv1")
+    assert tuple(conv1.kernel.shape) == (3, 3, 1, 32)
+    assert conv1.count_params() == 3 * 3 * 1 * 32 + 32 == 320
+    assert tuple(model.get_layer("conv2").kernel.shape) == conv2_shape
+    assert model.output_shape == (None, 10)
+    assert model.optimizer is not None  # compiled: ready for plain model.fit
+
+
+def test_filters_are_the_weights(keras):
+    from kexp.models import build_model
+
+    conv1 = build_model("convnet", seed=0).get_layer("conv1")
+    assert [tuple(w.shape) for w in conv1.trainable_weights] == [(3, 3, 1, 32), (32,)]
+    assert np.all(keras.ops.convert_to_numpy(conv1.bias) == 0)
+
+
+def test_initializer_choice_reaches_each_conv_layer(keras):
+    from kexp.models import build_model
+
+    model = build_model("mnist_cnn", init="zeros", init_conv2="ones", conv2_filters=16, seed=0)
+    assert np.all(keras.ops.convert_to_numpy(model.get_layer("conv1").kernel) == 0)
+    conv2 = keras.ops.convert_to_numpy(model.get_layer("conv2").kernel)
+    assert conv2.shape == (3, 3, 32, 16) and np.all(conv2 == 1)
+
+
+def test_same_seed_same_kernels_other_seed_other_kernels(keras):
+    from kexp.models import build_model
+
+    def conv1(seed):
+        return keras.ops.convert_to_numpy(build_model("convnet", seed=seed).get_layer("conv1").kernel)
+
+    assert np.array_equal(conv1(5), conv1(5))
+    assert not np.array_equal(conv1(5), conv1(6))
+
+
+def test_freeze_keeps_conv1_untrainable(keras):
+    from kexp.models import build_model
+
+    model = build_model("convnet", freeze=["conv1"], seed=0)
+    assert not model.get_layer("conv1").trainable and model.get_layer("conv2").trainable
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"name": "resnet"}, r"Invalid value for `model`: 'resnet'\. Expected one of: mnist_cnn, convnet"),
+    ({"freeze": ["dense1"]}, r"Invalid value for `freeze`: 'dense1'\. Expected layer names"),
+])
+def test_bad_model_arguments(keras, kwargs, message):
+    from kexp.models import build_model
+
+    with pytest.raises(ConfigError, match=message):
+        build_model(**kwargs)
+
+
+def test_a_user_script_can_fit_and_snapshot_with_plain_keras(keras, tmp_path):
+    import kexp
+
+    model = kexp.build_model("convnet", init="he_normal", seed=1)
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, 64)
+    snapshots = kexp.KernelSnapshots(tmp_path / "kernels")
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[snapshots])
+    names = sorted(path.name for path in (tmp_path / "kernels").iterdir())
+    assert names == ["epoch_001.npz", "final.npz", "initial.npz"]

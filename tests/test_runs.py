@@ -1,0 +1,84 @@
+"""Run folders: exclusive creation, atomic writes, resolving RUN=, crash detection."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from kexp import runs
+from kexp.runs import RunError
+
+
+def make_run(root, name):
+    run_dir = root / name
+    (run_dir / "kernels").mkdir(parents=True)
+    runs.write_json_atomic(run_dir / runs.CONFIG_FILE, {"config": {}})
+    return run_dir
+
+
+def test_run_folders_are_distinct_and_exclusive(tmp_path):
+    created = {runs.create_run_dir(tmp_path, "glorot_uniform") for _ in range(20)}
+    assert len(created) == 20
+    assert all((path / "kernels").is_dir() and (path / "figures").is_dir() for path in created)
+
+
+def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "status.json"
+    runs.write_json_atomic(path, {"status": "running"})
+
+    def explode(handle):
+        handle.write(b'{"status": "fin')
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):
+        runs._write_atomic(path, explode)
+    assert json.loads(path.read_text()) == {"status": "running"}
+    assert os.listdir(tmp_path) == ["status.json"]  # no temporary file left behind
+
+
+def test_npz_round_trip_and_no_pickles(tmp_path):
+    arrays = {"conv1": np.ones((3, 3, 1, 32), np.float32)}
+    path = runs.write_npz_atomic(tmp_path / "k.npz", arrays)
+    assert np.array_equal(runs.load_kernels(path)["conv1"], arrays["conv1"])
+    np.savez(tmp_path / "evil.npz", conv1=np.array([object()], dtype=object))
+    with pytest.raises(ValueError, match="allow_pickle"):
+        runs.load_kernels(tmp_path / "evil.npz")
+
+
+def test_resolve_run_newest_all_named_and_refusals(tmp_path):
+    root = tmp_path / "runs"
+    with pytest.raises(RunError, match="No runs in"):
+        runs.resolve_run(None, root)
+    old, new = make_run(root, "20260101-000000-a"), make_run(root, "20260102-000000-b")
+    assert runs.resolve_run(None, root) == [new]
+    assert runs.resolve_run("all", root) == [old, new]
+    assert runs.resolve_run(old.name, root) == [old.resolve()]
+    assert runs.resolve_run(str(old), root) == [old.resolve()]
+    outside = make_run(tmp_path, "elsewhere")
+    with pytest.raises(RunError, match=r"Invalid value for `RUN`: '.*'\. Expected a run folder inside"):
+        runs.resolve_run(str(outside), root)
+    with pytest.raises(RunError, match="Expected a run folder inside"):
+        runs.resolve_run("../elsewhere", root)
+    with pytest.raises(RunError, match="is not a run folder"):
+        runs.resolve_run("20990101-nothing", root)
+
+
+def test_a_running_status_whose_process_is_gone_reads_as_crashed(tmp_path):
+    run_dir = make_run(tmp_path, "r")
+    runs.write_status(run_dir, runs.STATUS_RUNNING)
+    assert runs.read_status(run_dir)["status"] == "running"  # this process is alive
+    payload = json.loads((run_dir / "status.json").read_text())
+    payload["pid"] = 2**22 + 12345  # beyond pid_max on this kind of machine
+    (run_dir / "status.json").write_text(json.dumps(payload))
+    assert runs.read_status(run_dir)["status"] == "crashed"
+
+
+def test_snapshot_sequence_is_in_training_order(tmp_path):
+    run_dir = make_run(tmp_path, "r")
+    for stem in ["final", "epoch_002", "epoch_001", "initial", "epoch_001_batch_00010",
+                 "epoch_001_batch_00002", "interrupted", "notes"]:
+        runs.write_npz_atomic(run_dir / "kernels" / f"{stem}.npz", {"conv1": np.zeros(1)})
+    labels = [label for label, _ in runs.snapshot_sequence(run_dir)]
+    assert labels == ["initial", "epoch_001_batch_00002", "epoch_001_batch_00010", "epoch_001",
+                      "epoch_002", "interrupted", "final"]

@@ -1,0 +1,95 @@
+"""What a training run leaves behind: the run folder, kernel snapshots, history and status."""
+
+import json
+
+import numpy as np
+import pytest
+
+from kexp import runs
+from kexp.config import ConfigError, TrainConfig
+
+
+def test_run_folder_is_complete(trained_run):
+    for name in ["config.json", "status.json", "history.csv", "model.keras"]:
+        assert (trained_run / name).is_file(), name
+    kernels = sorted(p.name for p in (trained_run / "kernels").iterdir())
+    assert kernels == ["epoch_001.npz", "epoch_002.npz", "final.npz", "initial.npz"]
+    figures = sorted(p.name for p in (trained_run / "figures").iterdir())
+    assert figures == ["conv1_before_after.png", "conv2_before_after.png", "conv2_summary.png",
+                       "histograms.png"]
+    assert not list(trained_run.rglob("*.tmp*")) and not (trained_run / "checkpoint").exists()
+
+
+def test_kernels_have_keras_layout_and_training_changed_them(trained_run):
+    before = runs.load_kernels(trained_run / "kernels" / "initial.npz")
+    after = runs.load_kernels(trained_run / "kernels" / "final.npz")
+    assert before["conv1"].shape == after["conv1"].shape == (3, 3, 1, 32)
+    assert before["conv2"].shape == (3, 3, 32, 32) and before["conv1"].dtype == np.float32
+    assert not np.array_equal(before["conv1"], after["conv1"])
+    limit = np.sqrt(6 / (9 + 288))  # glorot_uniform, the default
+    assert np.abs(before["conv1"]).max() <= limit
+
+
+def test_final_snapshot_matches_the_saved_model(trained_run):
+    import keras
+
+    model = keras.saving.load_model(trained_run / "model.keras")
+    final = runs.load_kernels(trained_run / "kernels" / "final.npz")
+    assert np.array_equal(keras.ops.convert_to_numpy(model.get_layer("conv1").kernel),
+                          final["conv1"])
+
+
+def test_status_history_and_config_record_the_run(trained_run, tiny_config_values):
+    status = runs.read_status(trained_run)
+    assert status["status"] == "finished" and 0 <= status["test_accuracy"] <= 1
+    history = runs.read_history(trained_run)
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "seconds"} <= set(history[0])
+    recorded = json.loads((trained_run / "config.json").read_text())
+    assert recorded["config"]["seed"] == tiny_config_values["seed"]
+    assert recorded["data"]["source"] == "mnist-5k" and recorded["data"]["used_train_samples"] == 256
+    assert recorded["versions"]["keras"].startswith("3.")
+    assert TrainConfig.from_dict(recorded["config"]).validate() == TrainConfig(
+        **{**TrainConfig().to_dict(), **recorded["config"]})
+
+
+def test_learning_reduces_the_loss(trained_run):
+    history = runs.read_history(trained_run)
+    assert history[-1]["loss"] < history[0]["loss"]
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"epochs": 0}, r"Invalid value for `epochs`: 0\. Expected a whole number >= 1"),
+    ({"epochs": 1.5}, r"Invalid value for `epochs`: 1\.5"),
+    ({"batch_size": 0}, r"Invalid value for `batch_size`: 0"),
+    ({"batch_size": -5}, r"Invalid value for `batch_size`: -5"),
+    ({"model": "vgg"}, r"Invalid value for `model`: 'vgg'"),
+    ({"learning_rate": -1.0}, r"Invalid value for `learning_rate`: -1\.0"),
+    ({"freeze": ["conv9"]}, r"Invalid value for `freeze`: 'conv9'"),
+    ({"init_conv2": "nope"}, r"Invalid value for `init_conv2`: 'nope'"),
+])
+def test_bad_settings_fail_before_anything_is_created(tmp_path, changes, message):
+    from kexp.train import train
+
+    runs_dir = tmp_path / "runs"
+    with pytest.raises(ConfigError, match=message):
+        train(TrainConfig(runs_dir=str(runs_dir), data="mnist-5k", **changes))
+    assert not runs_dir.exists()
+
+
+def test_every_epoch_has_its_own_order_and_a_seed_repeats_them():
+    from kexp.train import epoch_batches
+
+    images = np.arange(40, dtype=np.float32).reshape(40, 1)
+    labels = np.arange(40)
+
+    def orders(seed, first_epoch=0):
+        batches = [b[1].numpy() for b in epoch_batches(images, labels, 40, seed, first_epoch, 3)]
+        return [batch.tolist() for batch in batches]
+
+    first = orders(seed=1)
+    assert len(first) == 3 and all(sorted(order) == list(range(40)) for order in first)
+    assert first[0] != first[1] != first[2]  # a seeded fit(shuffle=True) would repeat one order
+    assert orders(seed=1) == first
+    assert orders(seed=1, first_epoch=1) == first[1:]  # a resumed run sees the same orders
+    assert orders(seed=2) != first
