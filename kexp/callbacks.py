@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import os
 import time
+import zipfile
 from pathlib import Path
 
 import keras
@@ -64,6 +65,9 @@ class KernelSnapshots(keras.callbacks.Callback):
         self.directory = Path(directory)
         self.every_epochs = every_epochs
         self.every_batches = every_batches
+        # Keras runs batch hooks synchronously (a device sync every step) when a callback
+        # overrides one, unless the callback says it is async-safe: true while they do nothing.
+        self.async_safe = every_batches == 0
         self.layer_names = list(layer_names) if layer_names else None
         self.seconds_spent = 0.0  # time inside this callback, for overhead measurements
         self.saved: list[Path] = []
@@ -197,6 +201,33 @@ def save_model_atomic(model: keras.Model, path: str | os.PathLike) -> Path:
         if temporary.exists():
             temporary.unlink()
     return path
+
+
+class ModelLoadError(runs.RunError):
+    """A model file that kexp refuses or fails to load; the message says which and why."""
+
+
+def load_model(path: str | os.PathLike) -> keras.Model:
+    """`keras.saving.load_model` with safe mode on (never off): a file whose loading would run
+    Python code, such as a `Lambda` layer's lambda, is refused with a clear ModelLoadError
+    instead of Keras' advice to turn safe mode off."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"Invalid value for `model`: '{path}'. Expected an existing "
+                             ".keras file.")
+    if path.suffix == ".keras" and not zipfile.is_zipfile(path):
+        raise ModelLoadError(f"Cannot load '{path}': not a .keras zip archive (truncated or "
+                             "corrupt). Expected a model saved by kexp or keras.Model.save.")
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except (ValueError, TypeError) as error:
+        if "Lambda" in str(error) or "safe_mode" in str(error):
+            raise ModelLoadError(
+                f"Refused to load '{path}': it contains Python code (a `Lambda` layer) that "
+                "would run while loading, and kexp loads models only in Keras' safe mode. "
+                "Expected a model without Lambda layers, such as one saved by kexp.") from error
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ModelLoadError(f"Cannot load '{path}' as a Keras model: {first_line}") from error
 
 
 def tensorboard(log_dir: str | os.PathLike) -> keras.callbacks.TensorBoard:

@@ -16,7 +16,7 @@ from kexp.config import DEFAULTS, ConfigError, TrainConfig
 
 # Modules that add a sub-command: each has add_parser(subparsers) and imports TensorFlow only
 # when its command runs.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("kexp.compare", "kexp.animate", "kexp.demos")
 
 
 def _whole_number(text: str) -> int:
@@ -136,7 +136,7 @@ def _runs_command(args) -> int:
         accuracy = status.get("test_accuracy")
         epochs = status.get("epochs_completed", len(runs.read_history(run_dir)))
         print(f"{run_dir.name:<48} {status['status']:<12} {config['model']:<10} "
-              f"{epochs:>6} {accuracy if accuracy is None else f'{accuracy:.4f}':>9}")
+              f"{epochs:>6} {'-' if accuracy is None else f'{accuracy:.4f}':>9}")
     return 0
 
 

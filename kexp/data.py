@@ -173,9 +173,10 @@ def load_npz(path: Path) -> Dataset:
     except DataError:
         raise
     except ValueError as error:
-        if "pickled data" in str(error):  # numpy's guess for a file that is neither zip nor .npy
-            raise DataError(f"{path}: not a valid .npz file (neither a zip archive nor a .npy "
-                            "array; expected Keras' mnist.npz).") from error
+        if "pickled" in str(error):  # numpy's answer for any file that is neither zip nor .npy
+            raise DataError(f"{path}: not a valid .npz file (not a zip archive of arrays; "
+                            "pickled data is never loaded). Expected Keras' mnist.npz with "
+                            f"{', '.join(IDX_FILES)}.") from error
         if "allow_pickle" in str(error) or "Object arrays" in str(error):
             raise DataError(f"{path}: contains object arrays, which would need unpickling; "
                             "refused. Expected plain uint8/int arrays.") from error

@@ -45,7 +45,16 @@ KERAS_INITIALIZERS: dict[str, dict[str, tuple]] = {
 }
 
 # kexp's own initializers (built in kexp.custom_initializers): name -> parameters as above.
-CUSTOM_INITIALIZERS: dict[str, dict[str, tuple]] = {}
+# image_patches: 3x3 patches of real training images; the others: hand-designed filters.
+CUSTOM_INITIALIZERS: dict[str, dict[str, tuple]] = {
+    "image_patches": {"gain": (1.0, _POSITIVE),
+                      "data": ("mnist-5k", ("mnist-5k", "auto", "mnist"))},
+    "sobel_x": {"gain": (1.0, _POSITIVE)},
+    "sobel_y": {"gain": (1.0, _POSITIVE)},
+    "laplacian": {"gain": (1.0, _POSITIVE)},
+    "gaussian": {"gain": (1.0, _POSITIVE), "sigma": (1.0, _POSITIVE)},
+    "peak": {"gain": (1.0, _POSITIVE)},
+}
 
 # The fixed VarianceScaling settings behind the named Keras shortcuts.
 _VARIANCE_SCALING_ALIASES = {
@@ -246,7 +255,11 @@ def theory(spec: str | InitializerSpec, shape: tuple[int, ...]) -> Theory:
         std = gain * math.sqrt(min(rows, cols) / (rows * cols))
         return Theory("orthogonal", std=std, low=-gain, high=gain,
                       description=f"orthogonal {rows}x{cols} matrix times gain {gain:g}")
-    return Theory("custom", description=f"{name} (kexp's own, see kexp.custom_initializers)")
+    if name == "image_patches":
+        return Theory("custom", description=f"3x3 patches of {params['data']} training images, "
+                      f"zero mean, norm {params['gain']:g} (kexp.custom_initializers)")
+    return Theory("custom", description=f"hand-designed {name} filter: 8 rotations/mirrors x 2 "
+                  f"signs, norm {params['gain']:g} (kexp.custom_initializers)")
 
 
 def seed_formula_bounds(shape: tuple[int, ...]) -> tuple[float, float]:

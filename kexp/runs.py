@@ -46,8 +46,9 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "-", text).strip("-")[:40] or "run"
 
 
-def create_run_dir(runs_root: str | os.PathLike, label: str) -> Path:
-    """Create a new, empty run folder; two runs never share one (mkdir fails if it exists)."""
+def prepare_runs_root(runs_root: str | os.PathLike) -> Path:
+    """Create the runs directory if needed and check that run folders can be made in it, so an
+    unwritable --runs-dir fails before a model is built."""
     runs_root = Path(runs_root)
     try:
         runs_root.mkdir(parents=True, exist_ok=True)
@@ -57,6 +58,12 @@ def create_run_dir(runs_root: str | os.PathLike, label: str) -> Path:
     if not os.access(runs_root, os.W_OK | os.X_OK):
         raise RunError(f"The runs directory '{runs_root}' is not writable. "
                        "Choose a writable folder with --runs-dir.")
+    return runs_root
+
+
+def create_run_dir(runs_root: str | os.PathLike, label: str) -> Path:
+    """Create a new, empty run folder; two runs never share one (mkdir fails if it exists)."""
+    runs_root = prepare_runs_root(runs_root)
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     while True:
         run_dir = runs_root / f"{stamp}-{_slug(label)}-{uuid.uuid4().hex[:6]}"
@@ -120,14 +127,19 @@ def load_kernels(path: Path) -> dict[str, np.ndarray]:
 
 
 def write_status(run_dir: Path, status: str, **fields) -> dict:
-    """Replace status.json; keeps the fields written before (start time, pid) and adds `fields`."""
+    """Replace status.json; keeps the fields written before (start time) and adds `fields`. The
+    pid is always the writer's: a resumed run is alive while its new process is, and a run that
+    (re)starts drops the reason it stopped before."""
     path = Path(run_dir) / STATUS_FILE
     previous = read_json(path) if path.exists() else {}
+    if status == STATUS_RUNNING:
+        previous = {key: value for key, value in previous.items()
+                    if key not in ("reason", "resume")}
     payload = {**previous, **fields, "status": status, "updated": now_iso()}
     if status == STATUS_RUNNING and "started" not in payload:
         payload["started"] = payload["updated"]
-    payload.setdefault("pid", os.getpid())
-    payload.setdefault("host", socket.gethostname())
+    payload["pid"] = os.getpid()
+    payload["host"] = socket.gethostname()
     write_json_atomic(path, payload)
     return payload
 

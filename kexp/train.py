@@ -109,9 +109,11 @@ def _fit(model, config: TrainConfig, dataset: data.Dataset, run_dir: Path, first
     snapshots = callbacks.KernelSnapshots(run_dir / runs.KERNELS_DIR,
                                           every_epochs=config.snapshot_every_epochs,
                                           every_batches=config.snapshot_every_batches)
-    # The checkpoint is written before the history row, so history never runs ahead of it.
-    fit_callbacks = [callbacks.EpochCheckpoint(run_dir / CHECKPOINT_DIR), snapshots,
-                     callbacks.EpochLog(run_dir / runs.HISTORY_FILE), *extra_callbacks]
+    # Order per epoch: snapshot, history row, then checkpoint. A stop between them leaves the
+    # history at most one row ahead of the checkpoint, and resume trims it; the other way round
+    # a resumed run would lose that epoch's row.
+    fit_callbacks = [snapshots, callbacks.EpochLog(run_dir / runs.HISTORY_FILE),
+                     callbacks.EpochCheckpoint(run_dir / CHECKPOINT_DIR), *extra_callbacks]
     if config.tensorboard:
         fit_callbacks.append(callbacks.tensorboard(run_dir / TENSORBOARD_DIR))
     try:
@@ -172,6 +174,7 @@ def train(config: TrainConfig, extra_callbacks=(), verbose: int | str = "auto") 
     data have been checked."""
     config.validate()
     dataset, data_summary = prepare_data(config)
+    runs.prepare_runs_root(config.runs_dir)  # an unwritable --runs-dir fails before the build
     _set_determinism(config)
     model = _build(config)
     run_dir = runs.create_run_dir(config.runs_dir, config.init.split(":")[0])
@@ -187,8 +190,6 @@ def train(config: TrainConfig, extra_callbacks=(), verbose: int | str = "auto") 
 
 def resume(run_dir: Path, extra_callbacks=(), verbose: int | str = "auto") -> Path:
     """Continue an interrupted, failed or crashed run from its last completed epoch."""
-    import keras
-
     from kexp import callbacks
 
     run_dir = Path(run_dir)
@@ -210,7 +211,7 @@ def resume(run_dir: Path, extra_callbacks=(), verbose: int | str = "auto") -> Pa
         model, first_epoch = _build(config), 0
     else:
         first_epoch, path = latest
-        model = keras.saving.load_model(path)  # safe_mode stays on
+        model = callbacks.load_model(path)  # safe mode: a Lambda layer is refused
     _trim_history(run_dir, first_epoch)
     print(f"kexp: resuming {run_dir} after epoch {first_epoch} of {config.epochs}", flush=True)
     return _run(model, config, dataset, run_dir, first_epoch, extra_callbacks, verbose)

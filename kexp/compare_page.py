@@ -1,0 +1,313 @@
+"""The initializer study's figure and static page, drawn from the runs `kexp compare` trained.
+
+One figure answers "does the starting point matter?" at a glance: every initializer's 32 conv1
+filters before and after on ONE colour scale (so a colour is the same number in every panel),
+then accuracy and loss, how far each filter moved, and how edge-like the filters became.
+index.html lays that out with the summary table and links to every run; it is self-contained
+(relative links, inline CSS, no script, no network), so it opens from a file or a CI artifact.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+
+import numpy as np
+
+from kexp import plots, runs
+
+# Weights span 0.01 (random_normal small) to 3+ (random_normal large): a linear scale shared
+# by all panels would leave every ordinary initializer white, so the shared scale is
+# symmetric-logarithmic, linear within +-LINEAR_WITHIN.
+LINEAR_WITHIN = 0.02
+RUN_FIGURES = ("conv1_before_after.png", "conv1_evolution.gif", "histograms.png",
+               "conv2_summary.png", "conv2_before_after.png")
+RUN_FILES = ("config.json", "status.json", "history.csv")
+
+
+def _display(init: str) -> str:
+    return init.replace(":", "\n")
+
+
+def _by_initializer(measured: list[tuple[dict, dict]]) -> dict[str, list[tuple[dict, dict]]]:
+    grouped: dict[str, list[tuple[dict, dict]]] = {}
+    for row, details in measured:
+        grouped.setdefault(row["initializer"], []).append((row, details))
+    return grouped
+
+
+def _row_label(row: dict) -> str:
+    if row["test_accuracy"] is None:
+        return f"{_display(row['initializer'])}\nseed {row['seed']}: {row['status']}"
+    copies = "\n(all 32 identical)" if row["conv1_distinct_final"] == 1 else ""
+    return (f"{_display(row['initializer'])}\nseed {row['seed']}: test acc "
+            f"{row['test_accuracy']:.3f}\ndistinct filters "
+            f"{row['conv1_distinct_initial']} -> {row['conv1_distinct_final']}{copies}")
+
+
+def _grids(figure, grouped: dict, epochs: int) -> None:
+    """Left block: per initializer, conv1 before | after on one symmetric-log colour scale, and
+    the change after - before on one linear scale shared by all initializers."""
+    from matplotlib.colors import Normalize, SymLogNorm
+
+    shown = {init: next(((row, d) for row, d in group if "conv1_before" in d), group[0])
+             for init, group in grouped.items()}
+    tiles = {}
+    for init, (_, details) in shown.items():
+        if "conv1_before" in details:
+            before = plots.filter_tiles(details["conv1_before"])
+            after = plots.filter_tiles(details["conv1_after"])
+            tiles[init] = (before, after, after - before)
+    weight_limit = plots.symmetric_limit(*[t for tri in tiles.values() for t in tri[:2]])
+    change_limit = plots.symmetric_limit(*[tri[2] for tri in tiles.values()])
+    weight_norm = SymLogNorm(linthresh=LINEAR_WITHIN, vmin=-weight_limit, vmax=weight_limit,
+                             base=10)
+    change_norm = Normalize(vmin=-change_limit, vmax=change_limit)
+    titles = ("before training", f"after {epochs} epoch(s)", "change (after - before)")
+    axes = figure.subplots(len(shown), 3, squeeze=False)
+    images = [None, None]
+    for index, (init, (row, _)) in enumerate(shown.items()):
+        for column, title in enumerate(titles):
+            ax = axes[index, column]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if index == 0:
+                ax.set_title(title, fontsize=11)
+            if init not in tiles:
+                ax.text(0.5, 0.5, f"{row['status'].upper()}: see the table", ha="center",
+                        va="center", fontsize=9, color="darkred", transform=ax.transAxes)
+                continue
+            rows, cols = plots.grid_shape(len(tiles[init][column]))
+            ax.set_facecolor(plots.SEPARATOR_COLOUR)
+            images[column == 2] = ax.imshow(
+                np.ma.masked_invalid(plots.tile(tiles[init][column], rows, cols)),
+                cmap=plots.CMAP, norm=change_norm if column == 2 else weight_norm,
+                interpolation="nearest")
+        axes[index, 0].set_ylabel(_row_label(row), rotation=0, ha="right", va="center",
+                                  fontsize=9)
+    labels = (f"weight (before and after, all rows; log beyond +-{LINEAR_WITHIN})",
+              "change (all rows; linear)")
+    for image, columns, label in zip(images, (axes[:, :2], axes[:, 2]), labels):
+        if image is not None:
+            colorbar = figure.colorbar(image, ax=columns, shrink=0.5, aspect=35,
+                                       location="bottom", label=label)
+            colorbar.ax.tick_params(labelsize=8)
+    figure.suptitle("conv1's 32 3x3 filters (first seed of each initializer)", fontsize=12)
+
+
+def _colours(inits) -> dict[str, tuple]:
+    from matplotlib import colormaps
+
+    palette = colormaps["tab10"]
+    return {init: palette(index % 10) for index, init in enumerate(inits)}
+
+
+def _curves(ax, loss_ax, grouped: dict, colours: dict) -> None:
+    """Test accuracy and training loss per epoch, side by side, one line per run."""
+    from matplotlib.ticker import FormatStrFormatter, MaxNLocator
+
+    for init, group in grouped.items():
+        for number, (_, details) in enumerate(group):
+            history = details.get("history") or []
+            if not history:
+                continue
+            epochs = [entry["epoch"] for entry in history]
+            ax.plot(epochs, [entry.get("val_accuracy", np.nan) for entry in history],
+                    color=colours[init], marker="o", lw=1.6)
+            loss_ax.plot(epochs, [entry.get("loss", np.nan) for entry in history],
+                         color=colours[init], marker="o", lw=1.6,
+                         label=init if number == 0 else None)
+    for axis in (ax, loss_ax):
+        axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.grid(alpha=0.3)
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(0, 1)
+    ax.set_title("test accuracy (one line per seed)", fontsize=11)
+    loss_ax.set_yscale("log")
+    loss_ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
+    loss_ax.set_ylabel("training loss (log scale)")
+    loss_ax.set_title("training loss", fontsize=11)
+    loss_ax.legend(fontsize=7, loc="upper right", framealpha=0.9)
+
+
+def _change(ax, grouped: dict, colours: dict) -> None:
+    """Box per initializer of conv1's per-filter relative change, all seeds pooled."""
+    positions, boxes = [], []
+    for position, (init, group) in enumerate(grouped.items()):
+        values = np.concatenate([d["conv1_change"] for _, d in group if "conv1_change" in d]
+                                or [np.array([])])
+        moved = values[np.isfinite(values) & (values > 0)]
+        if moved.size:
+            positions.append(position)
+            boxes.append(moved)
+        elif values.size:
+            ax.text(position, 0.5, "no filter\nmoved (0)", ha="center", va="center",
+                    fontsize=8, color=colours[init], transform=ax.get_xaxis_transform())
+    if boxes:
+        parts = ax.boxplot(boxes, positions=positions, widths=0.6, patch_artist=True)
+        for patch, position in zip(parts["boxes"], positions):
+            patch.set_facecolor(colours[list(grouped)[position]])
+            patch.set_alpha(0.6)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(grouped)), [_display(init) for init in grouped], fontsize=8)
+    ax.set_xlim(-0.6, len(grouped) - 0.4)
+    ax.set_ylabel("||after - before|| / ||before||")
+    ax.set_title("how far each conv1 filter moved (all seeds)", fontsize=11)
+
+
+def _edges(ax, grouped: dict, colours: dict) -> None:
+    """Mean edge-likeness of conv1 before (hollow) and after (filled) training."""
+    for position, (init, group) in enumerate(grouped.items()):
+        before = [d["edge_before"].mean() for _, d in group if "edge_before" in d]
+        after = [d["edge_after"].mean() for _, d in group if "edge_after" in d]
+        if not before:
+            continue
+        start, end = float(np.mean(before)), float(np.mean(after))
+        ax.annotate("", xy=(position, end), xytext=(position, start),
+                    arrowprops={"arrowstyle": "->", "color": colours[init], "lw": 1.5})
+        ax.plot(position, start, "o", mfc="white", mec=colours[init], ms=8)
+        ax.plot(position, end, "o", color=colours[init], ms=8)
+    ax.plot([], [], "o", mfc="white", mec="black", label="before")
+    ax.plot([], [], "o", color="black", label="after")
+    ax.set_xticks(range(len(grouped)), [_display(init) for init in grouped], fontsize=8)
+    ax.set_xlim(-0.6, len(grouped) - 0.4)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("mean best |cos| with an edge filter")
+    ax.set_title("edge-likeness of conv1 (1 = pure oriented edge detector)", fontsize=11)
+    ax.legend(fontsize=8, loc="lower right")
+
+
+def plot_comparison(measured: list[tuple[dict, dict]], path: Path, study) -> Path:
+    """The study's one figure: grids on the left, curves / change / edges on the right."""
+    from matplotlib.figure import Figure
+
+    grouped = _by_initializer(measured)
+    colours = _colours(grouped)
+    height = max(9.0, 1.15 * len(grouped) + 2.0)
+    figure = Figure(figsize=(19, height), layout="constrained")
+    left, right = figure.subfigures(1, 2, width_ratios=[1.2, 1])
+    _grids(left, grouped, study.epochs)
+    axes = right.subplot_mosaic([["accuracy", "loss"], ["change", "change"],
+                                 ["edges", "edges"]])
+    _curves(axes["accuracy"], axes["loss"], grouped, colours)
+    _change(axes["change"], grouped, colours)
+    _edges(axes["edges"], grouped, colours)
+    right.suptitle(f"{study.model} on {study.data}, {study.epochs} epoch(s), seeds "
+                   f"{', '.join(map(str, study.seeds))}", fontsize=12)
+    return plots._save(figure, path)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return html.escape(str(value))
+
+
+def _link(compare_dir: Path, target: Path, text: str) -> str:
+    href = Path(os.path.relpath(target, compare_dir)).as_posix()
+    return f'<a href="{html.escape(href)}">{html.escape(text)}</a>'
+
+
+def _table(rows: list[dict], columns) -> str:
+    head = "".join(f"<th>{html.escape(column.replace('_', ' '))}</th>" for column in columns)
+    body = []
+    for row in rows:
+        css = "" if row["status"] == runs.STATUS_FINISHED else ' class="failed"'
+        body.append(f"<tr{css}>" + "".join(f"<td>{_cell(row[c])}</td>" for c in columns)
+                    + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _run_section(compare_dir: Path, row: dict, log_path: Path | None) -> str:
+    title = f"{row['initializer']}, seed {row['seed']}: {row['status']}"
+    parts = [f"<section><h3>{html.escape(title)}</h3>"]
+    if row["reason"]:
+        parts.append(f"<p class=\"reason\">{html.escape(row['reason'])}</p>")
+    links = []
+    run_dir = compare_dir / row["run"] if row["run"] else None
+    if run_dir is not None:
+        links.append(_link(compare_dir, run_dir, "run folder"))
+        links += [_link(compare_dir, run_dir / name, name) for name in RUN_FILES
+                  if (run_dir / name).exists()]
+    if log_path is not None and log_path.exists():
+        links.append(_link(compare_dir, log_path, "training log"))
+    parts.append(f"<p>{' · '.join(links)}</p>")
+    if run_dir is not None:
+        figures = [run_dir / runs.FIGURES_DIR / name for name in RUN_FIGURES]
+        for path, css in zip(figures[:2], ("grids", "animation")):
+            if path.exists():
+                source = Path(os.path.relpath(path, compare_dir)).as_posix()
+                parts.append(f'<img class="{css}" src="{html.escape(source)}" '
+                             f'alt="{html.escape(path.name)} of {html.escape(title)}" '
+                             'loading="lazy">')
+        more = [_link(compare_dir, p, p.name) for p in figures[2:] if p.exists()]
+        if more:
+            parts.append(f"<p>more figures: {' · '.join(more)}</p>")
+    parts.append("</section>")
+    return "".join(parts)
+
+
+STYLE_SHEET = """
+body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1700px;
+       padding: 0 1em; color: #222; }
+img { max-width: 100%; border: 1px solid #ddd; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; }
+th { background: #f0f0f0; } td:first-child { text-align: left; }
+tr.failed td { background: #fde8e8; } .reason { color: #a00; font-family: monospace; }
+section { border-top: 1px solid #ddd; margin-top: 1em; }
+section img { vertical-align: middle; margin-right: 1%; }
+section img.grids { width: 64%; } section img.animation { width: 30%; }
+.setup { color: #555; }
+"""
+
+HOW_TO_READ = """
+<p>Left: each initializer's 32 conv1 filters (3x3, one tile each) before and after training, all
+on one colour scale (red positive, blue negative, white zero; logarithmic beyond the linear
+band, so a tiny and a huge initializer can sit side by side), and the change, on one linear
+scale for all rows. <b>Distinct filters</b> counts filters that differ beyond a tolerance: 32
+means every filter is its own feature, 1 means all 32 are copies (the symmetry problem). Right,
+top: test accuracy and training loss per epoch, one line per seed. Middle: how far each filter
+moved, relative to where it started.
+Bottom: how much the filters look like oriented edge detectors, before (hollow) and after
+(filled). Each run below links its own figures (with its own colour scale) and an animation of
+its filters through training.</p>
+"""
+
+
+def write_index(compare_dir: Path, study, measured: list[tuple[dict, dict]],
+                seconds: float, log_paths: dict | None = None) -> Path:
+    """index.html: the figure, the summary table and every run, with relative links only."""
+    from kexp import compare
+
+    rows = [row for row, _ in measured]
+    log_paths = log_paths or {}
+    failed = [row for row in rows if row["status"] != runs.STATUS_FINISHED]
+    setup = (f"{study.model} on {study.data}, {study.epochs} epoch(s), seeds "
+             f"{', '.join(map(str, study.seeds))}; {len(rows)} trainings "
+             f"({len(failed)} failed), {study.jobs} at a time, {seconds:.0f} s in all; "
+             f"written {runs.now_iso()}")
+    figure = compare_dir / compare.FIGURE_FILE
+    body = [f"<h1>Does the starting point matter?</h1><p class=\"setup\">"
+            f"{html.escape(setup)}</p>", HOW_TO_READ]
+    if figure.exists():
+        body.append(f'<a href="{compare.FIGURE_FILE}"><img src="{compare.FIGURE_FILE}" '
+                    'alt="conv1 filters before and after per initializer, curves, change and '
+                    'edge-likeness"></a>')
+    body.append("<h2>Summary</h2>")
+    body.append(_table(rows, [c for c in compare.SUMMARY_COLUMNS if c not in ("run", "reason")]))
+    body.append(f"<p>{_link(compare_dir, compare_dir / compare.SUMMARY_CSV, compare.SUMMARY_CSV)}"
+                f" · {_link(compare_dir, compare_dir / compare.SUMMARY_JSON, compare.SUMMARY_JSON)}"
+                "</p><h2>Every run</h2>")
+    body += [_run_section(compare_dir, row, log_paths.get((row["initializer"], row["seed"])))
+             for row in rows]
+    page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<title>kexp compare: does the starting point matter?</title>"
+            "<link rel=\"icon\" href=\"data:,\">"
+            f"<style>{STYLE_SHEET}</style></head>\n<body>\n" + "\n".join(body)
+            + "\n</body></html>\n")
+    return runs.write_bytes_atomic(compare_dir / compare.INDEX_FILE, page.encode())
