@@ -153,12 +153,7 @@ def plan(study: Study) -> list[Training]:
 
 def create_compare_dir(runs_dir: str | os.PathLike) -> Path:
     """runs/compare-<timestamp>/, created exclusively (a suffix if two start in one second)."""
-    root = Path(runs_dir)
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise runs.RunError(f"Cannot create the runs directory '{root}': {error.strerror}. "
-                            "Choose a writable folder with --runs-dir.") from error
+    root = runs.prepare_runs_root(runs_dir)
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     for attempt in range(1, 1000):
         compare_dir = root / (f"compare-{stamp}" if attempt == 1 else f"compare-{stamp}-{attempt}")
