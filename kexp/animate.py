@@ -23,9 +23,8 @@ FRAME_MILLISECONDS = 500
 LAST_FRAME_MILLISECONDS = 2000  # linger on the end state before the loop restarts
 
 
-def steps_per_epoch(run_dir: Path) -> int | None:
-    """Batches per epoch of a run, from its config.json (None if it does not say)."""
-    recorded = runs.read_json(Path(run_dir) / runs.CONFIG_FILE)
+def steps_per_epoch(recorded: dict) -> int | None:
+    """Batches per epoch of a run, from its config.json contents (None if it does not say)."""
     samples = recorded.get("data", {}).get("used_train_samples")
     batch_size = recorded["config"]["batch_size"]
     return math.ceil(samples / batch_size) if samples else None
@@ -77,8 +76,9 @@ def animate_run(run_dir: Path, output: Path | None = None, layer: str = "conv1")
     tiles = [plots.filter_tiles(kernel) for _, kernel in frames]
     rows, cols = plots.grid_shape(len(tiles[0]))
     limit = plots.symmetric_limit(*tiles)  # one scale for every frame
-    config = runs.read_json(run_dir / runs.CONFIG_FILE)["config"]
-    batches_per_epoch = steps_per_epoch(run_dir)
+    recorded = runs.read_json(run_dir / runs.CONFIG_FILE)
+    config = recorded["config"]
+    batches_per_epoch = steps_per_epoch(recorded)
     epochs_completed = len(runs.read_history(run_dir))
 
     figure = Figure(figsize=(7.5, 1.6 + 0.75 * rows), layout="constrained")

@@ -218,6 +218,8 @@ def load_model(path: str | os.PathLike) -> keras.Model:
     if path.suffix == ".keras" and not zipfile.is_zipfile(path):
         raise ModelLoadError(f"Cannot load '{path}': not a .keras zip archive (truncated or "
                              "corrupt). Expected a model saved by kexp or keras.Model.save.")
+    from kexp import custom_initializers, layers  # noqa: F401  (registers kexp> classes)
+
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except (ValueError, TypeError) as error:

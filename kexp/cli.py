@@ -134,7 +134,9 @@ def _runs_command(args) -> int:
         status = runs.read_status(run_dir)
         config = runs.read_json(run_dir / runs.CONFIG_FILE)["config"]
         accuracy = status.get("test_accuracy")
-        epochs = status.get("epochs_completed", len(runs.read_history(run_dir)))
+        epochs = status.get("epochs_completed")
+        if epochs is None:  # still running or crashed: count what it logged
+            epochs = len(runs.read_history(run_dir))
         print(f"{run_dir.name:<48} {status['status']:<12} {config['model']:<10} "
               f"{epochs:>6} {'-' if accuracy is None else f'{accuracy:.4f}':>9}")
     return 0

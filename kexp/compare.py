@@ -204,7 +204,7 @@ def _finish(training: Training, returncode: int) -> None:
     if returncode == 0 and status == runs.STATUS_FINISHED:
         training.status = runs.STATUS_FINISHED
     else:
-        training.status = status if status in (runs.STATUS_INTERRUPTED,) else runs.STATUS_FAILED
+        training.status = status if status == runs.STATUS_INTERRUPTED else runs.STATUS_FAILED
         training.reason = _failure_reason(training, returncode)
 
 

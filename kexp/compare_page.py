@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kexp import plots, runs
+from kexp import runs
 
 # Weights span 0.01 (random_normal small) to 3+ (random_normal large): a linear scale shared
 # by all panels would leave every ordinary initializer white, so the shared scale is
@@ -47,6 +47,8 @@ def _row_label(row: dict) -> str:
 
 
 def _grids(figure, grouped: dict, epochs: int) -> None:
+    from kexp import plots
+
     """Left block: per initializer, conv1 before | after on one symmetric-log colour scale, and
     the change after - before on one linear scale shared by all initializers."""
     from matplotlib.colors import Normalize, SymLogNorm
@@ -182,6 +184,8 @@ def _edges(ax, grouped: dict, colours: dict) -> None:
 def plot_comparison(measured: list[tuple[dict, dict]], path: Path, study) -> Path:
     """The study's one figure: grids on the left, curves / change / edges on the right."""
     from matplotlib.figure import Figure
+
+    from kexp import plots
 
     grouped = _by_initializer(measured)
     colours = _colours(grouped)

@@ -132,13 +132,23 @@ def convolve2d_valid(image, kernel) -> np.ndarray:
 def conv2d_layer_reference(images, kernel, bias=None) -> np.ndarray:
     """What a Keras Conv2D (padding 'valid', stride 1, no activation) should output, from the
     cross-correlation loops: images (N, H, W, C_in), kernel (kh, kw, C_in, C_out)."""
+    return _layer_reference(images, kernel, bias, correlate2d_valid)
+
+
+def convolve2d_layer_reference(images, kernel, bias=None) -> np.ndarray:
+    """The same layer with the textbook convolution (the seed's formula) in place of Keras'
+    cross-correlation."""
+    return _layer_reference(images, kernel, bias, convolve2d_valid)
+
+
+def _layer_reference(images, kernel, bias, operation) -> np.ndarray:
     images, kernel = np.asarray(images, dtype=float), np.asarray(kernel, dtype=float)
     kh, kw, c_in, c_out = kernel.shape
     out = np.zeros((images.shape[0], images.shape[1] - kh + 1, images.shape[2] - kw + 1, c_out))
     for n in range(images.shape[0]):
         for k in range(c_out):
             for c in range(c_in):
-                out[n, :, :, k] += correlate2d_valid(images[n, :, :, c], kernel[:, :, c, k])
+                out[n, :, :, k] += operation(images[n, :, :, c], kernel[:, :, c, k])
     if bias is not None:
         out += np.asarray(bias, dtype=float)
     return out

@@ -4,7 +4,7 @@ Seed 000 asks whether a kernel is "a patch from the image", and answers that fil
 designed in advance ([-1 1 -1] finds peaks). These initializers make both ideas trainable (or
 frozen with `--freeze conv1`) so they can be compared with random starts. They follow Keras'
 contract: arguments checked in `__init__`, symmetric `get_config`, registered so a saved
-`model.keras` loads again (import kexp.custom_initializers before `keras.saving.load_model`).
+`model.keras` loads again (kexp.callbacks.load_model imports this module for that).
 
 How the 32 hand-designed filters differ: filter k is the 3x3 base filter under symmetry k % 8 of
 the square (rotation by 90 degrees * (k % 4), mirrored left-right when (k // 4) is odd), with sign

@@ -12,7 +12,6 @@ TensorFlow is imported only inside the demos that need it, so `kexp --help` stay
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -101,14 +100,10 @@ def same_std_other_family(theory: initializers.Theory) -> initializers.Theory:
     """The 'wrong distribution' a goodness-of-fit test must reject: the same mean and standard
     deviation, the other shape (uniform <-> truncated normal)."""
     if theory.kind == "uniform":
-        sigma = theory.std / initializers.TRUNCATION_STD_FACTOR
-        return initializers.Theory("truncated_normal", mean=theory.mean, std=theory.std,
-                                   sigma=sigma, low=theory.mean - 2 * sigma,
-                                   high=theory.mean + 2 * sigma, description="truncated normal")
+        return initializers._truncated(theory.mean, theory.std / initializers.TRUNCATION_STD_FACTOR,
+                                       "truncated normal")
     half = math.sqrt(3.0) * theory.std
-    return initializers.Theory("uniform", mean=theory.mean, std=theory.std,
-                               low=theory.mean - half, high=theory.mean + half,
-                               description="uniform")
+    return initializers._uniform(theory.mean - half, theory.mean + half, "uniform")
 
 
 def draw_conv1_kernels(spec: str, draws: int, shape=CONV1_SHAPE) -> np.ndarray:
@@ -493,7 +488,7 @@ def demo_image_patches(ctx: DemoContext) -> dict:
 
 def demo_designed_filters(ctx: DemoContext) -> dict:
     """6. Hand-designed filters, frozen or trainable, against filters learned from random."""
-    from kexp import custom_initializers
+    from kexp import custom_initializers, plots
 
     setups = ([("glorot_uniform", ())] + [(name, ("conv1",)) for name in DESIGNED_FILTERS]
               + [("glorot_uniform", ("conv1",))] + [(name, ()) for name in DESIGNED_FILTERS])
@@ -512,8 +507,6 @@ def demo_designed_filters(ctx: DemoContext) -> dict:
         sub = grid[0, 0].subgridspec(1, len(DESIGNED_FILTERS))[0, index]
         _matrix(figure.add_subplot(sub), bases[index], limit, name)
     sobel = custom_initializers.tile_filters(bases[0], CONV1_SHAPE, 1.0)
-    from kexp import plots
-
     _tiles_image(figure.add_subplot(grid[1, 0]), plots.filter_tiles(sobel), limit,
                  "the 32 conv1 filters of sobel_x: 8 rotations/mirrors x 2 signs")
     _accuracy_bars(figure.add_subplot(grid[:, 1]), labels, accuracies, colours,
@@ -537,10 +530,9 @@ def glorot_bounds_numbers(kernel: np.ndarray) -> dict:
     """The correct glorot_uniform limit and the seed's formula, against a measured kernel."""
     fan_in, fan_out = initializers.compute_fans(kernel.shape)
     limit = initializers.theory("glorot_uniform", kernel.shape).high
-    seed_high, seed_low = initializers.seed_formula_bounds(kernel.shape)
+    seed_high, _ = initializers.seed_formula_bounds(kernel.shape)
     magnitudes = np.abs(kernel)
     return {"fan_in": fan_in, "fan_out": fan_out, "limit": limit, "seed_formula_bound": seed_high,
-            "seed_formula_low_high": [seed_high, seed_low],
             "max_abs_weight": float(magnitudes.max()),
             "fraction_outside_limit": float((magnitudes > limit).mean()),
             "fraction_outside_seed_bounds": float((magnitudes > seed_high).mean())}
@@ -653,10 +645,9 @@ def demo_conv_shapes(ctx: DemoContext) -> dict:
     kernel = draw_conv1_kernels("glorot_uniform", 1)[0]
     keras_out = keras_conv2d(image[None, :, :, None], kernel)
     correlation = convolution.conv2d_layer_reference(image[None, :, :, None], kernel)
-    seed_formula = np.stack([convolution.convolve2d_valid(image, kernel[:, :, 0, k])
-                             for k in range(32)], axis=-1)
-    seed_flipped = np.stack([convolution.convolve2d_valid(image, kernel[::-1, ::-1, 0, k])
-                             for k in range(32)], axis=-1)
+    seed_formula = convolution.convolve2d_layer_reference(image[None, :, :, None], kernel)[0]
+    seed_flipped = convolution.convolve2d_layer_reference(
+        image[None, :, :, None], convolution.flip_kernel(kernel))[0]
     result = {"image_shape": list(image.shape), "kernel_shape": list(kernel.shape),
               "output_shape": list(keras_out.shape),
               "max_diff_correlation": float(np.abs(keras_out[0] - correlation[0]).max()),
@@ -767,17 +758,9 @@ def cross_correlation_check(seed: int = SEED) -> dict:
     bias = rng.normal(size=4)
     keras_out = keras_conv2d(images, kernel, bias)
     correlation = convolution.conv2d_layer_reference(images, kernel, bias)
-    true_convolution = np.zeros_like(correlation)
-    flipped_convolution = np.zeros_like(correlation)
-    for n in range(images.shape[0]):
-        for k in range(kernel.shape[-1]):
-            for c in range(kernel.shape[2]):
-                true_convolution[n, :, :, k] += convolution.convolve2d_valid(
-                    images[n, :, :, c], kernel[:, :, c, k])
-                flipped_convolution[n, :, :, k] += convolution.convolve2d_valid(
-                    images[n, :, :, c], kernel[::-1, ::-1, c, k])
-    true_convolution += bias
-    flipped_convolution += bias
+    true_convolution = convolution.convolve2d_layer_reference(images, kernel, bias)
+    flipped_convolution = convolution.convolve2d_layer_reference(
+        images, convolution.flip_kernel(kernel), bias)
     return {"output_shape": list(keras_out.shape),
             "vs_cross_correlation": float(np.abs(keras_out - correlation).max()),
             "vs_convolution_flipped_kernel": float(np.abs(keras_out - flipped_convolution).max()),

@@ -15,4 +15,4 @@ class TrueConv2D(keras.layers.Conv2D):
     Keras' cross-correlation sum_{l,m} K(l, m) A(i + l, j + m)."""
 
     def convolution_op(self, inputs, kernel):
-        return super().convolution_op(inputs, ops.flip(ops.flip(kernel, axis=0), axis=1))
+        return super().convolution_op(inputs, ops.flip(kernel, axis=(0, 1)))

@@ -188,8 +188,7 @@ def _after_snapshot(run_dir: Path) -> tuple[str, Path]:
     return sequence[-1]
 
 
-def _describe(run_dir: Path, after_label: str) -> str:
-    recorded = runs.read_json(run_dir / runs.CONFIG_FILE)
+def _describe(run_dir: Path, recorded: dict, after_label: str) -> str:
     config = recorded["config"]
     status = runs.read_status(run_dir)
     history = runs.read_history(run_dir)
@@ -208,13 +207,14 @@ def _describe(run_dir: Path, after_label: str) -> str:
 def render_run(run_dir: Path) -> list[Path]:
     """(Re)draw every figure of a run from its kernels/ folder; returns the files written."""
     run_dir = Path(run_dir)
-    recorded = runs.read_json(run_dir / runs.CONFIG_FILE)["config"]
+    recorded_run = runs.read_json(run_dir / runs.CONFIG_FILE)
+    recorded = recorded_run["config"]
     before = runs.load_kernels(run_dir / runs.KERNELS_DIR / "initial.npz")
     after_label, after_path = _after_snapshot(run_dir)
     after = runs.load_kernels(after_path)
     figures = run_dir / runs.FIGURES_DIR
     figures.mkdir(exist_ok=True)
-    description = _describe(run_dir, after_label)
+    description = _describe(run_dir, recorded_run, after_label)
     written = []
     if "conv1" in before:
         written.append(plot_filter_grids(

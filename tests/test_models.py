@@ -88,3 +88,21 @@ def test_a_user_script_can_fit_and_snapshot_with_plain_keras(keras, tmp_path):
     model.fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[snapshots])
     names = sorted(path.name for path in (tmp_path / "kernels").iterdir())
     assert names == ["epoch_001.npz", "final.npz", "initial.npz"]
+
+
+def test_kexp_load_model_reads_custom_initializers_in_a_fresh_process(keras, tmp_path, repo_root):
+    """A resumed run loads its checkpoint through kexp's loader, in a new process that has not
+    imported kexp.custom_initializers: the loader must register kexp's classes itself."""
+    import subprocess
+    import sys
+
+    from kexp.models import build_model
+
+    path = tmp_path / "peak.keras"
+    build_model("convnet", init="peak", seed=0).save(path)
+    code = ("from kexp.callbacks import load_model\n"
+            f"model = load_model({str(path)!r})\nprint(model.get_layer('conv1').kernel.shape)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "(3, 3, 1, 32)" in result.stdout
