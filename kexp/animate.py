@@ -84,7 +84,7 @@ def animate_run(run_dir: Path, output: Path | None = None, layer: str = "conv1")
     figure = Figure(figsize=(7.5, 1.6 + 0.75 * rows), layout="constrained")
     FigureCanvasAgg(figure)
     ax = figure.subplots()
-    image = plots._image(ax, plots.tile(tiles[0], rows, cols), limit, "")
+    image = plots.draw_mosaic(ax, plots.tile(tiles[0], rows, cols), limit, "")
     figure.colorbar(image, ax=ax, shrink=0.85, label=f"weight (fixed scale +-{limit:.3g})")
     figure.suptitle(f"{layer} filters, init {config['init']}, seed {config['seed']}",
                     fontsize=11)

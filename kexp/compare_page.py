@@ -200,7 +200,7 @@ def plot_comparison(measured: list[tuple[dict, dict]], path: Path, study) -> Pat
     _edges(axes["edges"], grouped, colours)
     right.suptitle(f"{study.model} on {study.data}, {study.epochs} epoch(s), seeds "
                    f"{', '.join(map(str, study.seeds))}", fontsize=12)
-    return plots._save(figure, path)
+    return plots.save_figure(figure, path)
 
 
 def _cell(value) -> str:

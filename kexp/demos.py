@@ -100,10 +100,10 @@ def same_std_other_family(theory: initializers.Theory) -> initializers.Theory:
     """The 'wrong distribution' a goodness-of-fit test must reject: the same mean and standard
     deviation, the other shape (uniform <-> truncated normal)."""
     if theory.kind == "uniform":
-        return initializers._truncated(theory.mean, theory.std / initializers.TRUNCATION_STD_FACTOR,
+        return initializers.truncated_theory(theory.mean, theory.std / initializers.TRUNCATION_STD_FACTOR,
                                        "truncated normal")
     half = math.sqrt(3.0) * theory.std
-    return initializers._uniform(theory.mean - half, theory.mean + half, "uniform")
+    return initializers.uniform_theory(theory.mean - half, theory.mean + half, "uniform")
 
 
 def draw_conv1_kernels(spec: str, draws: int, shape=CONV1_SHAPE) -> np.ndarray:
@@ -211,7 +211,7 @@ def _tiles_image(ax, tiles: np.ndarray, limit: float, title: str, cols: int | No
 
     rows, columns = plots.grid_shape(len(tiles)) if cols is None else (
         math.ceil(len(tiles) / cols), cols)
-    return plots._image(ax, plots.tile(tiles, rows, columns), limit, title)
+    return plots.draw_mosaic(ax, plots.tile(tiles, rows, columns), limit, title)
 
 
 def _matrix(ax, matrix: np.ndarray, limit: float, title: str, annotate: bool = True):

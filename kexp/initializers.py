@@ -204,12 +204,14 @@ class Theory:
         return self.kind in ("uniform", "normal", "truncated_normal")
 
 
-def _uniform(low: float, high: float, description: str) -> Theory:
+def uniform_theory(low: float, high: float, description: str) -> Theory:
+    """The Theory of U(low, high)."""
     return Theory("uniform", mean=(low + high) / 2, std=(high - low) / math.sqrt(12),
                   low=low, high=high, description=description)
 
 
-def _truncated(mean: float, sigma: float, description: str) -> Theory:
+def truncated_theory(mean: float, sigma: float, description: str) -> Theory:
+    """The Theory of N(mean, sigma^2) truncated at +-2 sigma, as Keras draws it."""
     return Theory("truncated_normal", mean=mean, std=sigma * TRUNCATION_STD_FACTOR, sigma=sigma,
                   low=mean - 2 * sigma, high=mean + 2 * sigma, description=description)
 
@@ -227,23 +229,23 @@ def theory(spec: str | InitializerSpec, shape: tuple[int, ...]) -> Theory:
         fans = f"fan_in={fan_in}, fan_out={fan_out}"
         if distribution == "uniform":
             limit = math.sqrt(3.0 * variance)
-            return _uniform(-limit, limit, f"U(-{limit:.4g}, {limit:.4g}), limit = "
+            return uniform_theory(-limit, limit, f"U(-{limit:.4g}, {limit:.4g}), limit = "
                             f"sqrt(3*{scale:g}/{mode}) ({fans})")
         if distribution == "untruncated_normal":
             std = math.sqrt(variance)
             return Theory("normal", std=std, sigma=std,
                           description=f"N(0, {std:.4g}^2) ({fans})")
         sigma = math.sqrt(variance) / TRUNCATION_STD_FACTOR
-        return _truncated(0.0, sigma, f"truncated N(0, {sigma:.4g}^2) at +-2 sigma, std "
+        return truncated_theory(0.0, sigma, f"truncated N(0, {sigma:.4g}^2) at +-2 sigma, std "
                           f"{math.sqrt(variance):.4g} = sqrt({scale:g}/{mode}) ({fans})")
     if name == "random_normal":
         return Theory("normal", mean=params["mean"], std=params["stddev"], sigma=params["stddev"],
                       description=f"N({params['mean']:g}, {params['stddev']:g}^2)")
     if name == "truncated_normal":
-        return _truncated(params["mean"], params["stddev"],
+        return truncated_theory(params["mean"], params["stddev"],
                           f"N({params['mean']:g}, {params['stddev']:g}^2) truncated at +-2 sigma")
     if name == "random_uniform":
-        return _uniform(params["minval"], params["maxval"],
+        return uniform_theory(params["minval"], params["maxval"],
                         f"U({params['minval']:g}, {params['maxval']:g})")
     if name in CONSTANT_INITIALIZERS:
         value = 0.0 if name == "zeros" else 1.0

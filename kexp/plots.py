@@ -59,7 +59,8 @@ def conv2_mosaic(kernel: np.ndarray, pad: int = 1) -> np.ndarray:
     return tile(tiles, c_out, c_in, pad)
 
 
-def _image(ax, mosaic: np.ndarray, limit: float, title: str):
+def draw_mosaic(ax, mosaic: np.ndarray, limit: float, title: str):
+    """Draw a tiled mosaic on one symmetric colour scale (-limit..limit); separators stay grey."""
     ax.set_facecolor(SEPARATOR_COLOUR)
     image = ax.imshow(np.ma.masked_invalid(mosaic), cmap=CMAP, vmin=-limit, vmax=limit,
                       interpolation="nearest")
@@ -69,7 +70,8 @@ def _image(ax, mosaic: np.ndarray, limit: float, title: str):
     return image
 
 
-def _save(figure: Figure, path: Path) -> Path:
+def save_figure(figure: Figure, path: Path) -> Path:
+    """Save `figure` through a temporary sibling and a rename: never a half-written PNG."""
     path = Path(path)
     temporary = runs.temporary_sibling(path)
     try:
@@ -91,15 +93,15 @@ def plot_filter_grids(before: np.ndarray, after: np.ndarray, path: Path, layer: 
     difference = tiles_after - tiles_before
     figure = Figure(figsize=(15, 1.3 + 0.62 * rows), layout="constrained")
     axes = figure.subplots(1, 3)
-    image = _image(axes[0], tile(tiles_before, rows, cols), shared, before_title)
-    _image(axes[1], tile(tiles_after, rows, cols), shared, after_title)
+    image = draw_mosaic(axes[0], tile(tiles_before, rows, cols), shared, before_title)
+    draw_mosaic(axes[1], tile(tiles_after, rows, cols), shared, after_title)
     figure.colorbar(image, ax=axes[:2], shrink=0.85, label="weight (shared scale)")
-    diff_image = _image(axes[2], tile(difference, rows, cols), symmetric_limit(difference),
+    diff_image = draw_mosaic(axes[2], tile(difference, rows, cols), symmetric_limit(difference),
                         "difference (after - before)")
     figure.colorbar(diff_image, ax=axes[2], shrink=0.85, label="change (own scale)")
     averaged = "" if before.shape[2] == 1 else " (each tile: mean over input channels)"
     figure.suptitle(suptitle or f"{layer} filters{averaged}", fontsize=12)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_conv2_mosaics(before: np.ndarray, after: np.ndarray, path: Path, suptitle: str = ""
@@ -110,15 +112,15 @@ def plot_conv2_mosaics(before: np.ndarray, after: np.ndarray, path: Path, suptit
     height = max(6.0, min(16.0, 0.22 * c_out + 2))
     figure = Figure(figsize=(2 * height * c_in / c_out + 2.5, height), layout="constrained")
     axes = figure.subplots(1, 2)
-    image = _image(axes[0], conv2_mosaic(before), shared, "before training")
-    _image(axes[1], conv2_mosaic(after), shared, "after training")
+    image = draw_mosaic(axes[0], conv2_mosaic(before), shared, "before training")
+    draw_mosaic(axes[1], conv2_mosaic(after), shared, "after training")
     for ax in axes:
         ax.set_xlabel(f"input channel (1..{c_in}, from conv1)")
         ax.set_ylabel(f"output filter (1..{c_out})")
     figure.colorbar(image, ax=axes, shrink=0.7, label="weight (shared scale)")
     figure.suptitle(suptitle or f"conv2 kernel: {c_out} filters x {c_in} input channels, "
                     "each a 3x3 tile", fontsize=12)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_layer_summary(before: np.ndarray, after: np.ndarray, path: Path, layer: str = "conv2",
@@ -131,8 +133,8 @@ def plot_layer_summary(before: np.ndarray, after: np.ndarray, path: Path, layer:
     change = relative_change(before, after)
     figure = Figure(figsize=(15, 1.5 + 0.62 * rows), layout="constrained")
     axes = figure.subplots(1, 3)
-    image = _image(axes[0], tile(tiles_before, rows, cols), shared, "before (mean over inputs)")
-    _image(axes[1], tile(tiles_after, rows, cols), shared, "after (mean over inputs)")
+    image = draw_mosaic(axes[0], tile(tiles_before, rows, cols), shared, "before (mean over inputs)")
+    draw_mosaic(axes[1], tile(tiles_after, rows, cols), shared, "after (mean over inputs)")
     figure.colorbar(image, ax=axes[:2], shrink=0.85, label="weight (shared scale)")
     finite = np.where(np.isfinite(change), change, np.nan)
     axes[2].bar(np.arange(1, len(change) + 1), finite, color="tab:purple")
@@ -140,7 +142,7 @@ def plot_layer_summary(before: np.ndarray, after: np.ndarray, path: Path, layer:
     axes[2].set_ylabel("||after - before|| / ||before||")
     axes[2].set_title(f"relative change per filter (mean {np.nanmean(finite):.3g})", fontsize=10)
     figure.suptitle(suptitle or f"{layer}: one tile per output filter", fontsize=12)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_histograms(before: dict[str, np.ndarray], after: dict[str, np.ndarray], path: Path,
@@ -177,7 +179,7 @@ def plot_histograms(before: dict[str, np.ndarray], after: dict[str, np.ndarray],
         ax.set_ylabel("density")
         ax.legend(fontsize=8)
     figure.suptitle(suptitle or "Kernel weights before and after training", fontsize=12)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def _after_snapshot(run_dir: Path) -> tuple[str, Path]:
