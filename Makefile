@@ -10,7 +10,10 @@ opt = $(if $($(1)),$(2) $($(1)))
 TRAIN_ARGS = $(call opt,MODEL,--model) $(call opt,INIT,--init) $(call opt,INIT_CONV2,--init-conv2) \
 	$(call opt,CONV2_FILTERS,--conv2-filters) $(call opt,EPOCHS,--epochs) $(call opt,SEED,--seed) \
 	$(call opt,DATA,--data) $(call opt,BATCH_SIZE,--batch-size) $(call opt,LR,--learning-rate) \
-	$(call opt,FREEZE,--freeze) $(call opt,TRAIN_SAMPLES,--train-samples) $(call opt,RUNS_DIR,--runs-dir)
+	$(call opt,FREEZE,--freeze) $(call opt,TRAIN_SAMPLES,--train-samples) $(call opt,RUNS_DIR,--runs-dir) \
+	$(call opt,SCHEDULE,--schedule) $(call opt,WARMUP_EPOCHS,--warmup-epochs) \
+	$(call opt,VALIDATION_FRACTION,--validation-fraction) \
+	$(if $(filter 0 no false off,$(AUGMENT)),--no-augment,$(if $(AUGMENT),--augment))
 
 .PHONY: venv train visualize runs test demos compare bench tensorboard clean
 

@@ -152,14 +152,48 @@ class EpochLog(keras.callbacks.Callback):
             os.fsync(handle.fileno())
 
 
+CHECKPOINT_SUFFIXES = (".npz", ".keras")  # .keras: checkpoints of runs from kexp <= 0.1
+
+
+def training_state(model: keras.Model) -> dict[str, np.ndarray]:
+    """Every variable a resumed `fit` needs to continue bit for bit: the model's (weights and the
+    dropout layers' random-seed states, which `model.save` does not keep) and the optimizer's
+    (step counter, which also drives the learning-rate schedule, and Adam's moments)."""
+    state = {}
+    for group, variables in (("model", model.variables), ("optimizer", model.optimizer.variables)):
+        for index, variable in enumerate(variables):
+            state[f"{group}_{index:04d}"] = keras.ops.convert_to_numpy(variable)
+    return state
+
+
+def restore_training_state(model: keras.Model, path: str | os.PathLike) -> None:
+    """Load a `training_state` npz into `model`, which must be built from the same config (the
+    same architecture and optimizer); a mismatch is refused before anything is assigned."""
+    model.optimizer.build(model.trainable_variables)
+    groups = (("model", model.variables), ("optimizer", model.optimizer.variables))
+    with np.load(path, allow_pickle=False) as archive:
+        for group, variables in groups:
+            names = sorted(name for name in archive.files if name.startswith(f"{group}_"))
+            shapes = [archive[name].shape for name in names]
+            expected = [tuple(variable.shape) for variable in variables]
+            if shapes != expected:
+                raise runs.RunError(
+                    f"Cannot resume from '{path}': its {group} state ({len(shapes)} arrays) "
+                    f"does not match the model built from config.json ({len(expected)} "
+                    "variables). Expected a checkpoint written by this run.")
+        for group, variables in groups:
+            for index, variable in enumerate(variables):
+                variable.assign(archive[f"{group}_{index:04d}"])
+
 
 @keras.saving.register_keras_serializable(package="kexp")
 class EpochCheckpoint(keras.callbacks.Callback):
-    """Save the whole model (weights and optimizer state) after every epoch, atomically, as
-    `<directory>/epoch_NNN.keras`, keeping only the newest, so an interrupted or killed run can
-    be resumed from its last completed epoch. The epoch is in the file name, so there is no
-    moment where the file and a separate record disagree. (Keras' BackupAndRestore deletes its
-    folder and its saves are not atomic; see KERAS_FACTS.md.)"""
+    """Save the training state (`training_state`) after every epoch, atomically, as
+    `<directory>/epoch_NNN.npz`, keeping only the newest, so an interrupted or killed run can be
+    resumed from its last completed epoch exactly as if it had not stopped. The epoch is in the
+    file name, so there is no moment where the file and a separate record disagree. (Keras'
+    BackupAndRestore deletes its folder, its saves are not atomic, and `model.save` drops the
+    dropout seed states; see KERAS_FACTS.md.)"""
 
     def __init__(self, directory: str | os.PathLike):
         super().__init__()
@@ -174,16 +208,22 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory / f"{epoch_label(epoch + 1)}.keras"
-        save_model_atomic(self.model, path)
-        for older in self.directory.glob("epoch_*.keras"):
+        path = runs.write_npz_atomic(self.directory / f"{epoch_label(epoch + 1)}.npz",
+                                     training_state(self.model))
+        for older in self.checkpoints(self.directory):
             if older != path:
                 older.unlink()
 
     @staticmethod
+    def checkpoints(directory: str | os.PathLike) -> list[Path]:
+        """Checkpoint files in `directory`, oldest epoch first."""
+        return sorted((path for path in Path(directory).glob("epoch_*")
+                       if path.suffix in CHECKPOINT_SUFFIXES), key=lambda path: path.stem)
+
+    @staticmethod
     def latest(directory: str | os.PathLike) -> tuple[int, Path] | None:
         """(completed epochs, path) of the newest checkpoint in `directory`, or None."""
-        found = sorted(Path(directory).glob("epoch_*.keras"))
+        found = EpochCheckpoint.checkpoints(directory)
         if not found:
             return None
         return int(found[-1].stem.split("_")[1]), found[-1]

@@ -47,7 +47,23 @@ def _add_train_parser(subparsers) -> None:
                         help="comma-separated conv layers that keep their initial kernels")
     parser.add_argument("--epochs", type=_whole_number, default=DEFAULTS.epochs)
     parser.add_argument("--batch-size", type=_whole_number, default=DEFAULTS.batch_size)
-    parser.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate)
+    parser.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate,
+                        help="Adam's learning rate (the peak of --schedule)")
+    parser.add_argument("--schedule", default=DEFAULTS.schedule, choices=config_module.SCHEDULES,
+                        help="cosine: decay the learning rate to 0 over all planned steps")
+    parser.add_argument("--warmup-epochs", type=_whole_number, default=DEFAULTS.warmup_epochs,
+                        help="linear warm-up from 0 before the cosine decay")
+    parser.add_argument("--augment", action=argparse.BooleanOptionalAction,
+                        default=DEFAULTS.augment,
+                        help="randomly rotate, shift and zoom the training batches (never the "
+                             "validation or test digits)")
+    parser.add_argument("--rotation-degrees", type=float, default=DEFAULTS.rotation_degrees)
+    parser.add_argument("--shift-fraction", type=float, default=DEFAULTS.shift_fraction)
+    parser.add_argument("--zoom-fraction", type=float, default=DEFAULTS.zoom_fraction)
+    parser.add_argument("--validation-fraction", type=float,
+                        default=DEFAULTS.validation_fraction,
+                        help="stratified share of the training digits kept for val_* metrics "
+                             "(0: none); the test digits are evaluated once, after training")
     parser.add_argument("--seed", type=_whole_number, default=DEFAULTS.seed)
     parser.add_argument("--data", default=DEFAULTS.data,
                         help="auto, mnist (Keras' loader), mnist-5k (offline subset), or a path "

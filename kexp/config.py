@@ -7,14 +7,15 @@ runs before any data is loaded or run folder is created, so bad input leaves not
 from __future__ import annotations
 
 import dataclasses
-import json
-from dataclasses import dataclass, field
-from pathlib import Path
+import math
+from dataclasses import dataclass
 
 from kexp import initializers
 
-MODEL_NAMES = ("mnist_cnn", "convnet")  # built by kexp.models; kept here so validation is fast
+# Built by kexp.models; named here so that validating a config does not import Keras.
+MODEL_NAMES = ("mnist_cnn", "convnet", "convnet_dense")
 FREEZABLE_LAYERS = ("conv1", "conv2")
+SCHEDULES = ("cosine", "constant")
 
 
 class ConfigError(ValueError):
@@ -29,18 +30,26 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
-    """Everything needed to repeat a training run."""
+    """Everything needed to repeat a training run. Frozen: a config is a value, never shared
+    state (argparse and every caller get their own)."""
 
     model: str = "mnist_cnn"
     init: str = "glorot_uniform"  # Keras' default for Conv2D
     init_conv2: str | None = None  # None: the same as `init`
     conv2_filters: int | None = None  # None: the architecture's own (32 or 64)
-    freeze: list[str] = field(default_factory=list)  # layers whose kernels stay as initialized
-    epochs: int = 5
+    freeze: tuple[str, ...] = ()  # layers whose kernels stay as initialized
+    epochs: int = 30
     batch_size: int = 128
-    learning_rate: float = 1e-3  # Adam
+    learning_rate: float = 3e-3  # Adam; the peak of the schedule
+    schedule: str = "cosine"  # cosine: decay to 0 over all planned steps; constant: no decay
+    warmup_epochs: int = 0  # linear warm-up from 0 to learning_rate before the decay
+    augment: bool = True  # random rotation/shift/zoom of training batches only
+    rotation_degrees: float = 15.0  # augmentation: rotate by up to +-this many degrees
+    shift_fraction: float = 0.1  # augmentation: shift by up to this fraction of the image size
+    zoom_fraction: float = 0.1  # augmentation: scale by a factor in 1 +- this
+    validation_fraction: float = 0.1  # stratified slice of the training digits; 0: none
     seed: int = 0
     data: str = "auto"
     train_samples: int | None = None  # None: all training samples of the source
@@ -50,6 +59,11 @@ class TrainConfig:
     deterministic: bool = False  # TensorFlow op determinism (bit-identical final kernels)
     tensorboard: bool = False  # also write Keras TensorBoard logs into <run>/tensorboard
     runs_dir: str = "runs"
+
+    def __post_init__(self):
+        # JSON and argparse hand over lists; a frozen config keeps an immutable tuple.
+        if isinstance(self.freeze, list):
+            object.__setattr__(self, "freeze", tuple(self.freeze))
 
     def validate(self) -> "TrainConfig":
         """Check every field; raise ConfigError naming the first bad value."""
@@ -61,10 +75,25 @@ class TrainConfig:
                 initializers.parse_spec(self.init_conv2)
             except initializers.InitializerError as error:
                 raise ConfigError(str(error).replace("`init`", "`init_conv2`")) from error
+        if self.schedule not in SCHEDULES:
+            raise _invalid("schedule", self.schedule, f"one of: {', '.join(SCHEDULES)}")
+        if not isinstance(self.augment, bool):
+            raise _invalid("augment", self.augment, "true or false")
+        for name, upper in (("rotation_degrees", 180.0), ("shift_fraction", 1.0),
+                            ("zoom_fraction", 0.9), ("validation_fraction", 0.5)):
+            value = getattr(self, name)
+            if (not isinstance(value, (int, float)) or isinstance(value, bool)
+                    or not 0 <= value <= upper):
+                raise _invalid(name, value, f"a number from 0 to {upper:g}")
+        if not _is_int(self.warmup_epochs) or self.warmup_epochs < 0:
+            raise _invalid("warmup_epochs", self.warmup_epochs, "a whole number >= 0")
         for name in ("epochs", "batch_size", "snapshot_every_epochs"):
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
                 raise _invalid(name, value, "a whole number >= 1")
+        if self.schedule == "cosine" and 0 < self.epochs <= self.warmup_epochs:
+            raise _invalid("warmup_epochs", self.warmup_epochs,
+                           f"fewer than the {self.epochs} epochs planned")
         for name in ("conv2_filters", "train_samples", "test_samples"):
             value = getattr(self, name)
             if value is not None and (not _is_int(value) or value < 1):
@@ -73,7 +102,7 @@ class TrainConfig:
             raise _invalid("snapshot_every_batches", self.snapshot_every_batches,
                            "a whole number >= 0 (0: only per epoch)")
         if (not isinstance(self.learning_rate, (int, float)) or isinstance(self.learning_rate, bool)
-                or not 0 <= self.learning_rate < float("inf")):
+                or not 0 <= self.learning_rate < math.inf):
             raise _invalid("learning_rate", self.learning_rate,
                            "a number >= 0 (0 trains nothing: a control run)")
         if not _is_int(self.seed) or self.seed < 0:
@@ -86,12 +115,10 @@ class TrainConfig:
             raise _invalid("data", self.data, "auto, mnist, mnist-5k, or a path")
         return self
 
-    @property
-    def init_conv2_or_default(self) -> str:
-        return self.init_conv2 or self.init
-
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        values["freeze"] = list(self.freeze)
+        return values
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
@@ -102,14 +129,5 @@ class TrainConfig:
                               f"Expected only: {', '.join(sorted(known))}.")
         return cls(**values)
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
-    @classmethod
-    def from_json_file(cls, path: Path) -> "TrainConfig":
-        with open(path, encoding="utf-8") as handle:
-            payload = json.load(handle)
-        return cls.from_dict(payload.get("config", payload))
-
-
-DEFAULTS = TrainConfig()
+DEFAULTS = TrainConfig()  # immutable: read its fields, never change them

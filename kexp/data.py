@@ -270,3 +270,18 @@ def subsample(images: np.ndarray, labels: np.ndarray, limit: int | None, seed: i
         return images, labels
     keep = np.sort(np.random.default_rng(seed).permutation(len(images))[:limit])
     return images[keep], labels[keep]
+
+
+def validation_split(labels: np.ndarray, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, validation) with `count` validation samples drawn per class in proportion
+    to the class sizes, reproducibly; both sorted, so the training order stays the source's."""
+    rng = np.random.default_rng(seed)
+    classes, sizes = np.unique(labels, return_counts=True)
+    exact = count * sizes / len(labels)
+    quota = np.floor(exact).astype(int)
+    quota[np.argsort(quota - exact)[:count - quota.sum()]] += 1  # largest remainders first
+    validation = np.concatenate([rng.permutation(np.flatnonzero(labels == label))[:take]
+                                 for label, take in zip(classes, quota)])
+    keep = np.ones(len(labels), dtype=bool)
+    keep[validation] = False
+    return np.flatnonzero(keep), np.sort(validation)

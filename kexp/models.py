@@ -19,7 +19,7 @@ CONV1_FILTERS = 32
 KERNEL_SIZE = (3, 3)
 CONV_LAYER_NAMES = ("conv1", "conv2")
 MODEL_NAMES = config_module.MODEL_NAMES
-DEFAULT_CONV2_FILTERS = {"mnist_cnn": 32, "convnet": 64}
+DEFAULT_CONV2_FILTERS = {"mnist_cnn": 32, "convnet": 64, "convnet_dense": 64}
 
 
 class _Seeds:
@@ -58,7 +58,9 @@ def build_model(name: str = config_module.DEFAULTS.model,
 
     mnist_cnn: conv32-conv32-maxpool-dropout-dense128-dropout-dense10 (the classic Keras MNIST
     example the seed question quotes); convnet: conv32-maxpool-conv64-maxpool-dropout-dense10
-    (keras-io's mnist_convnet).
+    (keras-io's mnist_convnet); convnet_dense: convnet with mnist_cnn's dense128 head
+    (conv32-maxpool-conv64-maxpool-dropout-dense128-dropout-dense10), the default: the most
+    accurate of the three on 4,000 digits in the same time (see the README).
     """
     if name not in MODEL_NAMES:
         raise config_module.ConfigError(f"Invalid value for `model`: {name!r}. "
@@ -82,6 +84,9 @@ def build_model(name: str = config_module.DEFAULTS.model,
         stack = [conv1, layers.MaxPooling2D(2, name="pool1"), conv2,
                  layers.MaxPooling2D(2, name="pool2"), layers.Flatten(name="flatten"),
                  layers.Dropout(0.5, seed=seeds.next(), name="dropout")]
+        if name == "convnet_dense":
+            stack += [_dense("dense1", 128, "relu", seeds),
+                      layers.Dropout(0.3, seed=seeds.next(), name="dropout2")]
     stack.append(_dense("predictions", NUM_CLASSES, "softmax", seeds))
     model = keras.Sequential([keras.Input(INPUT_SHAPE, name="image"), *stack], name=name)
     if compile:

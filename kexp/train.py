@@ -12,6 +12,7 @@ import math
 import platform
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,38 +43,103 @@ def _versions() -> dict:
 
 
 def epoch_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int,
-                  first_epoch: int, epochs: int):
+                  first_epoch: int, epochs: int, augmentation: dict | None = None):
     """A tf.data pipeline over epochs first_epoch..epochs-1 whose order in epoch e is a
     permutation seeded by (seed, e): a new order every epoch (a seeded `fit(shuffle=True)`
-    repeats one, tensorflow#35682) and the same orders again when a run is resumed."""
+    repeats one, tensorflow#35682) and the same orders again when a run is resumed.
+    `augmentation` (kexp.augment.random_affine's keyword arguments) transforms each batch from a
+    seed folded from (seed, epoch, batch), so a resumed run replays the same augmented batches."""
     import tensorflow as tf
+
+    from kexp import augment
 
     count = len(images)
     images_tensor = tf.constant(images)
     labels_tensor = tf.constant(labels)
 
     def one_epoch(epoch):
-        order = tf.random.experimental.stateless_shuffle(
-            tf.range(count, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
-        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+        epoch_seed = tf.stack([tf.constant(seed, tf.int64), epoch])
+        order = tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64),
+                                                         seed=epoch_seed)
+        batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size).enumerate()
+        return batches.map(lambda index, batch: (
+            tf.random.experimental.stateless_fold_in(epoch_seed, index), batch))
+
+    def gather(batch_seed, batch):
+        batch_images = tf.gather(images_tensor, batch)
+        if augmentation:
+            batch_images = augment.random_affine(batch_images, batch_seed, **augmentation)
+        return batch_images, tf.gather(labels_tensor, batch)
 
     return (tf.data.Dataset.range(first_epoch, epochs)
             .flat_map(one_epoch)
-            .map(lambda batch: (tf.gather(images_tensor, batch), tf.gather(labels_tensor, batch)),
-                 num_parallel_calls=tf.data.AUTOTUNE)
+            .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE))
 
 
-def prepare_data(config: TrainConfig) -> tuple[data.Dataset, dict]:
-    """Load and trim the data as `config` says; returns the dataset and what config.json records."""
+def augmentation_settings(config: TrainConfig) -> dict | None:
+    """kexp.augment.random_affine's settings for `config`, or None when augmentation is off."""
+    if not config.augment:
+        return None
+    return {"rotation_degrees": config.rotation_degrees, "shift_fraction": config.shift_fraction,
+            "zoom_fraction": config.zoom_fraction}
+
+
+def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
+    """The optimizer's learning rate: a float, or a Keras schedule over the planned steps. The
+    schedule reads the optimizer's step counter, which the checkpoint saves, so a resumed run
+    continues it where it stopped."""
+    import keras
+
+    if config.schedule == "constant":
+        return config.learning_rate
+    warmup_steps = config.warmup_epochs * steps_per_epoch
+    decay_steps = config.epochs * steps_per_epoch - warmup_steps
+    if warmup_steps:
+        return keras.optimizers.schedules.CosineDecay(
+            0.0, decay_steps, warmup_target=config.learning_rate, warmup_steps=warmup_steps)
+    return keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps)
+
+
+@dataclass
+class PreparedData:
+    """The digits a run uses: training, a validation slice of the training digits (seen by the
+    progress bar and history.csv), and test digits evaluated once, after training."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_validation: np.ndarray
+    y_validation: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def prepare_data(config: TrainConfig) -> tuple[PreparedData, dict]:
+    """Load, trim and split the data as `config` says; returns it and what config.json records,
+    including which training digits went to validation."""
     dataset = data.load(config.data)
     summary = dataset.summary()
-    dataset.x_train, dataset.y_train = data.subsample(
-        dataset.x_train, dataset.y_train, config.train_samples, config.seed)
-    dataset.x_test, dataset.y_test = data.subsample(
-        dataset.x_test, dataset.y_test, config.test_samples, config.seed)
-    summary.update(used_train_samples=len(dataset.x_train), used_test_samples=len(dataset.x_test))
-    return dataset, summary
+    x_pool, y_pool = data.subsample(dataset.x_train, dataset.y_train, config.train_samples,
+                                    config.seed)
+    x_test, y_test = data.subsample(dataset.x_test, dataset.y_test, config.test_samples,
+                                    config.seed)
+    validation_count = round(config.validation_fraction * len(x_pool))
+    train_index, validation_index = data.validation_split(y_pool, validation_count, config.seed)
+    if len(train_index) == 0:
+        raise data.DataError(f"Invalid value for `validation_fraction`: "
+                             f"{config.validation_fraction}. It leaves no training digits of "
+                             f"{len(x_pool)}; use a smaller fraction or more --train-samples.")
+    prepared = PreparedData(x_pool[train_index], y_pool[train_index], x_pool[validation_index],
+                            y_pool[validation_index], x_test, y_test)
+    summary.update(
+        used_train_samples=len(train_index), used_validation_samples=len(validation_index),
+        used_test_samples=len(x_test),
+        validation=("none" if not len(validation_index) else
+                    f"{len(validation_index)} of the {len(x_pool)} training digits kept for "
+                    "val_* metrics (stratified; indices into the training digits below)"),
+        validation_indices=validation_index.tolist(),
+        test="the source's test digits, evaluated once after training (never during it)")
+    return prepared, summary
 
 
 def _set_determinism(config: TrainConfig) -> None:
@@ -85,27 +151,34 @@ def _set_determinism(config: TrainConfig) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def _build(config: TrainConfig):
+def steps_per_epoch(config: TrainConfig, prepared: PreparedData) -> int:
+    return math.ceil(len(prepared.x_train) / config.batch_size)
+
+
+def _build(config: TrainConfig, prepared: PreparedData):
     from kexp.models import build_model
 
     return build_model(config.model, init=config.init, init_conv2=config.init_conv2,
                        conv2_filters=config.conv2_filters, freeze=config.freeze,
-                       learning_rate=config.learning_rate, seed=config.seed)
+                       learning_rate=learning_rate_schedule(
+                           config, steps_per_epoch(config, prepared)),
+                       seed=config.seed)
 
 
-def _fit(model, config: TrainConfig, dataset: data.Dataset, run_dir: Path, first_epoch: int,
+def _fit(model, config: TrainConfig, prepared: PreparedData, run_dir: Path, first_epoch: int,
          extra_callbacks=(), verbose: int | str = "auto") -> None:
     import tensorflow as tf
 
     from kexp import callbacks
 
-    x_train = data.to_model_inputs(dataset.x_train)
-    x_test = data.to_model_inputs(dataset.x_test)
-    steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
-    train_batches = epoch_batches(x_train, dataset.y_train, config.batch_size, config.seed,
-                                  first_epoch, config.epochs)
-    test_batches = tf.data.Dataset.from_tensor_slices(
-        (x_test, dataset.y_test)).batch(config.batch_size).cache()
+    train_batches = epoch_batches(data.to_model_inputs(prepared.x_train), prepared.y_train,
+                                  config.batch_size, config.seed, first_epoch, config.epochs,
+                                  augmentation_settings(config))
+    validation_batches = None
+    if len(prepared.x_validation):
+        validation_batches = tf.data.Dataset.from_tensor_slices(
+            (data.to_model_inputs(prepared.x_validation), prepared.y_validation)
+        ).batch(config.batch_size).cache()
     snapshots = callbacks.KernelSnapshots(run_dir / runs.KERNELS_DIR,
                                           every_epochs=config.snapshot_every_epochs,
                                           every_batches=config.snapshot_every_batches)
@@ -118,23 +191,25 @@ def _fit(model, config: TrainConfig, dataset: data.Dataset, run_dir: Path, first
         fit_callbacks.append(callbacks.tensorboard(run_dir / TENSORBOARD_DIR))
     try:
         model.fit(train_batches, epochs=config.epochs, initial_epoch=first_epoch,
-                  steps_per_epoch=steps_per_epoch, validation_data=test_batches,
+                  steps_per_epoch=steps_per_epoch(config, prepared),
+                  validation_data=validation_batches,
                   callbacks=fit_callbacks, verbose=verbose, shuffle=False)
     except KeyboardInterrupt:
         snapshots.save(callbacks.INTERRUPTED)
         raise
 
 
-def _finish(model, config: TrainConfig, dataset: data.Dataset, run_dir: Path,
+def _finish(model, config: TrainConfig, prepared: PreparedData, run_dir: Path,
             started: float) -> dict:
     from kexp import callbacks, plots
 
-    x_test = data.to_model_inputs(dataset.x_test)
-    test_loss, test_accuracy = model.evaluate(x_test, dataset.y_test, verbose=0,
+    # The only time the test digits are touched.
+    test_loss, test_accuracy = model.evaluate(data.to_model_inputs(prepared.x_test),
+                                              prepared.y_test, verbose=0,
                                               batch_size=config.batch_size)
     history = runs.read_history(run_dir)
     callbacks.save_model_atomic(model, run_dir / runs.MODEL_FILE)
-    for stale in (run_dir / CHECKPOINT_DIR).glob("*.keras"):
+    for stale in callbacks.EpochCheckpoint.checkpoints(run_dir / CHECKPOINT_DIR):
         stale.unlink()
     (run_dir / CHECKPOINT_DIR).rmdir()
     metrics = {"test_loss": float(test_loss), "test_accuracy": float(test_accuracy),
@@ -148,13 +223,13 @@ def _finish(model, config: TrainConfig, dataset: data.Dataset, run_dir: Path,
     return metrics
 
 
-def _run(model, config, dataset, run_dir, first_epoch, extra_callbacks, verbose) -> Path:
+def _run(model, config, prepared, run_dir, first_epoch, extra_callbacks, verbose) -> Path:
     started = time.time()
     runs.write_status(run_dir, runs.STATUS_RUNNING, epochs_planned=config.epochs,
                       first_epoch=first_epoch + 1)
     try:
-        _fit(model, config, dataset, run_dir, first_epoch, extra_callbacks, verbose)
-        metrics = _finish(model, config, dataset, run_dir, started)
+        _fit(model, config, prepared, run_dir, first_epoch, extra_callbacks, verbose)
+        metrics = _finish(model, config, prepared, run_dir, started)
     except KeyboardInterrupt:
         runs.write_status(run_dir, runs.STATUS_INTERRUPTED,
                           epochs_completed=len(runs.read_history(run_dir)),
@@ -173,19 +248,20 @@ def train(config: TrainConfig, extra_callbacks=(), verbose: int | str = "auto") 
     """Train `config` and return its run folder. Nothing is created before the config and the
     data have been checked."""
     config.validate()
-    dataset, data_summary = prepare_data(config)
+    prepared, data_summary = prepare_data(config)
     runs.prepare_runs_root(config.runs_dir)  # an unwritable --runs-dir fails before the build
     _set_determinism(config)
-    model = _build(config)
+    model = _build(config, prepared)
     run_dir = runs.create_run_dir(config.runs_dir, config.init.split(":")[0])
     runs.write_json_atomic(run_dir / runs.CONFIG_FILE, {
         "config": config.to_dict(), "data": data_summary, "versions": _versions(),
         "created": runs.now_iso(), "command": sys.argv})
     print(f"kexp: run folder {run_dir}", flush=True)
     print(f"kexp: data {data_summary['description']}; training on "
-          f"{data_summary['used_train_samples']}, testing on "
-          f"{data_summary['used_test_samples']}", flush=True)
-    return _run(model, config, dataset, run_dir, 0, extra_callbacks, verbose)
+          f"{data_summary['used_train_samples']}, validating on "
+          f"{data_summary['used_validation_samples']}, testing on "
+          f"{data_summary['used_test_samples']} once at the end", flush=True)
+    return _run(model, config, prepared, run_dir, 0, extra_callbacks, verbose)
 
 
 def resume(run_dir: Path, extra_callbacks=(), verbose: int | str = "auto") -> Path:
@@ -199,7 +275,7 @@ def resume(run_dir: Path, extra_callbacks=(), verbose: int | str = "auto") -> Pa
                             "Expected an interrupted, failed or crashed run.")
     recorded = runs.read_json(run_dir / runs.CONFIG_FILE)
     config = TrainConfig.from_dict(recorded["config"]).validate()
-    dataset, data_summary = prepare_data(config)
+    prepared, data_summary = prepare_data(config)
     if data_summary["sha256"] != recorded["data"]["sha256"]:
         raise runs.RunError(f"Cannot resume '{run_dir}': its data was "
                             f"{recorded['data']['source']} ({recorded['data']['sha256'][:12]}), "
@@ -208,13 +284,17 @@ def resume(run_dir: Path, extra_callbacks=(), verbose: int | str = "auto") -> Pa
     _set_determinism(config)
     latest = callbacks.EpochCheckpoint.latest(run_dir / CHECKPOINT_DIR)
     if latest is None:
-        model, first_epoch = _build(config), 0
-    else:
+        model, first_epoch = _build(config, prepared), 0
+    elif latest[1].suffix == ".keras":  # a checkpoint of an older kexp: the whole model
         first_epoch, path = latest
         model = callbacks.load_model(path)  # safe mode: a Lambda layer is refused
+    else:
+        first_epoch, path = latest
+        model = _build(config, prepared)
+        callbacks.restore_training_state(model, path)
     _trim_history(run_dir, first_epoch)
     print(f"kexp: resuming {run_dir} after epoch {first_epoch} of {config.epochs}", flush=True)
-    return _run(model, config, dataset, run_dir, first_epoch, extra_callbacks, verbose)
+    return _run(model, config, prepared, run_dir, first_epoch, extra_callbacks, verbose)
 
 
 def _trim_history(run_dir: Path, epochs_kept: int) -> None:

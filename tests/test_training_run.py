@@ -47,7 +47,10 @@ def test_status_history_and_config_record_the_run(trained_run, tiny_config_value
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "seconds"} <= set(history[0])
     recorded = json.loads((trained_run / "config.json").read_text())
     assert recorded["config"]["seed"] == tiny_config_values["seed"]
-    assert recorded["data"]["source"] == "mnist-5k" and recorded["data"]["used_train_samples"] == 256
+    assert recorded["data"]["source"] == "mnist-5k"
+    # --train-samples digits, of which a stratified 10% validate (never the test digits).
+    assert recorded["data"]["used_train_samples"] + recorded["data"]["used_validation_samples"] \
+        == 256 and recorded["data"]["used_validation_samples"] == 26
     assert recorded["versions"]["keras"].startswith("3.")
     assert TrainConfig.from_dict(recorded["config"]).validate() == TrainConfig(
         **{**TrainConfig().to_dict(), **recorded["config"]})

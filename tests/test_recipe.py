@@ -1,0 +1,154 @@
+"""The default training recipe: augmentation of training batches only, a learning-rate schedule
+that a resumed run continues, and validation that never reads the test digits."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kexp import runs
+from kexp.config import ConfigError, TrainConfig
+
+TINY = dict(data="mnist-5k", train_samples=300, batch_size=64, seed=5, epochs=1)
+
+
+def _batches(augmentation, first_epoch=0, epochs=2, seed=1):
+    from kexp.train import epoch_batches
+
+    images = np.random.default_rng(0).random((48, 28, 28, 1), dtype=np.float32)
+    labels = np.arange(48)
+    return [(x.numpy(), y.numpy())
+            for x, y in epoch_batches(images, labels, 16, seed, first_epoch, epochs, augmentation)]
+
+
+def test_augmentation_transforms_each_batch_reproducibly_and_resume_replays_it():
+    strong = {"rotation_degrees": 15.0, "shift_fraction": 0.1, "zoom_fraction": 0.1}
+    plain = _batches(None)
+    augmented = _batches(strong)
+    assert [y.tolist() for _, y in augmented] == [y.tolist() for _, y in plain]  # same order
+    assert all(not np.allclose(a, p) for (a, _), (p, _) in zip(augmented, plain))
+    assert all(np.array_equal(a, b) for (a, _), (b, _) in zip(augmented, _batches(strong)))
+    # A resumed run (starting at epoch 1) sees exactly the augmented batches of epoch 1.
+    per_epoch = len(augmented) // 2
+    assert all(np.array_equal(a, b)
+               for (a, _), (b, _) in zip(augmented[per_epoch:], _batches(strong, first_epoch=1)))
+    assert not np.array_equal(augmented[0][0], _batches(strong, seed=2)[0][0])
+    # Zero strength is the identity: the transform itself adds nothing.
+    zero = {"rotation_degrees": 0.0, "shift_fraction": 0.0, "zoom_fraction": 0.0}
+    assert all(np.array_equal(a, p) for (a, _), (p, _) in zip(_batches(zero), plain))
+
+
+def test_cosine_schedule_decays_over_the_planned_steps_with_optional_warmup():
+    from kexp.train import learning_rate_schedule
+
+    config = TrainConfig(epochs=10, learning_rate=0.004, schedule="cosine")
+    schedule = learning_rate_schedule(config, steps_per_epoch=20)
+    assert float(schedule(0)) == pytest.approx(0.004)
+    assert float(schedule(100)) == pytest.approx(0.002, rel=1e-4)  # half way: half the peak
+    assert float(schedule(200)) == pytest.approx(0.0, abs=1e-9)
+    warm = learning_rate_schedule(TrainConfig(epochs=10, learning_rate=0.004, warmup_epochs=2), 20)
+    assert float(warm(0)) == pytest.approx(0.0, abs=1e-9)
+    assert float(warm(40)) == pytest.approx(0.004)
+    assert float(warm(200)) == pytest.approx(0.0, abs=1e-9)
+    assert learning_rate_schedule(TrainConfig(schedule="constant", learning_rate=0.01), 20) == 0.01
+
+
+def test_validation_is_a_stratified_slice_of_the_training_digits():
+    from kexp.train import prepare_data
+
+    prepared, summary = prepare_data(TrainConfig(**{**TINY, "validation_fraction": 0.2}))
+    assert len(prepared.x_validation) == summary["used_validation_samples"] == 60
+    assert len(prepared.x_train) == summary["used_train_samples"] == 240
+    assert len(summary["validation_indices"]) == 60
+    counts = np.bincount(prepared.y_validation, minlength=10)
+    expected = 0.2 * np.bincount(np.concatenate([prepared.y_train, prepared.y_validation]),
+                                 minlength=10)
+    assert np.all(np.abs(counts - expected) <= 1)
+    test_rows = {image.tobytes() for image in prepared.x_test}
+    train_rows = {image.tobytes() for image in prepared.x_train}
+    for image in prepared.x_validation:
+        assert image.tobytes() not in test_rows and image.tobytes() not in train_rows
+    none, summary = prepare_data(TrainConfig(**{**TINY, "validation_fraction": 0.0}))
+    assert len(none.x_validation) == 0 and summary["validation_indices"] == []
+
+
+def test_validation_metrics_do_not_depend_on_the_test_digits(tmp_path):
+    """Two runs that differ only in their test digits log the same val_* numbers: validation
+    reads training digits only; the test digits change nothing but the final test score."""
+    from kexp.train import train
+
+    run_a = train(TrainConfig(runs_dir=str(tmp_path / "a"), test_samples=100, **TINY), verbose=0)
+    run_b = train(TrainConfig(runs_dir=str(tmp_path / "b"), test_samples=400, **TINY), verbose=0)
+    history_a, history_b = runs.read_history(run_a), runs.read_history(run_b)
+    assert "val_accuracy" in history_a[0]
+    for key in ("val_loss", "val_accuracy", "loss"):
+        assert history_a[0][key] == pytest.approx(history_b[0][key], abs=1e-6)
+    recorded = runs.read_json(run_a / runs.CONFIG_FILE)["data"]
+    assert recorded["used_test_samples"] == 100 and recorded["used_validation_samples"] == 30
+    assert "once after training" in recorded["test"]
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"schedule": "linear"}, r"Invalid value for `schedule`: 'linear'\. Expected one of: cosine"),
+    ({"rotation_degrees": -5.0}, r"Invalid value for `rotation_degrees`: -5\.0"),
+    ({"shift_fraction": float("nan")}, r"Invalid value for `shift_fraction`: nan"),
+    ({"zoom_fraction": 1.5}, r"Invalid value for `zoom_fraction`: 1\.5\. Expected a number from"),
+    ({"augment": "yes"}, r"Invalid value for `augment`: 'yes'\. Expected true or false"),
+    ({"validation_fraction": 0.9}, r"Invalid value for `validation_fraction`: 0\.9"),
+    ({"warmup_epochs": 5, "epochs": 5}, r"Invalid value for `warmup_epochs`: 5\. Expected fewer"),
+    ({"warmup_epochs": -1}, r"Invalid value for `warmup_epochs`: -1"),
+])
+def test_bad_recipe_settings_are_refused_before_anything_is_created(tmp_path, changes, message):
+    from kexp.train import train
+
+    runs_dir = tmp_path / "runs"
+    with pytest.raises(ConfigError, match=message):
+        train(TrainConfig(runs_dir=str(runs_dir), data="mnist-5k", **changes))
+    assert not runs_dir.exists()
+
+
+RESUME_SCRIPT = """
+import sys, keras
+from kexp.config import TrainConfig
+from kexp.train import TrainingInterrupted, resume, train
+
+runs_dir, stop_after = sys.argv[1], int(sys.argv[2])
+
+class StopAfter(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == stop_after:
+            raise KeyboardInterrupt
+
+config = TrainConfig(data="mnist-5k", train_samples=256, test_samples=64, batch_size=64,
+                     epochs=3, seed=11, deterministic=True, warmup_epochs=1, runs_dir=runs_dir)
+assert config.augment and config.schedule == "cosine"
+try:
+    run_dir = train(config, extra_callbacks=[StopAfter()] if stop_after else [], verbose=0)
+except TrainingInterrupted as interrupted:
+    run_dir = resume(interrupted.run_dir, verbose=0)
+print(run_dir)
+"""
+
+
+@pytest.mark.slow
+def test_resumed_augmented_scheduled_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path):
+    finals = {}
+    for name, stop_after in (("straight", 0), ("resumed", 1)):
+        result = subprocess.run([sys.executable, "-c", RESUME_SCRIPT, str(tmp_path / name),
+                                 str(stop_after)], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        run_dir = Path(result.stdout.strip().splitlines()[-1])
+        finals[name] = runs.load_kernels(run_dir / runs.KERNELS_DIR / "final.npz")
+        history = runs.read_history(run_dir)
+        assert [row["epoch"] for row in history] == [1, 2, 3]
+        if stop_after:
+            assert (run_dir / runs.KERNELS_DIR / "interrupted.npz").exists()
+            recorded = json.loads((run_dir / runs.CONFIG_FILE).read_text())["config"]
+            assert recorded["augment"] is True and recorded["warmup_epochs"] == 1
+    for layer in ("conv1", "conv2"):
+        assert finals["straight"][layer].tobytes() == finals["resumed"][layer].tobytes()
