@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 
 from kexp import config as config_module
@@ -100,10 +101,12 @@ def _train_command(args) -> int:
                       if key not in ("func", "command", "resume")}
             run_dir = train.train(TrainConfig(**values))
     except train.TrainingInterrupted as interrupted:
-        print(f"\nkexp: interrupted; kernels and history so far are in {interrupted.run_dir}\n"
+        name = signal.Signals(interrupted.signal_number).name
+        print(f"\nkexp: interrupted by {name}; kernels and history so far are in "
+              f"{interrupted.run_dir}\n"
               f"kexp: resume with: python -m kexp train --resume {interrupted.run_dir}",
               file=sys.stderr)
-        return 130
+        return 128 + interrupted.signal_number
     status = runs.read_status(run_dir)
     print(f"kexp: finished {run_dir}: test accuracy {status['test_accuracy']:.4f} "
           f"in {status['seconds']:.1f} s")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import platform
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kexp import data, runs
+from kexp import data, runs, stop_signals
 from kexp.config import TrainConfig
 
 CHECKPOINT_DIR = "checkpoint"
@@ -25,11 +26,13 @@ TENSORBOARD_DIR = "tensorboard"
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Raised after a Ctrl-C once the run folder records it; carries the run folder."""
+    """Raised after a stop signal (Ctrl-C, SIGTERM, SIGHUP) once the run folder records it;
+    carries the run folder and the signal's number."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, signal_number: int = signal.SIGINT):
         super().__init__(str(run_dir))
         self.run_dir = run_dir
+        self.signal_number = signal_number
 
 
 def _versions() -> dict:
@@ -227,19 +230,22 @@ def _run(model, config, prepared, run_dir, first_epoch, extra_callbacks, verbose
     started = time.time()
     runs.write_status(run_dir, runs.STATUS_RUNNING, epochs_planned=config.epochs,
                       first_epoch=first_epoch + 1)
-    try:
-        _fit(model, config, prepared, run_dir, first_epoch, extra_callbacks, verbose)
-        metrics = _finish(model, config, prepared, run_dir, started)
-    except KeyboardInterrupt:
-        runs.write_status(run_dir, runs.STATUS_INTERRUPTED,
-                          epochs_completed=len(runs.read_history(run_dir)),
-                          reason="interrupted (Ctrl-C / SIGINT)",
-                          resume=f"python -m kexp train --resume {run_dir}")
-        raise TrainingInterrupted(run_dir) from None
-    except BaseException as error:
-        runs.write_status(run_dir, runs.STATUS_FAILED, reason=f"{type(error).__name__}: {error}",
-                          epochs_completed=len(runs.read_history(run_dir)))
-        raise
+    with stop_signals.stop_on_signals():
+        try:
+            _fit(model, config, prepared, run_dir, first_epoch, extra_callbacks, verbose)
+            metrics = _finish(model, config, prepared, run_dir, started)
+        except KeyboardInterrupt as interruption:  # Ctrl-C, SIGTERM or SIGHUP
+            number = stop_signals.signal_of(interruption)
+            runs.write_status(run_dir, runs.STATUS_INTERRUPTED,
+                              epochs_completed=len(runs.read_history(run_dir)),
+                              reason=f"interrupted by {signal.Signals(number).name}",
+                              resume=f"python -m kexp train --resume {run_dir}")
+            raise TrainingInterrupted(run_dir, number) from None
+        except BaseException as error:
+            runs.write_status(run_dir, runs.STATUS_FAILED,
+                              reason=f"{type(error).__name__}: {error}",
+                              epochs_completed=len(runs.read_history(run_dir)))
+            raise
     runs.write_status(run_dir, runs.STATUS_FINISHED, finished=runs.now_iso(), **metrics)
     return run_dir
 
