@@ -17,7 +17,7 @@ from kexp.config import DEFAULTS, ConfigError, TrainConfig
 
 # Modules that add a sub-command: each has add_parser(subparsers) and imports TensorFlow only
 # when its command runs.
-COMMAND_MODULES: tuple[str, ...] = ("kexp.compare", "kexp.animate", "kexp.demos")
+COMMAND_MODULES: tuple[str, ...] = ("kexp.experiments.compare.command", "kexp.experiments.animate", "kexp.demos")
 
 
 def _whole_number(text: str) -> int:

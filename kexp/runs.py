@@ -10,12 +10,14 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import io
+import itertools
 import json
 import os
 import re
 import socket
 import tempfile
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -61,19 +63,33 @@ def prepare_runs_root(runs_root: str | os.PathLike) -> Path:
     return runs_root
 
 
+def folder_stamp() -> str:
+    """The local time that starts a folder name, e.g. 20260101-120000, so names sort by age."""
+    return _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def create_exclusive_dir(parent: Path, names: Iterable[str], subfolders: Iterable[str] = ()
+                         ) -> Path:
+    """Create the first of `names` that does not exist yet under `parent`, with its empty
+    `subfolders`: mkdir fails on an existing folder, so two writers never share one."""
+    for name in names:
+        folder = Path(parent) / name
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        for subfolder in subfolders:
+            (folder / subfolder).mkdir()
+        return folder
+    raise RunError(f"Cannot create a new folder in '{parent}': every name tried exists.")
+
+
 def create_run_dir(runs_root: str | os.PathLike, label: str) -> Path:
     """Create a new, empty run folder; two runs never share one (mkdir fails if it exists)."""
     runs_root = prepare_runs_root(runs_root)
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    while True:
-        run_dir = runs_root / f"{stamp}-{_slug(label)}-{uuid.uuid4().hex[:6]}"
-        try:
-            run_dir.mkdir()
-        except FileExistsError:
-            continue
-        (run_dir / KERNELS_DIR).mkdir()
-        (run_dir / FIGURES_DIR).mkdir()
-        return run_dir
+    stamp = folder_stamp()
+    names = (f"{stamp}-{_slug(label)}-{uuid.uuid4().hex[:6]}" for _ in itertools.count())
+    return create_exclusive_dir(runs_root, names, (KERNELS_DIR, FIGURES_DIR))
 
 
 def _write_atomic(path: Path, write) -> Path:
@@ -235,3 +251,18 @@ def snapshot_sequence(run_dir: Path) -> list[tuple[str, Path]]:
     folder = Path(run_dir) / KERNELS_DIR
     found = [path for path in folder.glob("*.npz") if SNAPSHOT_ORDER.match(path.stem)]
     return [(path.stem, path) for path in sorted(found, key=lambda p: order(p.stem))]
+
+
+def read_config(run_dir: Path) -> dict:
+    """A run's config.json: its settings ("config"), the data it used ("data"), versions."""
+    return read_json(Path(run_dir) / CONFIG_FILE)
+
+
+def run_of_process(runs_root: str | os.PathLike, pid: int) -> Path | None:
+    """The newest run folder under `runs_root` whose status.json process `pid` on this host
+    wrote last, or None: how a process that launched a training finds its run folder."""
+    for run_dir in reversed(list_runs(runs_root)):
+        status = read_status(run_dir)
+        if status.get("pid") == pid and status.get("host") == socket.gethostname():
+            return run_dir
+    return None

@@ -11,7 +11,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from kexp import compare
+from kexp.experiments.compare import command, plan
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -28,10 +28,10 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def index_url(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
-    study = compare.Study(initializers=["glorot_uniform", "zeros"], seeds=[0], epochs=1,
-                          train_samples=300, jobs=2, runs_dir=str(root / "runs"))
-    compare_dir = compare.run_study(study, say=lambda line: None)
-    return (compare_dir / compare.INDEX_FILE).resolve().as_uri()
+    study = plan.Study(initializers=["glorot_uniform", "zeros"], seeds=[0], epochs=1,
+                       train_samples=300, jobs=2, runs_dir=str(root / "runs"))
+    compare_dir = command.run_study(study, say=lambda line: None)
+    return (compare_dir / plan.INDEX_FILE).resolve().as_uri()
 
 
 def _chromium(tmp_path, *arguments: str) -> subprocess.CompletedProcess:

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from kexp import analysis, animate, cli, compare, runs
+from kexp import analysis, cli, runs
 from kexp.config import ConfigError
+from kexp.experiments import animate
+from kexp.experiments.compare import command, plan
 
 pytestmark = pytest.mark.slow
 
@@ -25,28 +27,27 @@ TINY = dict(initializers=["glorot_uniform", "zeros"], seeds=[0], epochs=1, train
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     """A tiny sweep plus a training whose data file does not exist: it passes the sweep's own
-    checks and fails inside its `kexp train` process."""
+    checks and fails inside its training process."""
     root = tmp_path_factory.mktemp("compare")
-    study = compare.Study(runs_dir=str(root / "runs"), **TINY)
+    study = plan.Study(runs_dir=str(root / "runs"), **TINY)
     failing = dataclasses.replace(study, initializers=["he_normal"],
                                   data=str(root / "missing" / "mnist.npz"))
     said: list[str] = []
-    compare_dir = compare.run_study(study, say=said.append,
-                                    trainings=compare.plan(study) + compare.plan(failing))
-    rows = json.loads((compare_dir / compare.SUMMARY_JSON).read_text())["rows"]
+    compare_dir = command.run_study(study, say=said.append,
+                                    trainings=plan.trainings(study) + plan.trainings(failing))
+    rows = json.loads((compare_dir / plan.SUMMARY_JSON).read_text())["rows"]
     return compare_dir, {row["initializer"]: row for row in rows}, said
 
 
 def test_sweep_writes_every_file_with_consistent_rows(sweep):
     compare_dir, rows, _ = sweep
     assert compare_dir.name.startswith("compare-")
-    for name in (compare.FIGURE_FILE, compare.SUMMARY_CSV, compare.SUMMARY_JSON,
-                 compare.INDEX_FILE):
+    for name in (plan.FIGURE_FILE, plan.SUMMARY_CSV, plan.SUMMARY_JSON, plan.INDEX_FILE):
         assert (compare_dir / name).stat().st_size > 0, name
-    with open(compare_dir / compare.SUMMARY_CSV, newline="") as handle:
+    with open(compare_dir / plan.SUMMARY_CSV, newline="") as handle:
         csv_rows = list(csv.DictReader(handle))
     assert [row["initializer"] for row in csv_rows] == ["glorot_uniform", "zeros", "he_normal"]
-    assert tuple(csv_rows[0]) == compare.SUMMARY_COLUMNS
+    assert tuple(csv_rows[0]) == plan.SUMMARY_COLUMNS
     for csv_row in csv_rows:
         json_row = rows[csv_row["initializer"]]
         assert csv_row == {key: "" if value is None else str(value)
@@ -105,9 +106,9 @@ def test_animate_command_writes_where_asked(sweep, tmp_path, capsys):
 
 def test_the_page_links_only_files_that_exist(sweep):
     compare_dir, rows, _ = sweep
-    page = (compare_dir / compare.INDEX_FILE).read_text()
+    page = (compare_dir / plan.INDEX_FILE).read_text()
     targets = re.findall(r'(?:src|href)="([^"]+)"', page)
-    assert compare.FIGURE_FILE in targets
+    assert plan.FIGURE_FILE in targets
     local = [target for target in targets if not target.startswith("data:")]
     assert len(local) > 10
     for target in local:
@@ -134,9 +135,9 @@ def test_tensorboard_logs_are_written_into_each_run(sweep):
     (dict(epochs=0), "Invalid value for `epochs`: 0"),
 ])
 def test_bad_settings_are_refused_before_anything_starts(tmp_path, changes, message):
-    study = compare.Study(runs_dir=str(tmp_path / "runs"), **{**TINY, **changes})
+    study = plan.Study(runs_dir=str(tmp_path / "runs"), **{**TINY, **changes})
     with pytest.raises(ValueError, match=re.escape(message)):
-        compare.run_study(study, say=lambda line: None)
+        command.run_study(study, say=lambda line: None)
     assert not (tmp_path / "runs").exists()
 
 
@@ -144,10 +145,10 @@ def test_the_command_line_reports_bad_settings(tmp_path, capsys):
     assert cli.main(["compare", "--inits", "he_normall", "--runs-dir", str(tmp_path)]) == 2
     assert "Invalid value for `init`: 'he_normall'" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="Invalid value for `seeds`"):
-        compare.Study(seeds=[]).validate()
+        plan.Study(seeds=[]).validate()
 
 
 def test_make_dash_j_sets_the_number_of_jobs():
-    assert compare.jobs_from_makeflags(" -j3 --jobserver-auth=3,4") == 3
-    assert compare.jobs_from_makeflags("") is None
-    assert {"glorot_uniform", "zeros"} <= set(compare.study_initializers())
+    assert command.jobs_from_makeflags(" -j3 --jobserver-auth=3,4") == 3
+    assert command.jobs_from_makeflags("") is None
+    assert {"glorot_uniform", "zeros"} <= set(plan.study_initializers())

@@ -1,4 +1,4 @@
-"""The initializer study's figure and static page, drawn from the runs `kexp compare` trained.
+"""The initializer study's figure and static page, drawn from the runs the sweep trained.
 
 One figure answers "does the starting point matter?" at a glance: every initializer's 32 conv1
 filters before and after on ONE colour scale (so a colour is the same number in every panel),
@@ -16,14 +16,16 @@ from pathlib import Path
 import numpy as np
 
 from kexp import runs
+from kexp.experiments import animate
+from kexp.experiments.compare import plan
 
 # Weights span 0.01 (random_normal small) to 3+ (random_normal large): a linear scale shared
 # by all panels would leave every ordinary initializer white, so the shared scale is
 # symmetric-logarithmic, linear within +-LINEAR_WITHIN.
 LINEAR_WITHIN = 0.02
-RUN_FIGURES = ("conv1_before_after.png", "conv1_evolution.gif", "histograms.png",
+RUN_FIGURES = ("conv1_before_after.png", animate.ANIMATION_FILE, "histograms.png",
                "conv2_summary.png", "conv2_before_after.png")
-RUN_FILES = ("config.json", "status.json", "history.csv")
+RUN_FILES = (runs.CONFIG_FILE, runs.STATUS_FILE, runs.HISTORY_FILE)
 
 
 def _display(init: str) -> str:
@@ -47,11 +49,11 @@ def _row_label(row: dict) -> str:
 
 
 def _grids(figure, grouped: dict, epochs: int) -> None:
-    from kexp import plots
-
     """Left block: per initializer, conv1 before | after on one symmetric-log colour scale, and
     the change after - before on one linear scale shared by all initializers."""
     from matplotlib.colors import Normalize, SymLogNorm
+
+    from kexp import plots
 
     shown = {init: next(((row, d) for row, d in group if "conv1_before" in d), group[0])
              for init, group in grouped.items()}
@@ -181,7 +183,8 @@ def _edges(ax, grouped: dict, colours: dict) -> None:
     ax.legend(fontsize=8, loc="lower right")
 
 
-def plot_comparison(measured: list[tuple[dict, dict]], path: Path, study) -> Path:
+def plot_comparison(measured: list[tuple[dict, dict]], path: Path, study: plan.Study
+                    ) -> Path:
     """The study's one figure: grids on the left, curves / change / edges on the right."""
     from matplotlib.figure import Figure
 
@@ -283,29 +286,27 @@ its filters through training.</p>
 """
 
 
-def write_index(compare_dir: Path, study, measured: list[tuple[dict, dict]],
-                seconds: float, log_paths: dict | None = None) -> Path:
-    """index.html: the figure, the summary table and every run, with relative links only."""
-    from kexp import compare
-
+def write_index(compare_dir: Path, study: plan.Study, measured: list[tuple[dict, dict]],
+                seconds: float, log_paths: dict) -> Path:
+    """index.html: the figure, the summary table and every run, with relative links only.
+    `log_paths` maps (initializer, seed) to the training's log."""
     rows = [row for row, _ in measured]
-    log_paths = log_paths or {}
     failed = [row for row in rows if row["status"] != runs.STATUS_FINISHED]
     setup = (f"{study.model} on {study.data}, {study.epochs} epoch(s), seeds "
              f"{', '.join(map(str, study.seeds))}; {len(rows)} trainings "
              f"({len(failed)} failed), {study.jobs} at a time, {seconds:.0f} s in all; "
              f"written {runs.now_iso()}")
-    figure = compare_dir / compare.FIGURE_FILE
+    figure = compare_dir / plan.FIGURE_FILE
     body = [f"<h1>Does the starting point matter?</h1><p class=\"setup\">"
             f"{html.escape(setup)}</p>", HOW_TO_READ]
     if figure.exists():
-        body.append(f'<a href="{compare.FIGURE_FILE}"><img src="{compare.FIGURE_FILE}" '
+        body.append(f'<a href="{plan.FIGURE_FILE}"><img src="{plan.FIGURE_FILE}" '
                     'alt="conv1 filters before and after per initializer, curves, change and '
                     'edge-likeness"></a>')
     body.append("<h2>Summary</h2>")
-    body.append(_table(rows, [c for c in compare.SUMMARY_COLUMNS if c not in ("run", "reason")]))
-    body.append(f"<p>{_link(compare_dir, compare_dir / compare.SUMMARY_CSV, compare.SUMMARY_CSV)}"
-                f" · {_link(compare_dir, compare_dir / compare.SUMMARY_JSON, compare.SUMMARY_JSON)}"
+    body.append(_table(rows, [c for c in plan.SUMMARY_COLUMNS if c not in ("run", "reason")]))
+    body.append(f"<p>{_link(compare_dir, compare_dir / plan.SUMMARY_CSV, plan.SUMMARY_CSV)}"
+                f" · {_link(compare_dir, compare_dir / plan.SUMMARY_JSON, plan.SUMMARY_JSON)}"
                 "</p><h2>Every run</h2>")
     body += [_run_section(compare_dir, row, log_paths.get((row["initializer"], row["seed"])))
              for row in rows]
@@ -314,4 +315,4 @@ def write_index(compare_dir: Path, study, measured: list[tuple[dict, dict]],
             "<link rel=\"icon\" href=\"data:,\">"
             f"<style>{STYLE_SHEET}</style></head>\n<body>\n" + "\n".join(body)
             + "\n</body></html>\n")
-    return runs.write_bytes_atomic(compare_dir / compare.INDEX_FILE, page.encode())
+    return runs.write_bytes_atomic(compare_dir / plan.INDEX_FILE, page.encode())

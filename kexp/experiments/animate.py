@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from kexp import runs
-from kexp.config import DEFAULTS
+from kexp.config import TrainConfig
 
 ANIMATION_FILE = "conv1_evolution.gif"
 FRAME_MILLISECONDS = 500
@@ -76,7 +76,7 @@ def animate_run(run_dir: Path, output: Path | None = None, layer: str = "conv1")
     tiles = [plots.filter_tiles(kernel) for _, kernel in frames]
     rows, cols = plots.grid_shape(len(tiles[0]))
     limit = plots.symmetric_limit(*tiles)  # one scale for every frame
-    recorded = runs.read_json(run_dir / runs.CONFIG_FILE)
+    recorded = runs.read_config(run_dir)
     config = recorded["config"]
     batches_per_epoch = steps_per_epoch(recorded)
     epochs_completed = len(runs.read_history(run_dir))
@@ -116,7 +116,7 @@ def add_parser(subparsers) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("run", nargs="?", default=None,
                         help="run folder (inside --runs-dir), 'all', or nothing for the newest")
-    parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir)
+    parser.add_argument("--runs-dir", default=TrainConfig().runs_dir)
     parser.add_argument("--output", type=Path, default=None,
                         help=f"GIF to write (None: <run>/figures/{ANIMATION_FILE})")
     parser.set_defaults(func=_animate_command)

@@ -1,0 +1,1 @@
+"""Experiments built only from kexp's core; the core never imports them."""

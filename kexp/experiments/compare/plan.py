@@ -1,0 +1,202 @@
+"""The initializer study's plan: what to sweep, how each training is configured, where its
+files go, and the numbers each training leaves in the summary.
+
+The study folder, created exclusively:
+
+    runs/compare-<timestamp>/
+      runs/<timestamp>-<init>-<id>/   one ordinary run folder per training (kexp visualize works)
+      logs/<init>-seed<S>.log         what each training printed
+      logs/<init>-seed<S>.config.json the settings its process trained (TrainConfig.to_dict())
+      logs/<init>-seed<S>.result.json its run folder and how it ended, as its process reported
+      comparison.png                  conv1 before/after per initializer, curves, change, edges
+      summary.csv, summary.json       one row per training
+      index.html                      a static page that shows it all and links every run
+
+numpy only: the sweep runs the trainings and the page draws; both read their layout from here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kexp import analysis, initializers, runs
+from kexp.config import ConfigError, TrainConfig
+
+# The study's defaults: small enough that the whole sweep takes minutes on 2 CPU cores.
+STUDY_INITIALIZERS = ("glorot_uniform", "he_normal", "random_normal:stddev=0.01",
+                      "random_normal:stddev=1.0", "orthogonal", "zeros", "ones")
+OPTIONAL_INITIALIZERS = ("image_patches",)  # added when kexp.custom_initializers provides them
+STUDY_SEEDS = (0, 1)
+STUDY_EPOCHS = 5
+STUDY_DATA = "mnist-5k"  # offline: 4,000 real MNIST training digits, 1,000 test digits
+STUDY_SNAPSHOT_BATCHES = 4  # conv1 every 4 batches of the first epoch, for the animation
+STUDY_JOBS = 2  # two processes beat one on 2 cores (about 20% here): TF leaves a core idle
+
+RUNS_SUBDIR = "runs"
+LOGS_SUBDIR = "logs"
+LOG_SUFFIX = ".log"
+CONFIG_SUFFIX = ".config.json"
+RESULT_SUFFIX = ".result.json"
+FIGURE_FILE = "comparison.png"
+SUMMARY_CSV = "summary.csv"
+SUMMARY_JSON = "summary.json"
+INDEX_FILE = "index.html"
+
+SUMMARY_COLUMNS = (
+    "initializer", "seed", "status", "reason", "run", "train_accuracy", "test_accuracy",
+    "test_loss", "epochs", "seconds", "process_seconds", "conv1_mean_relative_change",
+    "conv2_mean_relative_change", "conv1_distinct_initial", "conv1_distinct_final",
+    "conv1_edge_likeness_initial", "conv1_edge_likeness_final")
+
+
+def study_initializers() -> tuple[str, ...]:
+    """The default list, with kexp's own initializers where they exist."""
+    available = initializers.initializer_names()
+    return STUDY_INITIALIZERS + tuple(name for name in OPTIONAL_INITIALIZERS if name in available)
+
+
+@dataclass
+class Study:
+    """What to sweep and how each training is configured (plain data, validated at once)."""
+
+    initializers: list[str] = field(default_factory=lambda: list(study_initializers()))
+    seeds: list[int] = field(default_factory=lambda: list(STUDY_SEEDS))
+    epochs: int = STUDY_EPOCHS
+    data: str = STUDY_DATA
+    train_samples: int | None = None
+    model: str = TrainConfig().model
+    snapshot_every_batches: int = STUDY_SNAPSHOT_BATCHES
+    tensorboard: bool = False
+    jobs: int = STUDY_JOBS
+    runs_dir: str = TrainConfig().runs_dir
+
+    def validate(self) -> "Study":
+        """Check every training's config before anything starts, with TrainConfig's messages."""
+        if not self.initializers:
+            raise ConfigError("Invalid value for `initializers`: ''. Expected one or more of: "
+                              f"{', '.join(initializers.initializer_names())}.")
+        if not self.seeds:
+            raise ConfigError("Invalid value for `seeds`: ''. Expected whole numbers >= 0.")
+        if isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs < 1:
+            raise ConfigError(f"Invalid value for `jobs`: {self.jobs!r}. "
+                              "Expected a whole number >= 1.")
+        for name, values in (("initializers", self.initializers), ("seeds", self.seeds)):
+            repeated = sorted({str(value) for value in values if values.count(value) > 1})
+            if repeated:
+                raise ConfigError(f"Invalid value for `{name}`: '{', '.join(repeated)}' "
+                                  "given twice. Expected each at most once.")
+        for init in self.initializers:
+            for seed in self.seeds:
+                self.train_config(init, seed).validate()
+        return self
+
+    def train_config(self, init: str, seed: int) -> TrainConfig:
+        return TrainConfig(model=self.model, init=init, seed=seed, epochs=self.epochs,
+                           data=self.data, train_samples=self.train_samples,
+                           snapshot_every_batches=self.snapshot_every_batches,
+                           tensorboard=self.tensorboard)
+
+
+@dataclass
+class Training:
+    """One training of the sweep: its settings (runs_dir is set when it starts), and what
+    became of it."""
+
+    init: str
+    seed: int
+    config: TrainConfig
+    status: str = "pending"
+    reason: str = ""
+    log_path: Path | None = None
+    run_dir: Path | None = None
+    wall_seconds: float = 0.0
+
+    @property
+    def label(self) -> str:
+        return f"{self.init} seed {self.seed}"
+
+    def file(self, compare_dir: Path, suffix: str) -> Path:
+        """logs/<init>-seed<S><suffix>: the training's log, config or result file."""
+        stem = re.sub(r"[^A-Za-z0-9_.=-]+", "-", f"{self.init}-seed{self.seed}")
+        return Path(compare_dir) / LOGS_SUBDIR / f"{stem}{suffix}"
+
+
+def trainings(study: Study) -> list[Training]:
+    """One Training per (initializer, seed), in the order the table lists them."""
+    return [Training(init, seed, study.train_config(init, seed))
+            for init in study.initializers for seed in study.seeds]
+
+
+def create_compare_dir(runs_dir: str | os.PathLike) -> Path:
+    """runs/compare-<timestamp>/, created exclusively (a suffix if two start in one second)."""
+    stamp = runs.folder_stamp()
+    names = [f"compare-{stamp}"] + [f"compare-{stamp}-{attempt}" for attempt in range(2, 1000)]
+    return runs.create_exclusive_dir(runs.prepare_runs_root(runs_dir), names,
+                                     (RUNS_SUBDIR, LOGS_SUBDIR))
+
+
+def _mean(values: np.ndarray) -> float | None:
+    """Mean of finite values, None if there are none (a filter that left exactly 0 has an
+    infinite relative change)."""
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    return round(float(finite.mean()), 6) if finite.size else None
+
+
+def _round(value, digits: int = 6):
+    return None if value is None else round(float(value), digits)
+
+
+def measure(training: Training, compare_dir: Path) -> tuple[dict, dict]:
+    """The summary row of one training, and the arrays the figure draws (empty on failure)."""
+    row = dict.fromkeys(SUMMARY_COLUMNS)
+    row.update(initializer=training.init, seed=training.seed, status=training.status,
+               reason=training.reason, process_seconds=training.wall_seconds)
+    if training.run_dir is None:
+        return row, {}
+    row["run"] = os.path.relpath(training.run_dir, compare_dir)
+    history = runs.read_history(training.run_dir)
+    row["epochs"] = len(history)
+    details: dict = {"history": history}
+    if training.status == runs.STATUS_FINISHED:
+        status = runs.read_status(training.run_dir)
+        row.update(train_accuracy=_round(status.get("train_accuracy")),
+                   test_accuracy=_round(status.get("test_accuracy")),
+                   test_loss=_round(status.get("test_loss")), seconds=status.get("seconds"))
+    sequence = runs.snapshot_sequence(training.run_dir)
+    if len(sequence) < 2 or sequence[0][0] != "initial":
+        return row, details
+    before, after = runs.load_kernels(sequence[0][1]), runs.load_kernels(sequence[-1][1])
+    for layer in ("conv1", "conv2"):  # both study models have both
+        change = analysis.relative_change(before[layer], after[layer])
+        row[f"{layer}_mean_relative_change"] = _mean(change)
+        details[f"{layer}_change"] = change
+    conv1_before, conv1_after = before["conv1"], after["conv1"]
+    edge_before, edge_after = analysis.edge_likeness(conv1_before), analysis.edge_likeness(conv1_after)
+    row.update(conv1_distinct_initial=analysis.distinct_filters(conv1_before),
+               conv1_distinct_final=analysis.distinct_filters(conv1_after),
+               conv1_edge_likeness_initial=_round(edge_before.mean(), 4),
+               conv1_edge_likeness_final=_round(edge_after.mean(), 4))
+    details.update(conv1_before=conv1_before, conv1_after=conv1_after,
+                   edge_before=edge_before, edge_after=edge_after)
+    return row, details
+
+
+def write_summary(compare_dir: Path, study: Study, rows: list[dict]) -> list[Path]:
+    """summary.csv and summary.json: the same rows (None is an empty CSV cell)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({key: "" if value is None else value for key, value in row.items()}
+                     for row in rows)
+    settings = {key: value for key, value in vars(study).items() if key != "runs_dir"}
+    return [runs.write_bytes_atomic(compare_dir / SUMMARY_CSV, buffer.getvalue().encode()),
+            runs.write_json_atomic(compare_dir / SUMMARY_JSON,
+                                   {"created": runs.now_iso(), "study": settings, "rows": rows})]

@@ -1,0 +1,128 @@
+"""Run the study's trainings, each in its own process, `jobs` at a time.
+
+A child gets its settings as a file and reports its run folder in another (see `child`), so a
+training that fails or crashes becomes a row of the table without stopping the others. No
+TensorFlow in this process: it only starts trainings and reads their folders.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from kexp import runs
+from kexp.experiments.compare import plan
+
+CHILD_MODULE = f"{__package__}.child"
+
+
+def say(line: str) -> None:
+    """Progress lines appear at once, also when stdout is a file or a pipe (CI, make)."""
+    print(line, flush=True)
+
+
+def _start(training: plan.Training, compare_dir: Path) -> subprocess.Popen:
+    """Start the child with its run folder in <compare>/runs and its output in <compare>/logs."""
+    config = dataclasses.replace(training.config, runs_dir=str(compare_dir / plan.RUNS_SUBDIR))
+    config_path = runs.write_json_atomic(training.file(compare_dir, plan.CONFIG_SUFFIX),
+                                         config.to_dict())
+    training.log_path = training.file(compare_dir, plan.LOG_SUFFIX)
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with open(training.log_path, "xb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", CHILD_MODULE, str(config_path),
+             str(training.file(compare_dir, plan.RESULT_SUFFIX))],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=environment)
+
+
+def _failure_reason(training: plan.Training, reported: str, returncode: int) -> str:
+    """Why a training failed: its run's status.json if it got that far, else what its process
+    reported, else its last error line, else the exit code or signal."""
+    if training.run_dir is not None and (training.run_dir / runs.STATUS_FILE).exists():
+        reason = runs.read_status(training.run_dir).get("reason")
+        if reason:
+            return reason
+    if reported:
+        return reported
+    text = training.log_path.read_text(encoding="utf-8", errors="replace")
+    for line in reversed(text.splitlines()):
+        if re.search(r"error|exception|killed", line, re.IGNORECASE):
+            return line.strip()[:300]
+    if returncode < 0:
+        return f"killed by signal {-returncode}"
+    return f"exit code {returncode}"
+
+
+def _finish(training: plan.Training, compare_dir: Path, process: subprocess.Popen) -> None:
+    """Read what the child reported; a child that died before it could say is found by its
+    process id in status.json."""
+    result_path = training.file(compare_dir, plan.RESULT_SUFFIX)
+    result = runs.read_json(result_path) if result_path.exists() else {}
+    if result.get("run_dir"):
+        training.run_dir = Path(result["run_dir"])
+    elif not result:
+        training.run_dir = runs.run_of_process(compare_dir / plan.RUNS_SUBDIR, process.pid)
+    status = runs.read_status(training.run_dir)["status"] if training.run_dir else None
+    if process.returncode == 0 and status == runs.STATUS_FINISHED:
+        training.status = runs.STATUS_FINISHED
+    else:
+        training.status = status if status == runs.STATUS_INTERRUPTED else runs.STATUS_FAILED
+        training.reason = _failure_reason(training, result.get("reason", ""),
+                                          process.returncode)
+
+
+def _stop(process: subprocess.Popen, grace_seconds: float = 30) -> None:
+    """Let an interrupted training save its kernels and status: a terminal's Ctrl-C reached it
+    already; if it is still running after a grace period, send it one, then kill it."""
+    for ask in (None, signal.SIGINT, signal.SIGKILL):
+        if ask is not None:
+            process.send_signal(ask)
+        try:
+            process.wait(timeout=grace_seconds)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def run_trainings(trainings: list[plan.Training], compare_dir: Path, jobs: int, say=say
+                  ) -> list[plan.Training]:
+    """Run every training as its own process, `jobs` at a time; print a line as each starts and
+    ends. A failure is recorded on its Training; the others go on. Ctrl-C interrupts the running
+    ones (they save their kernels) and the sweep stops starting new ones."""
+    waiting = list(trainings)
+    running: dict[subprocess.Popen, tuple[plan.Training, float]] = {}
+    total, done = len(trainings), 0
+    try:
+        while waiting or running:
+            while waiting and len(running) < jobs:
+                training = waiting.pop(0)
+                training.status = runs.STATUS_RUNNING
+                running[_start(training, compare_dir)] = (training, time.perf_counter())
+                say(f"kexp compare: started  {training.label} "
+                    f"({total - len(waiting)}/{total} started, {len(running)} running)")
+            time.sleep(0.2)
+            for process in [p for p in running if p.poll() is not None]:
+                training, started = running.pop(process)
+                training.wall_seconds = round(time.perf_counter() - started, 1)
+                _finish(training, compare_dir, process)
+                done += 1
+                outcome = (f"test accuracy {runs.read_status(training.run_dir)['test_accuracy']:.4f}"
+                           if training.status == runs.STATUS_FINISHED
+                           else f"{training.status.upper()}: {training.reason}")
+                say(f"kexp compare: finished {training.label} ({done}/{total}) in "
+                    f"{training.wall_seconds:.0f} s: {outcome}")
+    except KeyboardInterrupt:
+        for process, (training, started) in running.items():
+            _stop(process)
+            _finish(training, compare_dir, process)
+        for training in waiting:
+            training.status, training.reason = "skipped", "the sweep was interrupted"
+        raise
+    return trainings
