@@ -16,7 +16,7 @@ from kexp.config import DEFAULTS, ConfigError, TrainConfig
 
 # Modules that add a sub-command: each has add_parser(subparsers) and imports TensorFlow only
 # when its command runs.
-COMMAND_MODULES: tuple[str, ...] = ("kexp.compare", "kexp.animate", "kexp.demos")
+COMMAND_MODULES: tuple[str, ...] = ("kexp.compare", "kexp.animate", "kexp.experiments.demos.command")
 
 
 def _whole_number(text: str) -> int:

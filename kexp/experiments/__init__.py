@@ -1,0 +1,1 @@
+"""Experiments built only from the kexp core; the core never imports them."""
