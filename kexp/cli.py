@@ -17,7 +17,8 @@ from kexp.config import DEFAULTS, ConfigError, TrainConfig
 
 # Modules that add a sub-command: each has add_parser(subparsers) and imports TensorFlow only
 # when its command runs.
-COMMAND_MODULES: tuple[str, ...] = ("kexp.experiments.compare.command", "kexp.experiments.animate", "kexp.demos")
+COMMAND_MODULES: tuple[str, ...] = ("kexp.experiments.compare.command", "kexp.experiments.animate",
+                                   "kexp.experiments.demos.command")
 
 
 def _whole_number(text: str) -> int:

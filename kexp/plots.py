@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from PIL import Image
 
 from kexp import initializers, runs
 from kexp.analysis import relative_change
@@ -70,12 +71,26 @@ def draw_mosaic(ax, mosaic: np.ndarray, limit: float, title: str):
     return image
 
 
-def save_figure(figure: Figure, path: Path) -> Path:
-    """Save `figure` through a temporary sibling and a rename: never a half-written PNG."""
+def draw_tiles(ax, tiles: np.ndarray, limit: float, title: str, cols: int | None = None):
+    """Draw tiles (n, h, w) as one mosaic on the symmetric scale, `cols` per row (default: the
+    grid_shape layout, 8 per row)."""
+    rows, cols = (grid_shape(len(tiles)) if cols is None
+                  else (math.ceil(len(tiles) / cols), cols))
+    return draw_mosaic(ax, tile(tiles, rows, cols), limit, title)
+
+
+def save_figure(figure: Figure, path: Path, palette_colours: int | None = None) -> Path:
+    """Save `figure` through a temporary sibling and a rename: never a half-written PNG. With
+    `palette_colours` the PNG is quantized to that many colours: a third of the size or less and
+    no visible change for flat-coloured plots (the README's copies stay small)."""
     path = Path(path)
     temporary = runs.temporary_sibling(path)
     try:
         figure.savefig(temporary, dpi=DPI, format=path.suffix.lstrip(".") or "png")
+        if palette_colours:
+            with Image.open(temporary) as image:
+                quantized = image.convert("RGB").quantize(palette_colours)
+            quantized.save(temporary, format="png", optimize=True)
         temporary.replace(path)
     finally:
         if temporary.exists():

@@ -15,7 +15,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pytest
 
-from kexp import analysis, convolution, demos, initializers
+from kexp import analysis, convolution, initializers
+from kexp.experiments.demos import (common, cross_correlation, flip_invariance, gaussian_blur,
+                                    initialization, learned_filters, peak_filter)
 
 keras = pytest.importorskip("keras")
 
@@ -47,9 +49,9 @@ def trained_pair(tmp_path_factory):
 
 # --- 1. random start, centred at 0, from the stated distribution ------------------------------
 
-@pytest.mark.parametrize("spec", demos.RANDOM_INITIALIZERS)
+@pytest.mark.parametrize("spec", initialization.RANDOM_INITIALIZERS)
 def test_1_initial_kernels_fit_the_exact_distribution_and_reject_a_wrong_one(spec):
-    fit = demos.initializer_fit(spec, draws=32)
+    fit = initialization.initializer_fit(spec, draws=32)
     assert fit["fits"], fit["ks"]
     assert fit["wrong_rejected"], fit["ks_wrong"]
     assert abs(fit["mean"]) < 5 * fit["theory_std"] / math.sqrt(fit["weights"])
@@ -58,25 +60,26 @@ def test_1_initial_kernels_fit_the_exact_distribution_and_reject_a_wrong_one(spe
 
 
 def test_1_ks_rejects_the_seed_formula_and_a_uniform_labelled_normal():
-    values = demos.draw_conv1_kernels("glorot_uniform", 32).ravel()
-    high, low = initializers.seed_formula_bounds(demos.CONV1_SHAPE)
+    values = initialization.draw_conv1_kernels("glorot_uniform", 32).ravel()
+    high, low = initializers.seed_formula_bounds(common.CONV1_SHAPE)
     seed_theory = initializers.Theory("uniform", low=low, high=high)
-    critical = demos.ks_critical_value(values.size)
-    assert demos.ks_statistic(values, seed_theory.cdf) > 10 * critical
-    normal_values = demos.draw_conv1_kernels("glorot_normal", 32).ravel()
-    uniform = initializers.theory("glorot_uniform", demos.CONV1_SHAPE)
-    assert demos.ks_statistic(normal_values, uniform.cdf) > critical
+    critical = initialization.ks_critical_value(values.size)
+    assert initialization.ks_statistic(values, seed_theory.cdf) > 10 * critical
+    normal_values = initialization.draw_conv1_kernels("glorot_normal", 32).ravel()
+    uniform = initializers.theory("glorot_uniform", common.CONV1_SHAPE)
+    assert initialization.ks_statistic(normal_values, uniform.cdf) > critical
 
 
 def test_1_ks_statistic_and_critical_value_match_hand_computed_values():
     uniform01 = initializers.Theory("uniform", low=0.0, high=1.0)
-    assert demos.ks_statistic(np.array([0.5]), uniform01.cdf) == pytest.approx(0.5)
-    assert demos.ks_statistic(np.array([0.25, 0.75]), uniform01.cdf) == pytest.approx(0.25)
-    assert demos.ks_critical_value(100, 0.05) == pytest.approx(0.1358, abs=1e-4)
+    assert initialization.ks_statistic(np.array([0.5]), uniform01.cdf) == pytest.approx(0.5)
+    assert initialization.ks_statistic(np.array([0.25, 0.75]),
+                                       uniform01.cdf) == pytest.approx(0.25)
+    assert initialization.ks_critical_value(100, 0.05) == pytest.approx(0.1358, abs=1e-4)
 
 
 def test_1_orthogonal_kernel_has_orthonormal_rows():
-    assert demos.orthogonality_error() < 1e-5
+    assert initialization.orthogonality_error() < 1e-5
 
 
 # --- 2. backpropagation changes the filters; learning rate 0 changes nothing ------------------
@@ -103,11 +106,11 @@ def test_3_peak_filter_response_to_4_decimals_and_the_peaks():
     assert round(response[0], 4) == round(-0.8416 + 0.7342 - 0.5710, 4)  # = -0.6784
     assert convolution.local_peaks(u) == list(convolution.SEED_PEAK_POSITIONS)
     assert convolution.positive_response_positions(response) == [5, 7, 9]
-    assert demos.peak_filter_numbers()["max_pool_point"] == 5
+    assert peak_filter.peak_filter_numbers()["max_pool_point"] == 5
 
 
 def test_3_the_answers_printed_numbers_do_not_follow_from_its_u():
-    numbers = demos.peak_filter_numbers()
+    numbers = peak_filter.peak_filter_numbers()
     assert not np.allclose(numbers["response"], convolution.SEED_PEAK_RESPONSE, atol=5e-5)
     assert numbers["max_difference_to_printed"] > 0.1
     assert numbers["best_3tap_fit_residual"] > 0.1  # no 3-tap filter maps u to the printed y
@@ -117,13 +120,13 @@ def test_3_the_answers_printed_numbers_do_not_follow_from_its_u():
 # --- 4. would backprop turn 3 random numbers into [-1, 1, -1]? --------------------------------
 
 def test_4_peak_labels_are_local_peaks():
-    x, y = demos.peak_sequences(5, 12, np.random.default_rng(0))
+    x, y = peak_filter.peak_sequences(5, 12, np.random.default_rng(0))
     for row, labels in zip(x[..., 0], y[..., 0]):
         assert [i + 2 for i in np.flatnonzero(labels)] == convolution.local_peaks(row)
 
 
 def test_4_backprop_learns_a_peak_filter_close_to_minus1_2_minus1():
-    result = demos.learn_peak_filter(seeds=(0,), sequences=1024, epochs=8)
+    result = peak_filter.learn_peak_filter(seeds=(0,), sequences=1024, epochs=8)
     learned = result["seeds"][0]
     assert learned["cosine_with_peak_filter"] > 0.9
     assert learned["cosine_with_second_difference"] > 0.97
@@ -230,7 +233,7 @@ def test_6_designed_filters_config_round_trip_and_bad_arguments():
 
 def test_7_measured_kernel_respects_sqrt_bound_and_violates_the_seeds(trained_pair):
     kernel = trained_pair[1e-3][0]["conv1"]
-    numbers = demos.glorot_bounds_numbers(kernel)
+    numbers = initialization.glorot_bounds_numbers(kernel)
     assert (numbers["fan_in"], numbers["fan_out"]) == (9, 288)
     assert numbers["limit"] == pytest.approx(math.sqrt(6 / 297))
     assert round(numbers["limit"], 4) == 0.1421
@@ -246,7 +249,7 @@ def test_8_conv1_trainable_weights_are_exactly_kernel_and_bias():
     from kexp.models import build_model
 
     model = build_model("convnet", seed=0)
-    report = demos.conv1_weights_report(model)
+    report = learned_filters.conv1_weights_report(model)
     assert [shape for _, shape in report["conv1_weights"]] == [(3, 3, 1, 32), (32,)]
     assert report["conv1_parameters"] == report["conv1_count_params"] == 320
     assert report["kernel_is_first"] and report["bias_is_second"]
@@ -267,7 +270,7 @@ def test_9_shapes_and_keras_is_cross_correlation_not_the_seed_formula():
     rng = np.random.default_rng(0)
     image = rng.random((5, 5))
     kernel = rng.normal(size=(3, 3, 1, 32))
-    output = demos.keras_conv2d(image[None, :, :, None], kernel)
+    output = cross_correlation.keras_conv2d(image[None, :, :, None], kernel)
     assert output.shape == (1, 3, 3, 32)
     np.testing.assert_allclose(output, convolution.conv2d_layer_reference(
         image[None, :, :, None], kernel), atol=1e-5)
@@ -332,7 +335,7 @@ def test_11_hand_written_1d_references_match_numpy_on_random_data():
 # --- 12. Keras Conv2D = cross-correlation = convolution with the flipped kernel ---------------
 
 def test_12_keras_conv2d_against_independent_references():
-    result = demos.cross_correlation_check()
+    result = cross_correlation.cross_correlation_check()
     assert result["vs_cross_correlation"] < 1e-4
     assert result["vs_convolution_flipped_kernel"] < 1e-4
     assert result["vs_convolution_same_kernel"] > 0.1
@@ -348,7 +351,7 @@ def test_12_fast_batch_correlation_matches_the_loops():
 # --- 13. the flip does not matter for learning ------------------------------------------------
 
 def test_13_true_convolution_layer_learns_the_flipped_kernels():
-    result = demos.flip_training_pair(steps=6, batch_size=16, filters=2)
+    result = flip_invariance.flip_training_pair(steps=6, batch_size=16, filters=2)
     assert result["kernel_movement"] > 1e-3  # it did learn something
     assert result["max_kernel_gap"] < 1e-6
     assert result["max_loss_gap"] < 1e-6
@@ -358,12 +361,13 @@ def test_13_true_convolution_layer_learns_the_flipped_kernels():
 def test_13_true_conv_layer_is_a_convolution_and_differs_without_the_flip():
     rng = np.random.default_rng(0)
     images, kernel = rng.random((1, 6, 6, 1)), rng.normal(size=(3, 3, 1, 2))
-    plain = demos.keras_conv2d(images, kernel)
-    np.testing.assert_allclose(demos.keras_conv2d(images, convolution.flip_kernel(kernel),
-                                                  layer_class=TrueConv2D), plain, atol=1e-5)
-    assert np.abs(demos.keras_conv2d(images, kernel, layer_class=TrueConv2D) - plain).max() > 0.1
+    keras_conv2d = cross_correlation.keras_conv2d
+    plain = keras_conv2d(images, kernel)
+    np.testing.assert_allclose(keras_conv2d(images, convolution.flip_kernel(kernel),
+                                            layer_class=TrueConv2D), plain, atol=1e-5)
+    assert np.abs(keras_conv2d(images, kernel, layer_class=TrueConv2D) - plain).max() > 0.1
     expected = convolution.convolve2d_valid(images[0, :, :, 0], kernel[:, :, 0, 0])
-    convolved = demos.keras_conv2d(images, kernel, layer_class=TrueConv2D)
+    convolved = keras_conv2d(images, kernel, layer_class=TrueConv2D)
     np.testing.assert_allclose(convolved[0, :, :, 0], expected, atol=1e-5)
 
 
@@ -380,7 +384,7 @@ def test_14_gaussian_kernel_properties():
 
 
 def test_14_a_conv_layer_learns_the_gaussian_blur():
-    result = demos.learn_gaussian_blur(count=1000, epochs=6)
+    result = gaussian_blur.learn_gaussian_blur(count=1000, epochs=6)
     assert result["initial_relative_error"] > 0.5
     assert result["relative_error"] < 0.01
     box = np.full((5, 5), 1 / 25)
@@ -407,7 +411,7 @@ def test_demo_command_lists_runs_and_rejects(tmp_path, capsys):
 
 
 def test_importing_the_demo_command_does_not_import_tensorflow():
-    code = ("import sys, kexp.demos, kexp.convolution; "
+    code = ("import sys, kexp.experiments.demos.command, kexp.convolution; "
             "print(any(m in sys.modules for m in ('tensorflow', 'keras', 'matplotlib')))")
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True).stdout.strip()

@@ -1,0 +1,131 @@
+"""What the seed-claim demos share: the settings of their small training runs, where a demo
+writes (DemoContext, with the runs it shares with other demos), the start of the hand-written
+Keras trainings, and the figure pieces several demos draw."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kexp import runs
+from kexp.config import TrainConfig
+
+# Every training demo uses these settings: small enough for 2 CPU cores in a few minutes. They
+# are short runs on all 4,000 training digits without augmentation at a constant learning rate,
+# not `make train`'s converged recipe: each demo isolates one claim, and its numbers in the
+# README were measured with exactly this recipe.
+DATA = "mnist-5k"
+MODEL = "convnet"
+EPOCHS = 3
+TRAIN_SAMPLES = 4000
+TEST_SAMPLES = 1000
+SEED = 0
+LEARNING_RATE = 1e-3
+RECIPE = {"augment": False, "schedule": "constant", "validation_fraction": 0.0}
+
+CONV1_SHAPE = (3, 3, 1, 32)  # the kernel of every model's conv1: 32 filters of 3x3 on 1 channel
+DEMO_RUNS_DIR = "runs"  # training runs go to <out_dir>/runs/
+PALETTE_COLOURS = 256  # demo figures are palette PNGs: small enough to copy into the README
+
+
+def import_keras():
+    """Keras, imported only when a demo needs it (so `kexp --help` stays fast), with TensorFlow's
+    C++ log quiet."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    return keras
+
+
+@dataclass
+class DemoContext:
+    """Where a demo writes, and the training runs it shares with other demos in this process."""
+
+    out_dir: Path
+    figures_dir: Path | None = None
+    runs: dict = field(default_factory=dict)
+
+    def save(self, figure, stem: str) -> Path:
+        """Write the figure as <stem>.png (and a copy into figures_dir), atomically."""
+        from kexp import plots
+
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        path = plots.save_figure(figure, self.out_dir / f"{stem}.png", PALETTE_COLOURS)
+        if self.figures_dir:
+            self.figures_dir.mkdir(parents=True, exist_ok=True)
+            runs.write_bytes_atomic(self.figures_dir / path.name, path.read_bytes())
+        return path
+
+    def run(self, init: str, freeze: tuple[str, ...] = (), learning_rate: float = LEARNING_RATE
+            ) -> dict:
+        """Train (once per process) the demo model with `init`; returns its conv kernels before
+        and after, test accuracy and run folder."""
+        key = (init, tuple(freeze), learning_rate)
+        if key not in self.runs:
+            import_keras()
+            from kexp import train
+
+            config = TrainConfig(model=MODEL, init=init, freeze=list(freeze), epochs=EPOCHS,
+                                 learning_rate=learning_rate, seed=SEED, data=DATA,
+                                 train_samples=TRAIN_SAMPLES, test_samples=TEST_SAMPLES,
+                                 runs_dir=str(self.out_dir / DEMO_RUNS_DIR), **RECIPE)
+            run_dir = train.train(config, verbose=0)
+            kernels = run_dir / runs.KERNELS_DIR
+            self.runs[key] = {"before": runs.load_kernels(kernels / "initial.npz"),
+                              "after": runs.load_kernels(kernels / "final.npz"),
+                              "test_accuracy": runs.read_status(run_dir)["test_accuracy"],
+                              "run_dir": str(run_dir)}
+        return self.runs[key]
+
+
+# ---------------------------------------------------------------------------------------------
+# The hand-written trainings (peak filter, flip invariance, Gaussian blur) start the same way;
+# the first two also fit one watched layer the same way.
+
+def seeded_sequential(seed: int, input_shape: tuple, layers: list, optimizer, loss,
+                      metrics: tuple[str, ...] = ()):
+    """Seed Keras' global random state with `seed`, then Sequential([Input, *layers]) compiled
+    with `optimizer` and `loss`. The layers' initializers carry their own seeds."""
+    keras = import_keras()
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input(input_shape), *layers])
+    model.compile(optimizer=optimizer, loss=loss, metrics=list(metrics) or None)
+    return model
+
+
+def fit_watching_kernel(model, layer: str, x: np.ndarray, y: np.ndarray, epochs: int,
+                        batch_size: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Fit `model` quietly on shuffled batches; returns `layer`'s kernel before and after (as
+    float64) and the fit history."""
+    kernel = model.get_layer(layer).kernel
+    initial = kernel.numpy().astype(float)
+    history = model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, shuffle=True)
+    return initial, kernel.numpy().astype(float), history.history
+
+
+# ---------------------------------------------------------------------------------------------
+# Figure pieces.
+
+def new_figure(width: float, height: float):
+    """An empty figure with constrained layout, `width` x `height` inches."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def draw_matrix(ax, matrix: np.ndarray, limit: float, title: str, annotate: bool = True):
+    """A small matrix drawn with the shared colour scale, each value written in its cell."""
+    from kexp import plots
+
+    image = ax.imshow(matrix, cmap=plots.CMAP, vmin=-limit, vmax=limit)
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if annotate:
+        for (i, j), value in np.ndenumerate(matrix):
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if abs(value) > 0.6 * limit else "black")
+    return image
