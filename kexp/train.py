@@ -155,6 +155,7 @@ def _set_determinism(config: TrainConfig) -> None:
 
 
 def steps_per_epoch(config: TrainConfig, prepared: PreparedData) -> int:
+    """Batches in one epoch of `prepared`'s training digits."""
     return math.ceil(len(prepared.x_train) / config.batch_size)
 
 
@@ -168,11 +169,20 @@ def _build(config: TrainConfig, prepared: PreparedData):
                        seed=config.seed)
 
 
-def _fit(model, config: TrainConfig, prepared: PreparedData, run_dir: Path, first_epoch: int,
-         extra_callbacks=(), verbose: int | str = "auto") -> None:
-    import tensorflow as tf
+@dataclass
+class InputPipelines:
+    """What `fit` reads: training batches over the planned epochs, the validation batches (None
+    without validation) and the steps of one epoch."""
 
-    from kexp import callbacks
+    train_batches: object
+    validation_batches: object
+    steps_per_epoch: int
+
+
+def input_pipelines(config: TrainConfig, prepared: PreparedData,
+                    first_epoch: int = 0) -> InputPipelines:
+    """The tf.data pipelines of a run (also what `make bench` times a plain fit on)."""
+    import tensorflow as tf
 
     train_batches = epoch_batches(data.to_model_inputs(prepared.x_train), prepared.y_train,
                                   config.batch_size, config.seed, first_epoch, config.epochs,
@@ -182,6 +192,14 @@ def _fit(model, config: TrainConfig, prepared: PreparedData, run_dir: Path, firs
         validation_batches = tf.data.Dataset.from_tensor_slices(
             (data.to_model_inputs(prepared.x_validation), prepared.y_validation)
         ).batch(config.batch_size).cache()
+    return InputPipelines(train_batches, validation_batches, steps_per_epoch(config, prepared))
+
+
+def _fit(model, config: TrainConfig, prepared: PreparedData, run_dir: Path, first_epoch: int,
+         extra_callbacks=(), verbose: int | str = "auto") -> None:
+    from kexp import callbacks
+
+    pipelines = input_pipelines(config, prepared, first_epoch)
     snapshots = callbacks.KernelSnapshots(run_dir / runs.KERNELS_DIR,
                                           every_epochs=config.snapshot_every_epochs,
                                           every_batches=config.snapshot_every_batches)
@@ -193,9 +211,9 @@ def _fit(model, config: TrainConfig, prepared: PreparedData, run_dir: Path, firs
     if config.tensorboard:
         fit_callbacks.append(callbacks.tensorboard(run_dir / TENSORBOARD_DIR))
     try:
-        model.fit(train_batches, epochs=config.epochs, initial_epoch=first_epoch,
-                  steps_per_epoch=steps_per_epoch(config, prepared),
-                  validation_data=validation_batches,
+        model.fit(pipelines.train_batches, epochs=config.epochs, initial_epoch=first_epoch,
+                  steps_per_epoch=pipelines.steps_per_epoch,
+                  validation_data=pipelines.validation_batches,
                   callbacks=fit_callbacks, verbose=verbose, shuffle=False)
     except KeyboardInterrupt:
         snapshots.save(callbacks.INTERRUPTED)
