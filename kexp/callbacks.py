@@ -277,3 +277,41 @@ def tensorboard(log_dir: str | os.PathLike) -> keras.callbacks.TensorBoard:
     kernels: TensorBoard's write_images renders only conv1 and clips negatives)."""
     return keras.callbacks.TensorBoard(log_dir=str(log_dir), histogram_freq=1, write_images=True,
                                        update_freq="epoch")
+
+
+class TrainingDiverged(runs.RunError):
+    """The loss or a weight stopped being a finite number; the run cannot recover from it."""
+
+
+@keras.saving.register_keras_serializable(package="kexp")
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Fail the run when the loss or any weight is NaN or infinite: at the start (an
+    initializer whose numbers overflow float32) and after every epoch. Keras' TerminateOnNaN
+    only stops quietly on a NaN loss, which would leave a run marked finished with useless
+    filters; checking per epoch also keeps Keras' batch hooks asynchronous."""
+
+    def get_config(self) -> dict:
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "StopOnNonFinite":
+        return cls(**config)
+
+    def on_train_begin(self, logs=None):
+        self._check_weights("before training")
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(loss):
+            raise TrainingDiverged(f"The training loss became {loss} in epoch {epoch + 1}. "
+                                   "Expected finite losses: lower --learning-rate or use an "
+                                   "initializer with a smaller scale.")
+        self._check_weights(f"after epoch {epoch + 1}")
+
+    def _check_weights(self, when: str) -> None:
+        for variable in self.model.trainable_variables:
+            if not np.all(np.isfinite(keras.ops.convert_to_numpy(variable))):
+                raise TrainingDiverged(f"The weights of '{variable.path}' are not finite "
+                                       f"{when}. Expected finite weights: lower "
+                                       "--learning-rate or use an initializer with a smaller "
+                                       "scale.")

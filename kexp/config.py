@@ -7,7 +7,6 @@ runs before any data is loaded or run folder is created, so bad input leaves not
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 from kexp import initializers
@@ -28,6 +27,22 @@ def _invalid(name: str, value, expected: str) -> ConfigError:
 
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+# The largest count TensorFlow's int32 shapes and steps take; a bigger epoch or batch count is a
+# typo, not a plan. Seeds go to numpy's legacy seeding (keras.utils.set_random_seed): < 2**32.
+MAX_COUNT = 2**31 - 1
+MAX_SEED = 2**32 - 1
+MAX_FLOAT32 = 3.4028234663852886e38  # larger numbers become inf in the float32 weights
+
+
+def _check_whole(name: str, value, low: int, high: int = MAX_COUNT, none_ok: bool = False,
+                 note: str = "") -> None:
+    if none_ok and value is None:
+        return
+    if not _is_int(value) or not low <= value <= high:
+        expected = f"a whole number >= {low}{note} (at most {high})"
+        raise _invalid(name, value, expected + (", or nothing for the default" if none_ok else ""))
 
 
 @dataclass(frozen=True)
@@ -85,34 +100,30 @@ class TrainConfig:
             if (not isinstance(value, (int, float)) or isinstance(value, bool)
                     or not 0 <= value <= upper):
                 raise _invalid(name, value, f"a number from 0 to {upper:g}")
-        if not _is_int(self.warmup_epochs) or self.warmup_epochs < 0:
-            raise _invalid("warmup_epochs", self.warmup_epochs, "a whole number >= 0")
         for name in ("epochs", "batch_size", "snapshot_every_epochs"):
-            value = getattr(self, name)
-            if not _is_int(value) or value < 1:
-                raise _invalid(name, value, "a whole number >= 1")
+            _check_whole(name, getattr(self, name), 1)
+        _check_whole("warmup_epochs", self.warmup_epochs, 0)
         if self.schedule == "cosine" and 0 < self.epochs <= self.warmup_epochs:
             raise _invalid("warmup_epochs", self.warmup_epochs,
                            f"fewer than the {self.epochs} epochs planned")
         for name in ("conv2_filters", "train_samples", "test_samples"):
-            value = getattr(self, name)
-            if value is not None and (not _is_int(value) or value < 1):
-                raise _invalid(name, value, "a whole number >= 1, or nothing for the default")
-        if not _is_int(self.snapshot_every_batches) or self.snapshot_every_batches < 0:
-            raise _invalid("snapshot_every_batches", self.snapshot_every_batches,
-                           "a whole number >= 0 (0: only per epoch)")
+            _check_whole(name, getattr(self, name), 1, none_ok=True)
+        _check_whole("snapshot_every_batches", self.snapshot_every_batches, 0,
+                     note=" (0: only per epoch)")
+        _check_whole("seed", self.seed, 0, MAX_SEED)
         if (not isinstance(self.learning_rate, (int, float)) or isinstance(self.learning_rate, bool)
-                or not 0 <= self.learning_rate < math.inf):
+                or not 0 <= self.learning_rate <= MAX_FLOAT32):
             raise _invalid("learning_rate", self.learning_rate,
-                           "a number >= 0 (0 trains nothing: a control run)")
-        if not _is_int(self.seed) or self.seed < 0:
-            raise _invalid("seed", self.seed, "a whole number >= 0")
+                           f"a number from 0 (trains nothing: a control run) to {MAX_FLOAT32:.4g}")
         unknown = [layer for layer in self.freeze if layer not in FREEZABLE_LAYERS]
         if unknown:
             raise _invalid("freeze", ",".join(self.freeze),
                            f"layer names from: {', '.join(FREEZABLE_LAYERS)}")
         if not isinstance(self.data, str) or not self.data.strip():
             raise _invalid("data", self.data, "auto, mnist, mnist-5k, or a path")
+        if not isinstance(self.runs_dir, str) or not self.runs_dir.strip():
+            raise _invalid("runs_dir", self.runs_dir,
+                           "a folder path (kexp never writes runs into the current folder)")
         return self
 
     def to_dict(self) -> dict:

@@ -203,10 +203,12 @@ def _fit(model, config: TrainConfig, prepared: PreparedData, run_dir: Path, firs
     snapshots = callbacks.KernelSnapshots(run_dir / runs.KERNELS_DIR,
                                           every_epochs=config.snapshot_every_epochs,
                                           every_batches=config.snapshot_every_batches)
-    # Order per epoch: snapshot, history row, then checkpoint. A stop between them leaves the
-    # history at most one row ahead of the checkpoint, and resume trims it; the other way round
-    # a resumed run would lose that epoch's row.
+    # Order per epoch: snapshot, history row, finiteness check, then checkpoint. A stop between
+    # them leaves the history at most one row ahead of the checkpoint, and resume trims it; the
+    # other way round a resumed run would lose that epoch's row. A diverged epoch is recorded
+    # (its row shows the NaN) but never checkpointed.
     fit_callbacks = [snapshots, callbacks.EpochLog(run_dir / runs.HISTORY_FILE),
+                     callbacks.StopOnNonFinite(),
                      callbacks.EpochCheckpoint(run_dir / CHECKPOINT_DIR), *extra_callbacks]
     if config.tensorboard:
         fit_callbacks.append(callbacks.tensorboard(run_dir / TENSORBOARD_DIR))
