@@ -152,3 +152,50 @@ def test_make_dash_j_sets_the_number_of_jobs():
     assert command.jobs_from_makeflags(" -j3 --jobserver-auth=3,4") == 3
     assert command.jobs_from_makeflags("") is None
     assert {"glorot_uniform", "zeros"} <= set(plan.study_initializers())
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+def test_a_stopped_study_keeps_finished_rows_and_interrupts_the_running_one(tmp_path,
+                                                                           signal_name):
+    """A scheduler's SIGTERM (or Ctrl-C) stops the sweep the way Ctrl-C stops a training: the
+    running child saves its kernels and is `interrupted`, finished rows stay, the rest is
+    `skipped`, and the exit code is 128+N."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    number = getattr(signal, signal_name)
+
+    def default_dispositions():
+        for each in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(each, signal.SIG_DFL)
+
+    output = tmp_path / "compare.out"
+    with open(output, "w") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kexp", "compare", "--inits", "glorot_uniform", "he_normal",
+             "orthogonal", "--seeds", "0", "--epochs", "30", "--train-samples", "256",
+             "--jobs", "1", "--runs-dir", str(tmp_path / "runs")],
+            cwd=Path(__file__).resolve().parents[1], stdout=handle, stderr=subprocess.STDOUT,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, preexec_fn=default_dispositions)
+    deadline = time.monotonic() + 240
+    while "started  he_normal" not in output.read_text() and time.monotonic() < deadline:
+        assert process.poll() is None, output.read_text()
+        time.sleep(0.2)
+    time.sleep(4.0)  # the second training is under way
+    process.send_signal(number)
+    assert process.wait(timeout=120) == 128 + number, output.read_text()[-3000:]
+
+    (compare_dir,) = (tmp_path / "runs").iterdir()
+    rows = {row["initializer"]: row
+            for row in json.loads((compare_dir / plan.SUMMARY_JSON).read_text())["rows"]}
+    assert rows["glorot_uniform"]["status"] == runs.STATUS_FINISHED
+    assert rows["he_normal"]["status"] == runs.STATUS_INTERRUPTED
+    assert signal_name in rows["he_normal"]["reason"]
+    assert rows["orthogonal"]["status"] == "skipped"
+    interrupted_run = Path(rows["he_normal"]["run"])
+    if not interrupted_run.is_absolute():
+        interrupted_run = compare_dir / interrupted_run
+    assert (interrupted_run / runs.KERNELS_DIR / "interrupted.npz").is_file()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -26,8 +27,9 @@ def train_and_report(config: TrainConfig, result_path: Path) -> int:
         run_dir = train.train(config)
         status, exit_code = runs.STATUS_FINISHED, 0
     except train.TrainingInterrupted as interrupted:
-        run_dir, status, exit_code = interrupted.run_dir, runs.STATUS_INTERRUPTED, 130
-        reason = "interrupted (Ctrl-C / SIGINT)"
+        run_dir, status = interrupted.run_dir, runs.STATUS_INTERRUPTED
+        exit_code = 128 + interrupted.signal_number
+        reason = f"interrupted by {signal.Signals(interrupted.signal_number).name}"
     except BaseException as error:  # a failed training is a row of the study, not a crash
         traceback.print_exc()
         reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__

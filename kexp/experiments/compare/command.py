@@ -14,7 +14,7 @@ import re
 import time
 from pathlib import Path
 
-from kexp import runs
+from kexp import runs, stop_signals
 from kexp.experiments import animate
 from kexp.experiments.compare import page, plan, sweep
 
@@ -87,13 +87,14 @@ def add_parser(subparsers) -> None:
 
 
 def run_command(args) -> int:
-    """`kexp compare ...`: 0 when the study ran (failed trainings are rows), 130 on Ctrl-C."""
+    """`kexp compare ...`: 0 when the study ran (failed trainings are rows), 128+N when signal N
+    (Ctrl-C, SIGTERM, SIGHUP) stopped it."""
     study = plan.Study(initializers=args.inits, seeds=args.seeds, epochs=args.epochs,
                        data=args.data, train_samples=args.train_samples, model=args.model,
                        snapshot_every_batches=args.snapshot_batches,
                        tensorboard=args.tensorboard, jobs=args.jobs, runs_dir=args.runs_dir)
     try:
         run_study(study)
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as interruption:
+        return 128 + stop_signals.signal_of(interruption)
     return 0

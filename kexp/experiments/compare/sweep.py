@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from kexp import runs
+from kexp import runs, stop_signals
 from kexp.experiments.compare import plan
 
 CHILD_MODULE = f"{__package__}.child"
@@ -78,11 +78,12 @@ def _finish(training: plan.Training, compare_dir: Path, process: subprocess.Pope
                                           process.returncode)
 
 
-def _stop(process: subprocess.Popen, grace_seconds: float = 30) -> None:
-    """Let an interrupted training save its kernels and status: a terminal's Ctrl-C reached it
-    already; if it is still running after a grace period, send it one, then kill it."""
-    for ask in (None, signal.SIGINT, signal.SIGKILL):
-        if ask is not None:
+def _stop(process: subprocess.Popen, signal_number: int, grace_seconds: float = 30) -> None:
+    """Let an interrupted training save its kernels and status: pass the sweep's stop signal on
+    (a terminal's Ctrl-C may have reached it already; a second one is ignored while it saves),
+    and kill it only if it is still running after a grace period."""
+    for ask in (signal_number, signal.SIGKILL):
+        if process.poll() is None:
             process.send_signal(ask)
         try:
             process.wait(timeout=grace_seconds)
@@ -94,35 +95,42 @@ def _stop(process: subprocess.Popen, grace_seconds: float = 30) -> None:
 def run_trainings(trainings: list[plan.Training], compare_dir: Path, jobs: int, say=say
                   ) -> list[plan.Training]:
     """Run every training as its own process, `jobs` at a time; print a line as each starts and
-    ends. A failure is recorded on its Training; the others go on. Ctrl-C interrupts the running
-    ones (they save their kernels) and the sweep stops starting new ones."""
+    ends. A failure is recorded on its Training; the others go on. Ctrl-C, SIGTERM or SIGHUP
+    interrupts the running ones (they save their kernels) and the sweep starts no new ones."""
     waiting = list(trainings)
     running: dict[subprocess.Popen, tuple[plan.Training, float]] = {}
-    total, done = len(trainings), 0
     try:
-        while waiting or running:
-            while waiting and len(running) < jobs:
-                training = waiting.pop(0)
-                training.status = runs.STATUS_RUNNING
-                running[_start(training, compare_dir)] = (training, time.perf_counter())
-                say(f"kexp compare: started  {training.label} "
-                    f"({total - len(waiting)}/{total} started, {len(running)} running)")
-            time.sleep(0.2)
-            for process in [p for p in running if p.poll() is not None]:
-                training, started = running.pop(process)
-                training.wall_seconds = round(time.perf_counter() - started, 1)
-                _finish(training, compare_dir, process)
-                done += 1
-                outcome = (f"test accuracy {runs.read_status(training.run_dir)['test_accuracy']:.4f}"
-                           if training.status == runs.STATUS_FINISHED
-                           else f"{training.status.upper()}: {training.reason}")
-                say(f"kexp compare: finished {training.label} ({done}/{total}) in "
-                    f"{training.wall_seconds:.0f} s: {outcome}")
-    except KeyboardInterrupt:
+        with stop_signals.stop_on_signals():
+            _sweep(waiting, running, compare_dir, jobs, say)
+    except KeyboardInterrupt as interruption:
         for process, (training, started) in running.items():
-            _stop(process)
+            _stop(process, stop_signals.signal_of(interruption))
             _finish(training, compare_dir, process)
         for training in waiting:
             training.status, training.reason = "skipped", "the sweep was interrupted"
         raise
     return trainings
+
+
+def _sweep(waiting: list[plan.Training], running: dict, compare_dir: Path, jobs: int,
+           say) -> None:
+    """Start trainings while fewer than `jobs` run; record each that ends."""
+    total, done = len(waiting), 0
+    while waiting or running:
+        while waiting and len(running) < jobs:
+            training = waiting.pop(0)
+            training.status = runs.STATUS_RUNNING
+            running[_start(training, compare_dir)] = (training, time.perf_counter())
+            say(f"kexp compare: started  {training.label} "
+                f"({total - len(waiting)}/{total} started, {len(running)} running)")
+        time.sleep(0.2)
+        for process in [p for p in running if p.poll() is not None]:
+            training, started = running.pop(process)
+            training.wall_seconds = round(time.perf_counter() - started, 1)
+            _finish(training, compare_dir, process)
+            done += 1
+            outcome = (f"test accuracy {runs.read_status(training.run_dir)['test_accuracy']:.4f}"
+                       if training.status == runs.STATUS_FINISHED
+                       else f"{training.status.upper()}: {training.reason}")
+            say(f"kexp compare: finished {training.label} ({done}/{total}) in "
+                f"{training.wall_seconds:.0f} s: {outcome}")
