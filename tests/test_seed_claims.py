@@ -25,8 +25,9 @@ from kexp import custom_initializers, runs  # noqa: E402  (imports Keras)
 from kexp.config import TrainConfig  # noqa: E402
 from kexp.layers import TrueConv2D  # noqa: E402
 
+# The demos' recipe (no augmentation, constant learning rate, every digit trains), on less data.
 TINY = dict(model="convnet", epochs=1, batch_size=64, data="mnist-5k", train_samples=256,
-            test_samples=128, seed=0)
+            test_samples=128, seed=0, learning_rate=common.LEARNING_RATE, **common.RECIPE)
 
 
 def _train(tmp_path, **overrides):
