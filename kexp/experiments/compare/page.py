@@ -108,7 +108,8 @@ def _colours(inits) -> dict[str, tuple]:
 
 
 def _curves(ax, loss_ax, grouped: dict, colours: dict) -> None:
-    """Test accuracy and training loss per epoch, side by side, one line per run."""
+    """Training accuracy and loss per epoch, side by side, one line per run (the test digits
+    are evaluated once, after training: they are the table's test accuracy)."""
     from matplotlib.ticker import FormatStrFormatter, MaxNLocator
 
     for init, group in grouped.items():
@@ -117,7 +118,7 @@ def _curves(ax, loss_ax, grouped: dict, colours: dict) -> None:
             if not history:
                 continue
             epochs = [entry["epoch"] for entry in history]
-            ax.plot(epochs, [entry.get("val_accuracy", np.nan) for entry in history],
+            ax.plot(epochs, [entry.get("accuracy", np.nan) for entry in history],
                     color=colours[init], marker="o", lw=1.6)
             loss_ax.plot(epochs, [entry.get("loss", np.nan) for entry in history],
                          color=colours[init], marker="o", lw=1.6,
@@ -126,9 +127,9 @@ def _curves(ax, loss_ax, grouped: dict, colours: dict) -> None:
         axis.set_xlabel("epoch")
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.grid(alpha=0.3)
-    ax.set_ylabel("test accuracy")
+    ax.set_ylabel("training accuracy")
     ax.set_ylim(0, 1)
-    ax.set_title("test accuracy (one line per seed)", fontsize=11)
+    ax.set_title("training accuracy (one line per seed)", fontsize=11)
     loss_ax.set_yscale("log")
     loss_ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
     loss_ax.set_ylabel("training loss (log scale)")
@@ -278,7 +279,7 @@ on one colour scale (red positive, blue negative, white zero; logarithmic beyond
 band, so a tiny and a huge initializer can sit side by side), and the change, on one linear
 scale for all rows. <b>Distinct filters</b> counts filters that differ beyond a tolerance: 32
 means every filter is its own feature, 1 means all 32 are copies (the symmetry problem). Right,
-top: test accuracy and training loss per epoch, one line per seed. Middle: how far each filter
+top: training accuracy and loss per epoch, one line per seed. Middle: how far each filter
 moved, relative to where it started.
 Bottom: how much the filters look like oriented edge detectors, before (hollow) and after
 (filled). Each run below links its own figures (with its own colour scale) and an animation of
