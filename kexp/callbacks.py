@@ -1,8 +1,9 @@
 """Keras callbacks that record what training does to the filters, usable in anybody's `fit`.
 
 `KernelSnapshots` saves the kernel of every Conv2D layer before training, during it and after it
-as npz files keyed by layer name in Keras' layout (kh, kw, c_in, c_out); `EpochLog` appends one
-row per epoch to a CSV. Both write atomically, so a crash never leaves a half file.
+as npz files keyed by layer path in Keras' layout (kh, kw, c_in, c_out); `EpochLog` appends one
+row per epoch to a CSV; `EpochCheckpoint` keeps the state a resumed run continues from. They
+write atomically, so a crash never leaves a half file. File names and labels come from kexp.runs.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import csv
 import os
 import time
-import zipfile
 from pathlib import Path
 
 import keras
@@ -18,39 +18,49 @@ import numpy as np
 
 from kexp import runs
 
-INITIAL = "initial"
-FINAL = "final"
-INTERRUPTED = "interrupted"
 
 
-def conv_layers(model: keras.Model) -> list:
-    """Every Conv2D layer of `model`, in order (any model, not only kexp's)."""
-    return [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+def conv_layers(model: keras.Model) -> dict[str, keras.layers.Conv2D]:
+    """Every Conv2D layer of `model` at any depth, in order, by layer path: its name for a layer
+    of `model` itself ("conv1"), and the names of the layers holding it, joined by "/", for one
+    inside a nested block ("block/conv" for a Conv2D in a Sequential "block" used as a layer).
+
+    The search goes down every layer that lists its layers in the public `.layers` attribute:
+    a Sequential or functional sub-model, any keras.Model. (A custom layer that keeps a Conv2D in
+    a plain attribute has no public list of its sublayers, so it is not searched.) A layer
+    shared by two blocks is listed once, under its first path."""
+    found: dict[str, keras.layers.Conv2D] = {}
+    seen: set[int] = set()
+
+    def visit(layers, prefix: str) -> None:
+        for layer in layers:
+            path = f"{prefix}{layer.name}"
+            if isinstance(layer, keras.layers.Conv2D) and id(layer) not in seen:
+                seen.add(id(layer))
+                found[path] = layer
+            elif isinstance(getattr(layer, "layers", None), (list, tuple)):
+                visit(layer.layers, f"{path}/")
+
+    visit(model.layers, "")
+    return found
 
 
 def conv_kernels(model: keras.Model) -> dict[str, np.ndarray]:
-    """Kernels of every Conv2D layer by layer name, as float32 numpy arrays."""
-    return {layer.name: np.asarray(keras.ops.convert_to_numpy(layer.kernel), dtype=np.float32)
-            for layer in conv_layers(model)}
-
-
-def epoch_label(epoch: int) -> str:
-    """File stem of the snapshot after 1-based `epoch`."""
-    return f"epoch_{epoch:03d}"
-
-
-def batch_label(epoch: int, batch: int) -> str:
-    """File stem of the snapshot after 1-based `batch` of 1-based `epoch`."""
-    return f"epoch_{epoch:03d}_batch_{batch:05d}"
+    """Kernels of every Conv2D layer at any depth by layer path (see conv_layers), as float32
+    numpy arrays."""
+    return {path: np.asarray(keras.ops.convert_to_numpy(layer.kernel), dtype=np.float32)
+            for path, layer in conv_layers(model).items()}
 
 
 @keras.saving.register_keras_serializable(package="kexp")
 class KernelSnapshots(keras.callbacks.Callback):
-    """Save conv kernels to `directory`: initial.npz at the start, epoch_NNN.npz every
-    `every_epochs` epochs, epoch_NNN_batch_BBBBB.npz every `every_batches` batches of the first
-    epoch (where filters change most), and final.npz at the end.
+    """Save the kernels of every Conv2D layer, nested ones included (keys: layer paths, see
+    conv_layers), to `directory`: initial.npz at the start, epoch_NNN.npz every `every_epochs`
+    epochs, epoch_NNN_batch_BBBBB.npz every `every_batches` batches of the first epoch (where
+    filters change most), and final.npz at the end.
 
-    Keras skips `on_train_end` on Ctrl-C; call `save(INTERRUPTED)` from your own `except`.
+    Keras skips `on_train_end` on Ctrl-C; call `save(kexp.runs.INTERRUPTED)` from your own
+    `except`.
     """
 
     def __init__(self, directory: str | os.PathLike, every_epochs: int = 1,
@@ -69,7 +79,6 @@ class KernelSnapshots(keras.callbacks.Callback):
         # overrides one, unless the callback says it is async-safe: true while they do nothing.
         self.async_safe = every_batches == 0
         self.layer_names = list(layer_names) if layer_names else None
-        self.seconds_spent = 0.0  # time inside this callback, for overhead measurements
         self.saved: list[Path] = []
         self._epoch = 0  # 1-based epoch in progress
 
@@ -87,36 +96,34 @@ class KernelSnapshots(keras.callbacks.Callback):
             missing = [name for name in self.layer_names if name not in kernels]
             if missing:
                 raise ValueError(f"Invalid value for `layer_names`: {missing}. Expected Conv2D "
-                                 f"layer names of this model: {', '.join(kernels)}.")
+                                 f"layer paths of this model: {', '.join(kernels)}.")
             kernels = {name: kernels[name] for name in self.layer_names}
         return kernels
 
     def save(self, label: str) -> Path:
         """Write the current kernels to `<directory>/<label>.npz` atomically."""
-        started = time.perf_counter()
         self.directory.mkdir(parents=True, exist_ok=True)
-        path = runs.write_npz_atomic(self.directory / f"{label}.npz", self.kernels())
+        path = runs.write_npz_atomic(self.directory / runs.snapshot_name(label), self.kernels())
         self.saved.append(path)
-        self.seconds_spent += time.perf_counter() - started
         return path
 
     def on_train_begin(self, logs=None):
-        if not (self.directory / f"{INITIAL}.npz").exists():  # a resumed run keeps its start
-            self.save(INITIAL)
+        if not (self.directory / runs.snapshot_name(runs.INITIAL)).exists():
+            self.save(runs.INITIAL)  # a resumed run keeps its start
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch + 1
 
     def on_train_batch_end(self, batch, logs=None):
         if self.every_batches and self._epoch == 1 and (batch + 1) % self.every_batches == 0:
-            self.save(batch_label(self._epoch, batch + 1))
+            self.save(runs.batch_label(self._epoch, batch + 1))
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every_epochs == 0:
-            self.save(epoch_label(epoch + 1))
+            self.save(runs.epoch_label(epoch + 1))
 
     def on_train_end(self, logs=None):
-        self.save(FINAL)
+        self.save(runs.FINAL)
 
 
 @keras.saving.register_keras_serializable(package="kexp")
@@ -208,7 +215,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.directory.mkdir(parents=True, exist_ok=True)
-        path = runs.write_npz_atomic(self.directory / f"{epoch_label(epoch + 1)}.npz",
+        path = runs.write_npz_atomic(self.directory / f"{runs.epoch_label(epoch + 1)}.npz",
                                      training_state(self.model))
         for older in self.checkpoints(self.directory):
             if older != path:
@@ -217,7 +224,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
     @staticmethod
     def checkpoints(directory: str | os.PathLike) -> list[Path]:
         """Checkpoint files in `directory`, oldest epoch first."""
-        return sorted((path for path in Path(directory).glob("epoch_*")
+        return sorted((path for path in Path(directory).glob(f"{runs.EPOCH_PREFIX}*")
                        if path.suffix in CHECKPOINT_SUFFIXES), key=lambda path: path.stem)
 
     @staticmethod
@@ -226,50 +233,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         found = EpochCheckpoint.checkpoints(directory)
         if not found:
             return None
-        return int(found[-1].stem.split("_")[1]), found[-1]
-
-
-def save_model_atomic(model: keras.Model, path: str | os.PathLike) -> Path:
-    """model.save to a temporary name beside `path`, then rename: a crash or a full disk never
-    leaves a truncated model where a good one was."""
-    path = Path(path)
-    temporary = runs.temporary_sibling(path)
-    try:
-        model.save(temporary)
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
-    return path
-
-
-class ModelLoadError(runs.RunError):
-    """A model file that kexp refuses or fails to load; the message says which and why."""
-
-
-def load_model(path: str | os.PathLike) -> keras.Model:
-    """`keras.saving.load_model` with safe mode on (never off): a file whose loading would run
-    Python code, such as a `Lambda` layer's lambda, is refused with a clear ModelLoadError
-    instead of Keras' advice to turn safe mode off."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelLoadError(f"Invalid value for `model`: '{path}'. Expected an existing "
-                             ".keras file.")
-    if path.suffix == ".keras" and not zipfile.is_zipfile(path):
-        raise ModelLoadError(f"Cannot load '{path}': not a .keras zip archive (truncated or "
-                             "corrupt). Expected a model saved by kexp or keras.Model.save.")
-    from kexp import custom_initializers, layers  # noqa: F401  (registers kexp> classes)
-
-    try:
-        return keras.saving.load_model(path, safe_mode=True)
-    except (ValueError, TypeError) as error:
-        if "Lambda" in str(error) or "safe_mode" in str(error):
-            raise ModelLoadError(
-                f"Refused to load '{path}': it contains Python code (a `Lambda` layer) that "
-                "would run while loading, and kexp loads models only in Keras' safe mode. "
-                "Expected a model without Lambda layers, such as one saved by kexp.") from error
-        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ModelLoadError(f"Cannot load '{path}' as a Keras model: {first_line}") from error
+        return runs.label_epoch(found[-1].stem), found[-1]
 
 
 def tensorboard(log_dir: str | os.PathLike) -> keras.callbacks.TensorBoard:

@@ -1,32 +1,29 @@
-"""The `kexp` command line: train, visualize, runs (and the study commands other modules add).
+"""The `kexp` command line: train, visualize, runs, initializers, and the experiments' commands.
 
-TensorFlow is imported only inside commands that train, so `kexp --help`, `kexp runs` and
-`kexp visualize` answer fast. Defaults come from kexp.config; argparse prints them.
+TensorFlow is imported only when a command trains (kexp.train is imported by that command), so
+`kexp --help`, `kexp runs` and `kexp visualize` answer fast. Defaults come from kexp.config;
+argparse prints them. Every kexp error derives from kexp.errors.KexpError, caught once in `main`.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import signal
 import sys
 
 from kexp import config as config_module
-from kexp.config import DEFAULTS, ConfigError, TrainConfig
+from kexp import initializers, runs
+from kexp.cli_options import add_command, add_run, add_runs_dir, whole_number
+from kexp.config import DEFAULTS, TrainConfig
+from kexp.errors import KexpError
+from kexp.experiments import animate
+from kexp.experiments.compare import command as compare_command
+from kexp.experiments.demos import command as demos_command
 
-# Modules that add a sub-command: each has add_parser(subparsers) and imports TensorFlow only
-# when its command runs.
-COMMAND_MODULES: tuple[str, ...] = ("kexp.experiments.compare.command", "kexp.experiments.animate",
-                                   "kexp.experiments.demos.command")
-
-
-def _whole_number(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    return value
+# The experiments' modules: each has add_parser(subparsers) and imports TensorFlow only when its
+# command runs.
+COMMAND_MODULES = (compare_command, animate, demos_command)
 
 
 def _layer_list(text: str) -> list[str]:
@@ -34,26 +31,25 @@ def _layer_list(text: str) -> list[str]:
 
 
 def _add_train_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "train", help="train a model on MNIST and export its conv kernels before/after",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = add_command(subparsers, "train", "train a model on MNIST and export its conv "
+                         "kernels before/after", _train_command)
     parser.add_argument("--model", default=DEFAULTS.model, choices=config_module.MODEL_NAMES)
     parser.add_argument("--init", default=DEFAULTS.init,
                         help="kernel initializer of the conv layers, NAME or NAME:key=value,...; "
                              "see `kexp initializers`")
     parser.add_argument("--init-conv2", default=DEFAULTS.init_conv2,
                         help="initializer for conv2 only (default: the same as --init)")
-    parser.add_argument("--conv2-filters", type=_whole_number, default=DEFAULTS.conv2_filters,
+    parser.add_argument("--conv2-filters", type=whole_number, default=DEFAULTS.conv2_filters,
                         help="filters in conv2 (default: the architecture's own)")
     parser.add_argument("--freeze", type=_layer_list, default=DEFAULTS.freeze,
                         help="comma-separated conv layers that keep their initial kernels")
-    parser.add_argument("--epochs", type=_whole_number, default=DEFAULTS.epochs)
-    parser.add_argument("--batch-size", type=_whole_number, default=DEFAULTS.batch_size)
+    parser.add_argument("--epochs", type=whole_number, default=DEFAULTS.epochs)
+    parser.add_argument("--batch-size", type=whole_number, default=DEFAULTS.batch_size)
     parser.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate,
                         help="Adam's learning rate (the peak of --schedule)")
     parser.add_argument("--schedule", default=DEFAULTS.schedule, choices=config_module.SCHEDULES,
                         help="cosine: decay the learning rate to 0 over all planned steps")
-    parser.add_argument("--warmup-epochs", type=_whole_number, default=DEFAULTS.warmup_epochs,
+    parser.add_argument("--warmup-epochs", type=whole_number, default=DEFAULTS.warmup_epochs,
                         help="linear warm-up from 0 before the cosine decay")
     parser.add_argument("--augment", action=argparse.BooleanOptionalAction,
                         default=DEFAULTS.augment,
@@ -66,33 +62,32 @@ def _add_train_parser(subparsers) -> None:
                         default=DEFAULTS.validation_fraction,
                         help="stratified share of the training digits kept for val_* metrics "
                              "(0: none); the test digits are evaluated once, after training")
-    parser.add_argument("--seed", type=_whole_number, default=DEFAULTS.seed)
+    parser.add_argument("--seed", type=whole_number, default=DEFAULTS.seed)
     parser.add_argument("--data", default=DEFAULTS.data,
                         help="auto, mnist (Keras' loader), mnist-5k (offline subset), or a path "
                              "to mnist.npz / a folder of IDX files")
-    parser.add_argument("--train-samples", type=_whole_number, default=DEFAULTS.train_samples,
+    parser.add_argument("--train-samples", type=whole_number, default=DEFAULTS.train_samples,
                         help="use at most this many training samples")
-    parser.add_argument("--test-samples", type=_whole_number, default=DEFAULTS.test_samples)
-    parser.add_argument("--snapshot-every", dest="snapshot_every_epochs", type=_whole_number,
+    parser.add_argument("--test-samples", type=whole_number, default=DEFAULTS.test_samples)
+    parser.add_argument("--snapshot-every", dest="snapshot_every_epochs", type=whole_number,
                         default=DEFAULTS.snapshot_every_epochs,
                         help="save conv kernels every N epochs")
-    parser.add_argument("--snapshot-batches", dest="snapshot_every_batches", type=_whole_number,
+    parser.add_argument("--snapshot-batches", dest="snapshot_every_batches", type=whole_number,
                         default=DEFAULTS.snapshot_every_batches,
                         help="also save them every K batches of the first epoch (0: off)")
     parser.add_argument("--deterministic", action="store_true",
                         help="TensorFlow op determinism: bit-identical final kernels")
     parser.add_argument("--tensorboard", action="store_true",
-                        help="also write TensorBoard logs into <run>/tensorboard")
-    parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir)
+                        help=f"also write TensorBoard logs into <run>/{runs.TENSORBOARD_DIR}")
+    add_runs_dir(parser)
     parser.add_argument("--resume", metavar="RUN",
                         help="continue an interrupted run from its last completed epoch "
                              "(other settings come from the run)")
-    parser.set_defaults(func=_train_command)
 
 
 def _train_command(args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from kexp import runs, train
+    from kexp import train  # here, not at the top: only training imports TensorFlow
 
     try:
         if args.resume:
@@ -105,7 +100,7 @@ def _train_command(args) -> int:
         name = signal.Signals(interrupted.signal_number).name
         print(f"\nkexp: interrupted by {name}; kernels and history so far are in "
               f"{interrupted.run_dir}\n"
-              f"kexp: resume with: python -m kexp train --resume {interrupted.run_dir}",
+              f"kexp: resume with: {train.resume_command(interrupted.run_dir)}",
               file=sys.stderr)
         return 128 + interrupted.signal_number
     status = runs.read_status(run_dir)
@@ -117,17 +112,14 @@ def _train_command(args) -> int:
 
 
 def _add_visualize_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "visualize", help="(re)draw the figures of a run from its saved kernels",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("run", nargs="?", default=None,
-                        help="run folder (inside --runs-dir), 'all', or nothing for the newest")
-    parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir)
-    parser.set_defaults(func=_visualize_command)
+    parser = add_command(subparsers, "visualize",
+                         "(re)draw the figures of a run from its saved kernels", _visualize_command)
+    add_run(parser)
+    add_runs_dir(parser)
 
 
 def _visualize_command(args) -> int:
-    from kexp import plots, runs
+    from kexp import plots  # here, not at the top: `kexp --help` does not load matplotlib
 
     for run_dir in runs.resolve_run(args.run, args.runs_dir):
         written = plots.render_run(run_dir)
@@ -136,15 +128,11 @@ def _visualize_command(args) -> int:
 
 
 def _add_runs_parser(subparsers) -> None:
-    parser = subparsers.add_parser("runs", help="list runs with their status and accuracy",
-                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--runs-dir", default=DEFAULTS.runs_dir)
-    parser.set_defaults(func=_runs_command)
+    add_runs_dir(add_command(subparsers, "runs", "list runs with their status and accuracy",
+                             _runs_command))
 
 
 def _runs_command(args) -> int:
-    from kexp import runs
-
     found = runs.list_runs(args.runs_dir)
     if not found:
         print(f"No runs in '{args.runs_dir}'. Train one: make train")
@@ -152,7 +140,7 @@ def _runs_command(args) -> int:
     print(f"{'run':<48} {'status':<12} {'model':<10} {'epochs':>6} {'test acc':>9}")
     for run_dir in found:
         status = runs.read_status(run_dir)
-        config = runs.read_json(run_dir / runs.CONFIG_FILE)["config"]
+        config = runs.read_config(run_dir)["config"]
         accuracy = status.get("test_accuracy")
         epochs = status.get("epochs_completed")
         if epochs is None:  # still running or crashed: count what it logged
@@ -163,15 +151,11 @@ def _runs_command(args) -> int:
 
 
 def _add_initializers_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "initializers", help="list initializer names with their distribution for conv1",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.set_defaults(func=_initializers_command)
+    add_command(subparsers, "initializers",
+                "list initializer names with their distribution for conv1", _initializers_command)
 
 
 def _initializers_command(args) -> int:
-    from kexp import initializers
-
     shape = (3, 3, 1, 32)
     print(f"Initializer names (distribution for a conv1 kernel {shape}):")
     for name in initializers.initializer_names():
@@ -189,18 +173,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_visualize_parser(subparsers)
     _add_runs_parser(subparsers)
     _add_initializers_parser(subparsers)
-    for module_name in COMMAND_MODULES:
-        importlib.import_module(module_name).add_parser(subparsers)
+    for module in COMMAND_MODULES:
+        module.add_parser(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from kexp import data, initializers, runs
-
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, initializers.InitializerError, data.DataError, runs.RunError) as error:
+    except KexpError as error:
         print(f"kexp {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -7,9 +7,11 @@ runs before any data is loaded or run folder is created, so bad input leaves not
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 from kexp import initializers
+from kexp.errors import KexpError
 
 # Built by kexp.models; named here so that validating a config does not import Keras.
 MODEL_NAMES = ("mnist_cnn", "convnet", "convnet_dense")
@@ -17,7 +19,7 @@ FREEZABLE_LAYERS = ("conv1", "conv2")
 SCHEDULES = ("cosine", "constant")
 
 
-class ConfigError(ValueError):
+class ConfigError(KexpError):
     """A setting outside what kexp accepts; the message names the value and the valid ones."""
 
 
@@ -80,16 +82,24 @@ class TrainConfig:
         if isinstance(self.freeze, list):
             object.__setattr__(self, "freeze", tuple(self.freeze))
 
+    @functools.cached_property
+    def init_specs(self) -> tuple[initializers.InitializerSpec, initializers.InitializerSpec]:
+        """The parsed initializers of conv1 and conv2. Parsed once, when `validate` first asks
+        (the config is frozen, so they never go stale); training hands them to the model."""
+        init_spec = initializers.parse_spec(self.init)
+        if self.init_conv2 is None:
+            return init_spec, init_spec
+        try:
+            return init_spec, initializers.parse_spec(self.init_conv2)
+        except initializers.InitializerError as error:
+            raise ConfigError(str(error).replace("`init`", "`init_conv2`")) from error
+
     def validate(self) -> "TrainConfig":
-        """Check every field; raise ConfigError naming the first bad value."""
+        """Check every field; raise ConfigError (InitializerError for `init`) naming the first
+        bad value."""
         if self.model not in MODEL_NAMES:
             raise _invalid("model", self.model, f"one of: {', '.join(MODEL_NAMES)}")
-        initializers.parse_spec(self.init)
-        if self.init_conv2 is not None:
-            try:
-                initializers.parse_spec(self.init_conv2)
-            except initializers.InitializerError as error:
-                raise ConfigError(str(error).replace("`init`", "`init_conv2`")) from error
+        self.init_specs  # noqa: B018  (parses and checks both initializer specs)
         if self.schedule not in SCHEDULES:
             raise _invalid("schedule", self.schedule, f"one of: {', '.join(SCHEDULES)}")
         if not isinstance(self.augment, bool):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from kexp.errors import KexpError
+
 MODES = ("full", "valid")
 
 # Seed 000: ten numbers from MATLAB's rand(1,10), the peak filter, and the answer's printed
@@ -27,7 +29,7 @@ SEED_EXAMPLE_B = np.array([1.0, 0.5, 0.25])
 SEED_EXAMPLE_C = np.array([1.0, 1.0, 1.5, 1.625, 0.75, 0.25])
 
 
-class ConvolutionError(ValueError):
+class ConvolutionError(KexpError):
     """Arguments that no convolution is defined for (a bad mode, a kernel longer than its input)."""
 
 

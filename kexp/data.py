@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kexp.errors import KexpError
+
 SOURCE_AUTO = "auto"
 SOURCE_KERAS = "mnist"
 SOURCE_BUNDLED = "mnist-5k"
@@ -38,7 +40,7 @@ IDX_FILES = {
 }
 
 
-class DataError(ValueError):
+class DataError(KexpError):
     """A data source that cannot be loaded or whose contents are not MNIST-shaped."""
 
 

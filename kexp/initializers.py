@@ -1,11 +1,11 @@
-"""Initializer names -> Keras initializers, and the theory of each one.
+"""Initializer names and specs, and the theory of each one. No Keras.
 
 The question kexp answers starts here: a Conv2D filter's numbers are first drawn from an
 initializer. This module knows every Keras built-in by its Keras name (plus kexp's own), parses
 specs such as ``random_normal:stddev=0.5``, and states exactly which distribution each spec draws
 from for a given kernel shape (bounds, standard deviation, CDF), which plots and tests compare
-against measured kernels. Keras is imported only when an initializer object is built, so the CLI
-and the plots never pay for TensorFlow.
+against measured kernels. The Keras objects are built in kexp.keras_initializers, so the CLI,
+config validation and the plots never pay for TensorFlow.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from kexp.errors import KexpError
 
 # The factor Keras divides a truncated normal's sigma by, so that the distribution truncated at
 # +-2 sigma has the intended standard deviation (keras/src/initializers/random_initializers.py).
@@ -44,7 +46,7 @@ KERAS_INITIALIZERS: dict[str, dict[str, tuple]] = {
     "ones": {},
 }
 
-# kexp's own initializers (built in kexp.custom_initializers): name -> parameters as above.
+# kexp's own initializers (built in kexp.keras_initializers): name -> parameters as above.
 # image_patches: 3x3 patches of real training images; the others: hand-designed filters.
 CUSTOM_INITIALIZERS: dict[str, dict[str, tuple]] = {
     "image_patches": {"gain": (1.0, _POSITIVE),
@@ -69,7 +71,7 @@ _VARIANCE_SCALING_ALIASES = {
 CONSTANT_INITIALIZERS = ("zeros", "ones")
 
 
-class InitializerError(ValueError):
+class InitializerError(KexpError):
     """An initializer spec that names no known initializer or has bad parameters."""
 
 
@@ -108,9 +110,12 @@ def _convert(name: str, key: str, text: str, kind) -> float | str:
     return value
 
 
-def parse_spec(spec: str) -> InitializerSpec:
+def parse_spec(spec: str | InitializerSpec) -> InitializerSpec:
     """Parse ``name`` or ``name:key=value,key=value`` and check it completely, before any
-    model or run folder exists."""
+    model or run folder exists. A spec parsed before is returned as it is, so a caller can hand
+    on either and a spec is parsed once on its way from the command line to the model."""
+    if isinstance(spec, InitializerSpec):
+        return spec
     if not isinstance(spec, str):
         raise InitializerError(f"Invalid value for `init`: {spec!r}. Expected a name such as "
                                f"'glorot_uniform' (one of: {', '.join(initializer_names())}).")
@@ -218,7 +223,7 @@ def truncated_theory(mean: float, sigma: float, description: str) -> Theory:
 
 def theory(spec: str | InitializerSpec, shape: tuple[int, ...]) -> Theory:
     """The distribution `spec` draws from for a kernel of `shape` (Keras layout)."""
-    spec = parse_spec(spec) if isinstance(spec, str) else spec
+    spec = parse_spec(spec)
     name, params = spec.name, spec.params
     fan_in, fan_out = compute_fans(shape)
     if name in _VARIANCE_SCALING_ALIASES or name == "variance_scaling":
@@ -259,9 +264,9 @@ def theory(spec: str | InitializerSpec, shape: tuple[int, ...]) -> Theory:
                       description=f"orthogonal {rows}x{cols} matrix times gain {gain:g}")
     if name == "image_patches":
         return Theory("custom", description=f"3x3 patches of {params['data']} training images, "
-                      f"zero mean, norm {params['gain']:g} (kexp.custom_initializers)")
+                      f"zero mean, norm {params['gain']:g} (kexp.keras_initializers)")
     return Theory("custom", description=f"hand-designed {name} filter: 8 rotations/mirrors x 2 "
-                  f"signs, norm {params['gain']:g} (kexp.custom_initializers)")
+                  f"signs, norm {params['gain']:g} (kexp.keras_initializers)")
 
 
 def seed_formula_bounds(shape: tuple[int, ...]) -> tuple[float, float]:
@@ -270,21 +275,3 @@ def seed_formula_bounds(shape: tuple[int, ...]) -> tuple[float, float]:
     fan_in, fan_out = compute_fans(shape)
     return 6.0 / (fan_in + fan_out), -6.0 / (fan_in + fan_out)
 
-
-def build_keras_initializer(spec: str | InitializerSpec, seed: int | None = None):
-    """A fresh Keras initializer object for `spec` (a new object per layer, so two layers
-    never share a seed generator)."""
-    spec = parse_spec(spec) if isinstance(spec, str) else spec
-    if spec.name in CUSTOM_INITIALIZERS:
-        from kexp import custom_initializers
-
-        return custom_initializers.build(spec, seed=seed)
-    import keras
-
-    params = dict(spec.params)
-    if spec.name in CONSTANT_INITIALIZERS:
-        return keras.initializers.get(spec.name)
-    if spec.name == "variance_scaling":
-        return keras.initializers.VarianceScaling(seed=seed, **params)
-    config = {"class_name": spec.name, "config": {**params, "seed": seed}}
-    return keras.initializers.get(config)

@@ -11,7 +11,7 @@ import keras
 from keras import layers
 
 from kexp import config as config_module
-from kexp import initializers
+from kexp import initializers, keras_initializers
 
 INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
@@ -37,7 +37,8 @@ class _Seeds:
 
 def _conv(name, filters, init, seeds, trainable):
     return layers.Conv2D(filters, KERNEL_SIZE, activation="relu", name=name,
-                         kernel_initializer=initializers.build_keras_initializer(init, seeds.next()),
+                         kernel_initializer=keras_initializers.build_keras_initializer(
+                             init, seeds.next()),
                          bias_initializer="zeros", trainable=trainable)
 
 
@@ -47,8 +48,8 @@ def _dense(name, units, activation, seeds):
 
 
 def build_model(name: str = config_module.DEFAULTS.model,
-                init: str = config_module.DEFAULTS.init,
-                init_conv2: str | None = None,
+                init: str | initializers.InitializerSpec = config_module.DEFAULTS.init,
+                init_conv2: str | initializers.InitializerSpec | None = None,
                 conv2_filters: int | None = None,
                 freeze: tuple[str, ...] | list[str] = (),
                 learning_rate: float = config_module.DEFAULTS.learning_rate,
@@ -61,6 +62,10 @@ def build_model(name: str = config_module.DEFAULTS.model,
     (keras-io's mnist_convnet); convnet_dense: convnet with mnist_cnn's dense128 head
     (conv32-maxpool-conv64-maxpool-dropout-dense128-dropout-dense10), the default: the most
     accurate of the three on 4,000 digits in the same time (see the README).
+
+    `init` and `init_conv2` are specs such as "he_normal" or "random_normal:stddev=0.5", or specs
+    parsed before (kexp.initializers.parse_spec, TrainConfig.init_specs), which are not parsed
+    again.
     """
     if name not in MODEL_NAMES:
         raise config_module.ConfigError(f"Invalid value for `model`: {name!r}. "

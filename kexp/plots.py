@@ -84,18 +84,14 @@ def save_figure(figure: Figure, path: Path, palette_colours: int | None = None) 
     `palette_colours` the PNG is quantized to that many colours: a third of the size or less and
     no visible change for flat-coloured plots (the README's copies stay small)."""
     path = Path(path)
-    temporary = runs.temporary_sibling(path)
-    try:
+    def write(temporary):
         figure.savefig(temporary, dpi=DPI, format=path.suffix.lstrip(".") or "png")
         if palette_colours:
             with Image.open(temporary) as image:
                 quantized = image.convert("RGB").quantize(palette_colours)
             quantized.save(temporary, format="png", optimize=True)
-        temporary.replace(path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
-    return path
+
+    return runs.write_path_atomic(path, write)
 
 
 def plot_filter_grids(before: np.ndarray, after: np.ndarray, path: Path, layer: str = "conv1",
@@ -213,7 +209,7 @@ def _describe(run_dir: Path, recorded: dict, after_label: str) -> str:
     if accuracy is None and history:
         accuracy = history[-1].get("val_accuracy")
     accuracy_text = f", test accuracy {accuracy:.3f}" if accuracy is not None else ""
-    after_text = (f"after {len(history)} epoch(s)" if after_label == "final"
+    after_text = (f"after {len(history)} epoch(s)" if after_label == runs.FINAL
                   else f"at {after_label}")
     state = "" if status["status"] in (runs.STATUS_RUNNING, runs.STATUS_FINISHED) else (
         f", {status['status'].upper()}")
@@ -224,9 +220,9 @@ def _describe(run_dir: Path, recorded: dict, after_label: str) -> str:
 def render_run(run_dir: Path) -> list[Path]:
     """(Re)draw every figure of a run from its kernels/ folder; returns the files written."""
     run_dir = Path(run_dir)
-    recorded_run = runs.read_json(run_dir / runs.CONFIG_FILE)
+    recorded_run = runs.read_config(run_dir)
     recorded = recorded_run["config"]
-    before = runs.load_kernels(run_dir / runs.KERNELS_DIR / "initial.npz")
+    before = runs.load_kernels(run_dir / runs.KERNELS_DIR / runs.snapshot_name(runs.INITIAL))
     after_label, after_path = _after_snapshot(run_dir)
     after = runs.load_kernels(after_path)
     figures = run_dir / runs.FIGURES_DIR
@@ -235,19 +231,19 @@ def render_run(run_dir: Path) -> list[Path]:
     written = []
     if "conv1" in before:
         written.append(plot_filter_grids(
-            before["conv1"], after["conv1"], figures / "conv1_before_after.png",
+            before["conv1"], after["conv1"], figures / runs.CONV1_FIGURE,
             after_title=f"after training ({after_label})",
             suptitle=f"conv1: the 32 3x3 filters — {description}"))
     if "conv2" in before:
         written.append(plot_conv2_mosaics(before["conv2"], after["conv2"],
-                                          figures / "conv2_before_after.png",
+                                          figures / runs.CONV2_FIGURE,
                                           suptitle=f"conv2 kernel — {description}"))
         written.append(plot_layer_summary(before["conv2"], after["conv2"],
-                                          figures / "conv2_summary.png",
+                                          figures / runs.CONV2_SUMMARY_FIGURE,
                                           suptitle=f"conv2 per output filter — {description}"))
     specs = {"conv1": recorded["init"], "conv2": recorded.get("init_conv2") or recorded["init"]}
     theories = {layer: initializers.theory(specs[layer], before[layer].shape)
                 for layer in before if layer in specs}
-    written.append(plot_histograms(before, after, figures / "histograms.png", theories,
+    written.append(plot_histograms(before, after, figures / runs.HISTOGRAMS_FIGURE, theories,
                                    suptitle=f"Kernel weights — {description}"))
     return written

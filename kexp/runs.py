@@ -1,8 +1,19 @@
-"""One run's folder: create it exclusively, write into it atomically, read it back, list runs.
+"""THE run-folder layout: its file names, snapshot labels and figure names, and creating a run
+folder exclusively, writing into it atomically, reading it back and listing runs.
 
-A run folder is kexp's record of an experiment, so nothing here may leave a half-written file:
-every write goes to a temporary name in the same folder and is renamed into place (Keras' own
-saves are not atomic, see KERAS_FACTS.md). No Keras here, so listing and plotting start fast.
+Every other module takes these names from here. A run folder is kexp's record of an experiment,
+so nothing here may leave a half-written file: every write goes to a temporary name in the same
+folder, is flushed to disk (fsync) and renamed into place (Keras' own saves are not atomic, see
+KERAS_FACTS.md). No Keras here, so listing and plotting start fast.
+
+    runs/<timestamp>-<init>-<id>/
+      config.json  status.json  history.csv  model.keras
+      kernels/     initial.npz, epoch_001_batch_00004.npz, epoch_001.npz, ..., interrupted.npz,
+                   final.npz: conv kernels by layer name (or layer path, e.g. block/conv)
+      figures/     conv1_before_after.png, conv2_before_after.png, conv2_summary.png,
+                   histograms.png (and conv1_evolution.gif, drawn by `kexp animate`)
+      checkpoint/  epoch_NNN.npz while training: the state `--resume` continues from
+      tensorboard/ with --tensorboard
 """
 
 from __future__ import annotations
@@ -22,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kexp.errors import KexpError
+
 STATUS_RUNNING = "running"
 STATUS_FINISHED = "finished"
 STATUS_FAILED = "failed"
@@ -30,14 +43,45 @@ STATUS_CRASHED = "crashed"  # derived when read: "running" but its process is go
 
 KERNELS_DIR = "kernels"
 FIGURES_DIR = "figures"
+CHECKPOINT_DIR = "checkpoint"
+TENSORBOARD_DIR = "tensorboard"
 CONFIG_FILE = "config.json"
 STATUS_FILE = "status.json"
 HISTORY_FILE = "history.csv"
 MODEL_FILE = "model.keras"
 
+# Kernel snapshots: <label>.npz in kernels/; epoch labels also name the checkpoints.
+INITIAL = "initial"
+FINAL = "final"
+INTERRUPTED = "interrupted"
+EPOCH_PREFIX = "epoch_"
+SNAPSHOT_SUFFIX = ".npz"
 
-class RunError(ValueError):
+# Figures in figures/, drawn by plots.render_run (and the animation by `kexp animate`).
+CONV1_FIGURE = "conv1_before_after.png"
+CONV2_FIGURE = "conv2_before_after.png"
+CONV2_SUMMARY_FIGURE = "conv2_summary.png"
+HISTOGRAMS_FIGURE = "histograms.png"
+EVOLUTION_FIGURE = "conv1_evolution.gif"
+
+
+class RunError(KexpError):
     """A run folder that does not exist, is outside the runs directory, or cannot be read."""
+
+
+def epoch_label(epoch: int) -> str:
+    """Label of the snapshot (and checkpoint) after 1-based `epoch`."""
+    return f"{EPOCH_PREFIX}{epoch:03d}"
+
+
+def batch_label(epoch: int, batch: int) -> str:
+    """Label of the snapshot after 1-based `batch` of 1-based `epoch`."""
+    return f"{epoch_label(epoch)}_batch_{batch:05d}"
+
+
+def snapshot_name(label: str) -> str:
+    """File name of the kernel snapshot `label`."""
+    return f"{label}{SNAPSHOT_SUFFIX}"
 
 
 def now_iso() -> str:
@@ -131,6 +175,23 @@ def temporary_sibling(path: Path) -> Path:
     return path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
 
 
+def write_path_atomic(path: Path, save) -> Path:
+    """For writers that take a file name (Keras' model.save, matplotlib's savefig): `save` writes
+    a temporary sibling with the same suffix, which is fsynced and renamed into place like every
+    other file of a run; no temporary is left behind when `save` fails."""
+    path = Path(path)
+    temporary = temporary_sibling(path)
+    try:
+        save(temporary)
+        with open(temporary, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+    return path
+
+
 def read_json(path: Path) -> dict:
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
@@ -140,6 +201,11 @@ def load_kernels(path: Path) -> dict[str, np.ndarray]:
     """Kernel snapshot arrays by layer name; never unpickles."""
     with np.load(path, allow_pickle=False) as archive:
         return {name: archive[name] for name in archive.files}
+
+
+def read_config(run_dir: Path) -> dict:
+    """A run's config.json: its settings ("config"), the data it used ("data"), versions."""
+    return read_json(Path(run_dir) / CONFIG_FILE)
 
 
 def write_status(run_dir: Path, status: str, **fields) -> dict:
@@ -233,7 +299,14 @@ def read_history(run_dir: Path) -> list[dict]:
                  for key, value in row.items()} for row in csv.DictReader(handle)]
 
 
-SNAPSHOT_ORDER = re.compile(r"^(initial|epoch_(\d{3})(?:_batch_(\d{5}))?|interrupted|final)$")
+# A snapshot label: group 1 the label, group 2 its epoch and group 3 its batch where it has them.
+SNAPSHOT_ORDER = re.compile(rf"^({INITIAL}|{EPOCH_PREFIX}(\d{{3}})(?:_batch_(\d{{5}}))?|"
+                            rf"{INTERRUPTED}|{FINAL})$")
+
+
+def label_epoch(label: str) -> int:
+    """The epoch in an epoch label: 'epoch_007' and 'epoch_007_batch_00010' -> 7."""
+    return int(SNAPSHOT_ORDER.match(label).group(2))
 
 
 def snapshot_sequence(run_dir: Path) -> list[tuple[str, Path]]:
@@ -241,15 +314,16 @@ def snapshot_sequence(run_dir: Path) -> list[tuple[str, Path]]:
     ..., interrupted, final."""
     def order(stem: str):
         match = SNAPSHOT_ORDER.match(stem)
-        if match.group(1) == "initial":
+        if match.group(1) == INITIAL:
             return (0, 0, 0)
         if match.group(2):
             batch = int(match.group(3)) if match.group(3) else 10**9
             return (1, int(match.group(2)), batch)
-        return (2 if match.group(1) == "interrupted" else 3, 0, 0)
+        return (2 if match.group(1) == INTERRUPTED else 3, 0, 0)
 
     folder = Path(run_dir) / KERNELS_DIR
-    found = [path for path in folder.glob("*.npz") if SNAPSHOT_ORDER.match(path.stem)]
+    found = [path for path in folder.glob(f"*{SNAPSHOT_SUFFIX}")
+             if SNAPSHOT_ORDER.match(path.stem)]
     return [(path.stem, path) for path in sorted(found, key=lambda p: order(p.stem))]
 
 

@@ -16,13 +16,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import keras
+import matplotlib
 import numpy as np
+import tensorflow as tf
 
-from kexp import data, runs, stop_signals
+from kexp import augment, callbacks, data, plots, runs, saving, stop_signals
 from kexp.config import TrainConfig
-
-CHECKPOINT_DIR = "checkpoint"
-TENSORBOARD_DIR = "tensorboard"
+from kexp.models import build_model
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -35,11 +36,12 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.signal_number = signal_number
 
 
-def _versions() -> dict:
-    import keras
-    import matplotlib
-    import tensorflow as tf
+def resume_command(run_dir: Path) -> str:
+    """The command line that continues `run_dir` (status.json and the CLI tell the user)."""
+    return f"python -m kexp train --resume {run_dir}"
 
+
+def _versions() -> dict:
     return {"python": platform.python_version(), "tensorflow": tf.__version__,
             "keras": keras.__version__, "numpy": np.__version__,
             "matplotlib": matplotlib.__version__, "platform": platform.platform()}
@@ -52,10 +54,6 @@ def epoch_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed:
     repeats one, tensorflow#35682) and the same orders again when a run is resumed.
     `augmentation` (kexp.augment.random_affine's keyword arguments) transforms each batch from a
     seed folded from (seed, epoch, batch), so a resumed run replays the same augmented batches."""
-    import tensorflow as tf
-
-    from kexp import augment
-
     count = len(images)
     images_tensor = tf.constant(images)
     labels_tensor = tf.constant(labels)
@@ -92,8 +90,6 @@ def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
     """The optimizer's learning rate: a float, or a Keras schedule over the planned steps. The
     schedule reads the optimizer's step counter, which the checkpoint saves, so a resumed run
     continues it where it stopped."""
-    import keras
-
     if config.schedule == "constant":
         return config.learning_rate
     warmup_steps = config.warmup_epochs * steps_per_epoch
@@ -146,9 +142,6 @@ def prepare_data(config: TrainConfig) -> tuple[PreparedData, dict]:
 
 
 def _set_determinism(config: TrainConfig) -> None:
-    import keras
-    import tensorflow as tf
-
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -160,9 +153,8 @@ def steps_per_epoch(config: TrainConfig, prepared: PreparedData) -> int:
 
 
 def _build(config: TrainConfig, prepared: PreparedData):
-    from kexp.models import build_model
-
-    return build_model(config.model, init=config.init, init_conv2=config.init_conv2,
+    init, init_conv2 = config.init_specs  # parsed once, by config.validate
+    return build_model(config.model, init=init, init_conv2=init_conv2,
                        conv2_filters=config.conv2_filters, freeze=config.freeze,
                        learning_rate=learning_rate_schedule(
                            config, steps_per_epoch(config, prepared)),
@@ -182,8 +174,6 @@ class InputPipelines:
 def input_pipelines(config: TrainConfig, prepared: PreparedData,
                     first_epoch: int = 0) -> InputPipelines:
     """The tf.data pipelines of a run (also what `make bench` times a plain fit on)."""
-    import tensorflow as tf
-
     train_batches = epoch_batches(data.to_model_inputs(prepared.x_train), prepared.y_train,
                                   config.batch_size, config.seed, first_epoch, config.epochs,
                                   augmentation_settings(config))
@@ -197,8 +187,6 @@ def input_pipelines(config: TrainConfig, prepared: PreparedData,
 
 def _fit(model, config: TrainConfig, prepared: PreparedData, run_dir: Path, first_epoch: int,
          extra_callbacks=(), verbose: int | str = "auto") -> None:
-    from kexp import callbacks
-
     pipelines = input_pipelines(config, prepared, first_epoch)
     snapshots = callbacks.KernelSnapshots(run_dir / runs.KERNELS_DIR,
                                           every_epochs=config.snapshot_every_epochs,
@@ -209,32 +197,30 @@ def _fit(model, config: TrainConfig, prepared: PreparedData, run_dir: Path, firs
     # (its row shows the NaN) but never checkpointed.
     fit_callbacks = [snapshots, callbacks.EpochLog(run_dir / runs.HISTORY_FILE),
                      callbacks.StopOnNonFinite(),
-                     callbacks.EpochCheckpoint(run_dir / CHECKPOINT_DIR), *extra_callbacks]
+                     callbacks.EpochCheckpoint(run_dir / runs.CHECKPOINT_DIR), *extra_callbacks]
     if config.tensorboard:
-        fit_callbacks.append(callbacks.tensorboard(run_dir / TENSORBOARD_DIR))
+        fit_callbacks.append(callbacks.tensorboard(run_dir / runs.TENSORBOARD_DIR))
     try:
         model.fit(pipelines.train_batches, epochs=config.epochs, initial_epoch=first_epoch,
                   steps_per_epoch=pipelines.steps_per_epoch,
                   validation_data=pipelines.validation_batches,
                   callbacks=fit_callbacks, verbose=verbose, shuffle=False)
     except KeyboardInterrupt:
-        snapshots.save(callbacks.INTERRUPTED)
+        snapshots.save(runs.INTERRUPTED)
         raise
 
 
 def _finish(model, config: TrainConfig, prepared: PreparedData, run_dir: Path,
             started: float) -> dict:
-    from kexp import callbacks, plots
-
     # The only time the test digits are touched.
     test_loss, test_accuracy = model.evaluate(data.to_model_inputs(prepared.x_test),
                                               prepared.y_test, verbose=0,
                                               batch_size=config.batch_size)
     history = runs.read_history(run_dir)
-    callbacks.save_model_atomic(model, run_dir / runs.MODEL_FILE)
-    for stale in callbacks.EpochCheckpoint.checkpoints(run_dir / CHECKPOINT_DIR):
+    saving.save_model_atomic(model, run_dir / runs.MODEL_FILE)
+    for stale in callbacks.EpochCheckpoint.checkpoints(run_dir / runs.CHECKPOINT_DIR):
         stale.unlink()
-    (run_dir / CHECKPOINT_DIR).rmdir()
+    (run_dir / runs.CHECKPOINT_DIR).rmdir()
     metrics = {"test_loss": float(test_loss), "test_accuracy": float(test_accuracy),
                "train_accuracy": history[-1].get("accuracy") if history else None,
                "epochs_completed": len(history), "seconds": round(time.time() - started, 2)}
@@ -259,7 +245,7 @@ def _run(model, config, prepared, run_dir, first_epoch, extra_callbacks, verbose
             runs.write_status(run_dir, runs.STATUS_INTERRUPTED,
                               epochs_completed=len(runs.read_history(run_dir)),
                               reason=f"interrupted by {signal.Signals(number).name}",
-                              resume=f"python -m kexp train --resume {run_dir}")
+                              resume=resume_command(run_dir))
             raise TrainingInterrupted(run_dir, number) from None
         except BaseException as error:
             runs.write_status(run_dir, runs.STATUS_FAILED,
@@ -278,7 +264,7 @@ def train(config: TrainConfig, extra_callbacks=(), verbose: int | str = "auto") 
     runs.prepare_runs_root(config.runs_dir)  # an unwritable --runs-dir fails before the build
     _set_determinism(config)
     model = _build(config, prepared)
-    run_dir = runs.create_run_dir(config.runs_dir, config.init.split(":")[0])
+    run_dir = runs.create_run_dir(config.runs_dir, config.init_specs[0].name)
     runs.write_json_atomic(run_dir / runs.CONFIG_FILE, {
         "config": config.to_dict(), "data": data_summary, "versions": _versions(),
         "created": runs.now_iso(), "command": sys.argv})
@@ -292,14 +278,12 @@ def train(config: TrainConfig, extra_callbacks=(), verbose: int | str = "auto") 
 
 def resume(run_dir: Path, extra_callbacks=(), verbose: int | str = "auto") -> Path:
     """Continue an interrupted, failed or crashed run from its last completed epoch."""
-    from kexp import callbacks
-
     run_dir = Path(run_dir)
     status = runs.read_status(run_dir)
     if status.get("status") in (runs.STATUS_FINISHED, runs.STATUS_RUNNING):
         raise runs.RunError(f"Invalid value for `resume`: '{run_dir}' is {status['status']}. "
                             "Expected an interrupted, failed or crashed run.")
-    recorded = runs.read_json(run_dir / runs.CONFIG_FILE)
+    recorded = runs.read_config(run_dir)
     config = TrainConfig.from_dict(recorded["config"]).validate()
     prepared, data_summary = prepare_data(config)
     if data_summary["sha256"] != recorded["data"]["sha256"]:
@@ -308,12 +292,12 @@ def resume(run_dir: Path, extra_callbacks=(), verbose: int | str = "auto") -> Pa
                             f"but now {data_summary['source']} loads "
                             f"({data_summary['sha256'][:12]}).")
     _set_determinism(config)
-    latest = callbacks.EpochCheckpoint.latest(run_dir / CHECKPOINT_DIR)
+    latest = callbacks.EpochCheckpoint.latest(run_dir / runs.CHECKPOINT_DIR)
     if latest is None:
         model, first_epoch = _build(config, prepared), 0
     elif latest[1].suffix == ".keras":  # a checkpoint of an older kexp: the whole model
         first_epoch, path = latest
-        model = callbacks.load_model(path)  # safe mode: a Lambda layer is refused
+        model = saving.load_model(path)  # safe mode: a Lambda layer is refused
     else:
         first_epoch, path = latest
         model = _build(config, prepared)

@@ -30,3 +30,22 @@ def trained_run(tmp_path_factory, tiny_config_values) -> Path:
 
     runs_dir = tmp_path_factory.mktemp("runs")
     return train(TrainConfig(runs_dir=str(runs_dir), **tiny_config_values), verbose=0)
+
+
+@pytest.fixture
+def file_events(monkeypatch) -> list[str]:
+    """Records "fsync" and "replace" in the order kexp calls os.fsync and os.replace."""
+    events = []
+    fsync, replace = os.fsync, os.replace
+
+    def recording_fsync(fd):
+        events.append("fsync")
+        return fsync(fd)
+
+    def recording_replace(source, target):
+        events.append("replace")
+        return replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    monkeypatch.setattr(os, "replace", recording_replace)
+    return events

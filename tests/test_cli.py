@@ -59,6 +59,18 @@ def test_make_visualize_recreates_deleted_figures(repo_root, trained_run):
     assert all((figures / name).stat().st_size > 10_000 for name in drawn)
 
 
+def test_visualize_does_not_import_tensorflow(repo_root, trained_run):
+    code = ("import sys\nfrom kexp import cli\n"
+            f"cli.main(['visualize', '--runs-dir', {str(trained_run.parent)!r}, "
+            f"{trained_run.name!r}])\n"
+            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "drew conv1_before_after.png" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_visualize_refuses_a_run_outside_the_runs_dir(repo_root, tmp_path, trained_run):
     result = kexp("visualize", "--runs-dir", str(tmp_path / "empty"), str(trained_run),
                   cwd=repo_root)

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from kexp import initializers
+from kexp import initializers, keras_initializers
 from kexp.initializers import InitializerError, parse_spec, theory
 
 CONV1_SHAPE = (3, 3, 1, 32)
@@ -13,7 +13,7 @@ CONV2_SHAPE = (3, 3, 32, 32)
 
 
 def draw(spec, shape, seed=1):
-    return np.asarray(initializers.build_keras_initializer(spec, seed=seed)(shape))
+    return np.asarray(keras_initializers.build_keras_initializer(spec, seed=seed)(shape))
 
 
 @pytest.mark.parametrize("name", list(initializers.KERAS_INITIALIZERS))

@@ -90,9 +90,56 @@ def test_a_user_script_can_fit_and_snapshot_with_plain_keras(keras, tmp_path):
     assert names == ["epoch_001.npz", "final.npz", "initial.npz"]
 
 
+def test_snapshots_find_conv_layers_nested_in_a_users_model(keras, tmp_path):
+    """A user's functional model: a stem Conv2D, a Sequential block used as a layer, and a
+    functional sub-model. Every Conv2D is found, keyed by its layer path."""
+    from kexp import runs
+    from kexp.callbacks import KernelSnapshots, conv_kernels
+
+    block = keras.Sequential([keras.layers.Conv2D(16, 3)], name="block")
+    head_input = keras.Input((24, 24, 16))
+    head = keras.Model(head_input, keras.layers.Conv2D(4, 3, name="conv")(head_input),
+                       name="head")
+    images = keras.Input((28, 28, 1))
+    features = head(block(keras.layers.Conv2D(8, 3, name="stem")(images)))
+    outputs = keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(features))
+    model = keras.Model(images, outputs)
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(True))
+
+    shapes = {"stem": (3, 3, 1, 8), f"block/{block.layers[0].name}": (3, 3, 8, 16),
+              "head/conv": (3, 3, 16, 4)}
+    assert {key: kernel.shape for key, kernel in conv_kernels(model).items()} == shapes
+    rng = np.random.default_rng(0)
+    model.fit(rng.random((32, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, 32), epochs=1,
+              verbose=0, callbacks=[KernelSnapshots(tmp_path)])
+    for label in (runs.INITIAL, runs.epoch_label(1), runs.FINAL):
+        kernels = runs.load_kernels(tmp_path / runs.snapshot_name(label))
+        assert {key: kernel.shape for key, kernel in kernels.items()} == shapes, label
+    final = runs.load_kernels(tmp_path / runs.snapshot_name(runs.FINAL))
+    assert all(np.array_equal(final[key], kernel) for key, kernel in conv_kernels(model).items())
+
+
+def test_kexp_models_keep_their_plain_layer_names(keras):
+    from kexp.callbacks import conv_kernels
+    from kexp.models import build_model
+
+    assert list(conv_kernels(build_model("convnet", seed=0))) == ["conv1", "conv2"]
+
+
+def test_save_model_atomic_fsyncs_before_the_rename(keras, tmp_path, file_events):
+    from kexp.models import build_model
+    from kexp.saving import load_model, save_model_atomic
+
+    model = build_model("convnet", seed=0, compile=False)
+    path = save_model_atomic(model, tmp_path / "model.keras")
+    assert file_events == ["fsync", "replace"]
+    assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]
+    assert load_model(path).get_layer("conv1").kernel.shape == (3, 3, 1, 32)
+
+
 def test_kexp_load_model_reads_custom_initializers_in_a_fresh_process(keras, tmp_path, repo_root):
     """A resumed run loads its checkpoint through kexp's loader, in a new process that has not
-    imported kexp.custom_initializers: the loader must register kexp's classes itself."""
+    imported kexp.keras_initializers: the loader must register kexp's classes itself."""
     import subprocess
     import sys
 
@@ -100,7 +147,7 @@ def test_kexp_load_model_reads_custom_initializers_in_a_fresh_process(keras, tmp
 
     path = tmp_path / "peak.keras"
     build_model("convnet", init="peak", seed=0).save(path)
-    code = ("from kexp.callbacks import load_model\n"
+    code = ("from kexp.saving import load_model\n"
             f"model = load_model({str(path)!r})\nprint(model.get_layer('conv1').kernel.shape)")
     result = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True,
                             text=True, timeout=120)

@@ -91,7 +91,7 @@ def is_temporary(path: Path) -> bool:
 
 def assert_every_file_loads(run_dir: Path) -> list[str]:
     """Open every file of a run folder with the reader kexp uses for it; returns their names."""
-    from kexp.callbacks import load_model
+    from kexp.saving import load_model
 
     loaded = []
     for path in sorted(run_dir.rglob("*")):
@@ -457,7 +457,7 @@ def _lambda_model_file(path: Path) -> Path:
 
 
 def test_a_keras_file_with_a_lambda_layer_is_refused(tmp_path):
-    from kexp.callbacks import ModelLoadError, load_model
+    from kexp.saving import ModelLoadError, load_model
 
     path = _lambda_model_file(tmp_path / "lambda.keras")
     with pytest.raises(ModelLoadError, match=r"Refused to load .*lambda\.keras.*`Lambda` layer"):
@@ -473,7 +473,7 @@ def test_resume_refuses_a_checkpoint_with_a_lambda_layer(tmp_path):
     """The user-facing loading path: `kexp train --resume` on a run whose checkpoint was
     replaced by a model that would run Python code when loaded."""
     from kexp.config import TrainConfig
-    from kexp.train import CHECKPOINT_DIR, prepare_data
+    from kexp.train import prepare_data
 
     runs_dir = tmp_path / "runs"
     config = TrainConfig(data="mnist-5k", train_samples=256, test_samples=128, epochs=2,
@@ -483,8 +483,8 @@ def test_resume_refuses_a_checkpoint_with_a_lambda_layer(tmp_path):
     runs.write_json_atomic(run_dir / runs.CONFIG_FILE,
                            {"config": config.to_dict(), "data": data_summary})
     runs.write_status(run_dir, runs.STATUS_INTERRUPTED, reason="interrupted (Ctrl-C / SIGINT)")
-    (run_dir / CHECKPOINT_DIR).mkdir()
-    _lambda_model_file(run_dir / CHECKPOINT_DIR / "epoch_001.keras")
+    (run_dir / runs.CHECKPOINT_DIR).mkdir()
+    _lambda_model_file(run_dir / runs.CHECKPOINT_DIR / "epoch_001.keras")
 
     result = kexp("train", "--resume", run_dir.name, "--runs-dir", str(runs_dir))
 

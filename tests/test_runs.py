@@ -37,6 +37,25 @@ def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
     assert os.listdir(tmp_path) == ["status.json"]  # no temporary file left behind
 
 
+def test_writers_that_need_a_file_name_are_fsynced_before_the_rename(tmp_path, file_events):
+    path = runs.write_path_atomic(tmp_path / "figure.png",
+                                  lambda temporary: temporary.write_bytes(b"png"))
+    assert file_events == ["fsync", "replace"] and path.read_bytes() == b"png"
+
+    def explode(temporary):
+        temporary.write_bytes(b"half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):
+        runs.write_path_atomic(path, explode)
+    assert path.read_bytes() == b"png" and os.listdir(tmp_path) == ["figure.png"]
+
+
+def test_read_config_reads_the_recorded_config(tmp_path):
+    run_dir = make_run(tmp_path, "20260101-000000-a")
+    assert runs.read_config(run_dir) == {"config": {}}
+
+
 def test_npz_round_trip_and_no_pickles(tmp_path):
     arrays = {"conv1": np.ones((3, 3, 1, 32), np.float32)}
     path = runs.write_npz_atomic(tmp_path / "k.npz", arrays)

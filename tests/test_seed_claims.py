@@ -21,7 +21,7 @@ from kexp.experiments.demos import (common, cross_correlation, flip_invariance, 
 
 keras = pytest.importorskip("keras")
 
-from kexp import custom_initializers, runs  # noqa: E402  (imports Keras)
+from kexp import keras_initializers, runs  # noqa: E402  (imports Keras)
 from kexp.config import TrainConfig  # noqa: E402
 from kexp.layers import TrueConv2D  # noqa: E402
 
@@ -137,7 +137,7 @@ def test_4_backprop_learns_a_peak_filter_close_to_minus1_2_minus1():
 # --- 5. kernels that are patches of the image -------------------------------------------------
 
 def test_5_image_patches_are_normalised_patches_of_real_training_digits():
-    kernel = np.asarray(custom_initializers.ImagePatches(seed=3)((3, 3, 1, 32)))
+    kernel = np.asarray(keras_initializers.ImagePatches(seed=3)((3, 3, 1, 32)))
     filters = kernel[:, :, 0, :].reshape(9, 32).T.astype(np.float64)
     np.testing.assert_allclose(filters.mean(axis=1), 0, atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(filters, axis=1), 1, atol=1e-5)
@@ -145,13 +145,13 @@ def test_5_image_patches_are_normalised_patches_of_real_training_digits():
 
     images = data.load("mnist-5k").x_train.astype(np.float64) / 255.0
     windows = np.lib.stride_tricks.sliding_window_view(images, (3, 3), axis=(1, 2)).reshape(-1, 9)
-    windows = windows[windows.std(axis=1) >= custom_initializers.PATCH_MIN_STD]
+    windows = windows[windows.std(axis=1) >= keras_initializers.PATCH_MIN_STD]
     centred = windows - windows.mean(axis=1, keepdims=True)
     unit = centred / np.linalg.norm(centred, axis=1, keepdims=True)
     for candidate in filters[:3]:
         assert np.abs(unit - candidate).max(axis=1).min() < 1e-5
-    again = np.asarray(custom_initializers.ImagePatches(seed=3)((3, 3, 1, 32)))
-    other = np.asarray(custom_initializers.ImagePatches(seed=4)((3, 3, 1, 32)))
+    again = np.asarray(keras_initializers.ImagePatches(seed=3)((3, 3, 1, 32)))
+    other = np.asarray(keras_initializers.ImagePatches(seed=4)((3, 3, 1, 32)))
     assert np.array_equal(kernel, again) and not np.allclose(kernel, other)
 
 
@@ -161,7 +161,7 @@ def test_5_image_patches_train_and_save_and_load(tmp_path):
     assert not np.array_equal(before["conv2"], after["conv2"])
     model = keras.saving.load_model(next(tmp_path.glob("*/model.keras")))
     initializer = model.get_layer("conv1").kernel_initializer
-    assert isinstance(initializer, custom_initializers.ImagePatches)
+    assert isinstance(initializer, keras_initializers.ImagePatches)
     assert 0.0 <= status["test_accuracy"] <= 1.0
 
 
@@ -172,13 +172,13 @@ def test_5_image_patches_train_and_save_and_load(tmp_path):
 ])
 def test_5_image_patches_rejects_bad_arguments(bad, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        custom_initializers.ImagePatches(**bad)
+        keras_initializers.ImagePatches(**bad)
 
 
 # --- 6. hand-designed filters, trainable or frozen --------------------------------------------
 
 def test_6_designed_filters_are_documented_variants_of_their_base():
-    kernel = np.asarray(custom_initializers.DesignedFilters("sobel_x")((3, 3, 1, 32)))[:, :, 0, :]
+    kernel = np.asarray(keras_initializers.DesignedFilters("sobel_x")((3, 3, 1, 32)))[:, :, 0, :]
     unit = analysis.SOBEL_X / np.linalg.norm(analysis.SOBEL_X)
     np.testing.assert_allclose(kernel[:, :, 0], unit, atol=1e-6)
     np.testing.assert_allclose(kernel[:, :, 1], np.rot90(unit), atol=1e-6)
@@ -193,7 +193,7 @@ def test_6_designed_filters_detect_what_they_are_named_for():
     line[:, 3] = 1.0
 
     def response(name, image):
-        base = custom_initializers.DesignedFilters(name).base()
+        base = keras_initializers.DesignedFilters(name).base()
         return convolution.correlate2d_valid(image, base)
 
     assert np.unravel_index(np.argmax(response("laplacian", point)), (5, 5)) == (2, 2)
@@ -201,12 +201,12 @@ def test_6_designed_filters_detect_what_they_are_named_for():
     step = np.zeros((5, 5))
     step[:, 3:] = 1.0
     assert response("sobel_x", step).min() >= 0 and response("sobel_x", step).max() > 0
-    np.testing.assert_allclose(custom_initializers.DesignedFilters("gaussian").base().sum(), 1)
+    np.testing.assert_allclose(keras_initializers.DesignedFilters("gaussian").base().sum(), 1)
 
 
 def test_6_frozen_designed_filters_stay_and_the_rest_learns(tmp_path):
     before, after, status = _train(tmp_path, init="sobel_x", freeze=["conv1"])
-    expected = np.asarray(custom_initializers.DesignedFilters("sobel_x")((3, 3, 1, 32)))
+    expected = np.asarray(keras_initializers.DesignedFilters("sobel_x")((3, 3, 1, 32)))
     np.testing.assert_allclose(before["conv1"], expected, atol=1e-7)
     assert np.array_equal(before["conv1"], after["conv1"])
     assert not np.array_equal(before["conv2"], after["conv2"])
@@ -216,16 +216,16 @@ def test_6_frozen_designed_filters_stay_and_the_rest_learns(tmp_path):
 
 
 def test_6_designed_filters_config_round_trip_and_bad_arguments():
-    initializer = custom_initializers.DesignedFilters("gaussian", gain=2.0, sigma=0.5)
-    clone = custom_initializers.DesignedFilters.from_config(initializer.get_config())
+    initializer = keras_initializers.DesignedFilters("gaussian", gain=2.0, sigma=0.5)
+    clone = keras_initializers.DesignedFilters.from_config(initializer.get_config())
     assert clone.get_config() == initializer.get_config()
     assert np.array_equal(np.asarray(clone((3, 3, 1, 4))), np.asarray(initializer((3, 3, 1, 4))))
     with pytest.raises(ValueError, match="Invalid value for `name`: 'sobel_z'. Expected one of"):
-        custom_initializers.DesignedFilters("sobel_z")
+        keras_initializers.DesignedFilters("sobel_z")
     with pytest.raises(ValueError, match="Invalid value for `gain`: 0"):
-        custom_initializers.DesignedFilters("peak", gain=0)
+        keras_initializers.DesignedFilters("peak", gain=0)
     with pytest.raises(ValueError, match=r"Expected a Conv2D kernel \(3, 3, C_in, C_out\)"):
-        custom_initializers.DesignedFilters("peak")((5, 5, 1, 8))
+        keras_initializers.DesignedFilters("peak")((5, 5, 1, 8))
     with pytest.raises(initializers.InitializerError, match="Invalid value for `gaussian:sigma`"):
         initializers.parse_spec("gaussian:sigma=-1")
 
@@ -297,7 +297,7 @@ def test_9_references_on_a_single_bright_pixel():
 def test_10_edge_likeness_separates_edge_detectors_from_other_filters():
     edges = analysis.oriented_edge_filters()
     assert np.allclose(analysis.edge_likeness(np.transpose(edges, (1, 2, 0))[:, :, None, :]), 1)
-    bases = np.stack([custom_initializers.DesignedFilters(name).base()
+    bases = np.stack([keras_initializers.DesignedFilters(name).base()
                       for name in ("laplacian", "peak")], axis=-1)[:, :, None, :]
     assert np.all(analysis.edge_likeness(bases) < 0.3)
 

@@ -7,6 +7,7 @@ import pytest
 
 from kexp import runs
 from kexp.config import ConfigError, TrainConfig
+from kexp.models import DEFAULT_CONV2_FILTERS
 
 
 def test_run_folder_is_complete(trained_run):
@@ -24,7 +25,9 @@ def test_kernels_have_keras_layout_and_training_changed_them(trained_run):
     before = runs.load_kernels(trained_run / "kernels" / "initial.npz")
     after = runs.load_kernels(trained_run / "kernels" / "final.npz")
     assert before["conv1"].shape == after["conv1"].shape == (3, 3, 1, 32)
-    assert before["conv2"].shape == (3, 3, 32, 32) and before["conv1"].dtype == np.float32
+    conv2_filters = DEFAULT_CONV2_FILTERS[TrainConfig().model]  # the fixture's default model
+    assert before["conv2"].shape == (3, 3, 32, conv2_filters)
+    assert before["conv1"].dtype == np.float32
     assert not np.array_equal(before["conv1"], after["conv1"])
     limit = np.sqrt(6 / (9 + 288))  # glorot_uniform, the default
     assert np.abs(before["conv1"]).max() <= limit

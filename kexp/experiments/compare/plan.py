@@ -32,7 +32,7 @@ from kexp.config import ConfigError, TrainConfig
 # The study's defaults: small enough that the whole sweep takes minutes on 2 CPU cores.
 STUDY_INITIALIZERS = ("glorot_uniform", "he_normal", "random_normal:stddev=0.01",
                       "random_normal:stddev=1.0", "orthogonal", "zeros", "ones")
-OPTIONAL_INITIALIZERS = ("image_patches",)  # added when kexp.custom_initializers provides them
+OPTIONAL_INITIALIZERS = ("image_patches",)  # added when kexp.keras_initializers provides them
 STUDY_SEEDS = (0, 1)
 STUDY_EPOCHS = 5
 STUDY_DATA = "mnist-5k"  # offline: 4,000 real MNIST training digits, 1,000 test digits

@@ -58,7 +58,7 @@ def demo_image_patches(ctx: DemoContext) -> dict:
 
 def demo_designed_filters(ctx: DemoContext) -> dict:
     """6. Hand-designed filters, frozen or trainable, against filters learned from random."""
-    from kexp import custom_initializers, plots
+    from kexp import keras_initializers, plots
 
     setups = ([("glorot_uniform", ())] + [(name, ("conv1",)) for name in DESIGNED_FILTERS]
               + [("glorot_uniform", ("conv1",))] + [(name, ()) for name in DESIGNED_FILTERS])
@@ -67,7 +67,7 @@ def demo_designed_filters(ctx: DemoContext) -> dict:
     accuracies = [runs[setup]["test_accuracy"] for setup in setups]
     colours = ["tab:blue"] + ["tab:orange"] * len(DESIGNED_FILTERS) + ["0.6"] + \
         ["tab:green"] * len(DESIGNED_FILTERS)
-    bases = np.stack([custom_initializers.DesignedFilters(name).base() for name in
+    bases = np.stack([keras_initializers.DesignedFilters(name).base() for name in
                       DESIGNED_FILTERS])
     bases = bases / np.linalg.norm(bases.reshape(len(bases), -1), axis=1)[:, None, None]
     figure = new_figure(14, 5.2)
@@ -76,7 +76,7 @@ def demo_designed_filters(ctx: DemoContext) -> dict:
     for index, name in enumerate(DESIGNED_FILTERS):
         sub = grid[0, 0].subgridspec(1, len(DESIGNED_FILTERS))[0, index]
         draw_matrix(figure.add_subplot(sub), bases[index], limit, name)
-    sobel = custom_initializers.tile_filters(bases[0], CONV1_SHAPE, 1.0)
+    sobel = keras_initializers.tile_filters(bases[0], CONV1_SHAPE, 1.0)
     plots.draw_tiles(figure.add_subplot(grid[1, 0]), plots.filter_tiles(sobel), limit,
                      "the 32 conv1 filters of sobel_x: 8 rotations/mirrors x 2 signs")
     _accuracy_bars(figure.add_subplot(grid[:, 1]), labels, accuracies, colours,

@@ -47,7 +47,9 @@ def draw_conv1_kernels(spec: str, draws: int, shape=CONV1_SHAPE) -> np.ndarray:
     """`draws` conv1 kernels from `spec` with seeds 0..draws-1, called as a Conv2D layer calls
     its kernel initializer: (draws, *shape)."""
     import_keras()
-    return np.stack([np.asarray(initializers.build_keras_initializer(spec, seed=seed)(shape))
+    from kexp import keras_initializers  # imports Keras: not at the demo registry's import
+
+    return np.stack([np.asarray(keras_initializers.build_keras_initializer(spec, seed=seed)(shape))
                      for seed in range(draws)])
 
 

@@ -1,10 +1,14 @@
-"""kexp's own kernel initializers: patches of real training images, and hand-designed filters.
+"""Keras initializer objects for every spec: Keras' built-ins, and kexp's own ones.
 
-Seed 000 asks whether a kernel is "a patch from the image", and answers that filters can be
-designed in advance ([-1 1 -1] finds peaks). These initializers make both ideas trainable (or
-frozen with `--freeze conv1`) so they can be compared with random starts. They follow Keras'
-contract: arguments checked in `__init__`, symmetric `get_config`, registered so a saved
-`model.keras` loads again (kexp.callbacks.load_model imports this module for that).
+`build_keras_initializer` turns a spec (parsed by kexp.initializers, which knows the names,
+parameters and theory without Keras) into a fresh Keras initializer.
+
+kexp's own initializers: seed 000 asks whether a kernel is "a patch from the image", and answers
+that filters can be designed in advance ([-1 1 -1] finds peaks). `ImagePatches` and
+`DesignedFilters` make both ideas trainable (or frozen with `--freeze conv1`) so they can be
+compared with random starts. They follow Keras' contract: arguments checked in `__init__`,
+symmetric `get_config`, registered so a saved `model.keras` loads again (kexp.saving.load_model
+imports this module for that).
 
 How the 32 hand-designed filters differ: filter k is the 3x3 base filter under symmetry k % 8 of
 the square (rotation by 90 degrees * (k % 4), mirrored left-right when (k // 4) is odd), with sign
@@ -21,7 +25,7 @@ import math
 import keras
 import numpy as np
 
-from kexp import analysis, convolution, initializers
+from kexp import analysis, convolution, data, initializers
 
 SYMMETRIES = 8  # the dihedral group of the square: 4 rotations, each optionally mirrored
 VARIANTS = 2 * SYMMETRIES  # and both signs
@@ -105,8 +109,6 @@ class DesignedFilters(keras.initializers.Initializer):
 @functools.lru_cache(maxsize=4)
 def _training_images(source: str) -> np.ndarray:
     """Training images (never the test split) in [0, 1], loaded once per process."""
-    from kexp import data
-
     return data.load(source).x_train.astype(np.float64) / 255.0
 
 
@@ -154,11 +156,18 @@ class ImagePatches(keras.initializers.Initializer):
         return {"gain": self.gain, "data": self.data, "seed": self.seed}
 
 
-def build(spec: initializers.InitializerSpec, seed: int | None = None
-          ) -> keras.initializers.Initializer:
-    """The Keras initializer for a parsed custom spec (called by
-    initializers.build_keras_initializer)."""
+def build_keras_initializer(spec: str | initializers.InitializerSpec, seed: int | None = None
+                            ) -> keras.initializers.Initializer:
+    """A fresh Keras initializer object for `spec` (a string is parsed, a parsed spec is used as
+    it is): a new object per layer, so two layers never share a seed generator."""
+    spec = initializers.parse_spec(spec)
     params = dict(spec.params)
     if spec.name == "image_patches":
         return ImagePatches(seed=seed, **params)
-    return DesignedFilters(spec.name, **params)
+    if spec.name in DESIGNED_BASES:
+        return DesignedFilters(spec.name, **params)
+    if spec.name in initializers.CONSTANT_INITIALIZERS:
+        return keras.initializers.get(spec.name)
+    if spec.name == "variance_scaling":
+        return keras.initializers.VarianceScaling(seed=seed, **params)
+    return keras.initializers.get({"class_name": spec.name, "config": {**params, "seed": seed}})

@@ -1,0 +1,144 @@
+"""The package's shape: no import cycles (imports inside functions count), no module importing
+another module's private names, no module over MAX_LINES lines, and no TensorFlow in a module
+that does not train."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "kexp"
+MAX_LINES = 400
+# The modules that build or run Keras models: the only ones allowed to import TensorFlow.
+TRAINING_MODULES = {"kexp.augment", "kexp.callbacks", "kexp.keras_initializers", "kexp.layers",
+                    "kexp.models", "kexp.saving", "kexp.train",
+                    "kexp.experiments.compare.child"}  # a compare child process trains
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imports_of(name: str) -> list[tuple[str, list[str]]]:
+    """(imported module, names taken from it) for every import in module `name`, at any depth
+    (top level, functions, classes), with relative imports resolved."""
+    path = MODULES[name]
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, []) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            for alias in node.names:
+                submodule = f"{base}.{alias.name}"
+                found.append((submodule, []) if submodule in MODULES else (base, [alias.name]))
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    """kexp module -> the kexp modules it imports."""
+    return {name: {target for target, _ in imports_of(name)
+                   if target in MODULES and target != name}
+            for name in MODULES}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as a path [a, b, ..., a], or None."""
+    state: dict[str, str] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = "open"
+        stack.append(node)
+        for target in sorted(graph.get(node, ())):
+            if state.get(target) == "open":
+                return stack[stack.index(target):] + [target]
+            if target not in state and (cycle := visit(target)):
+                return cycle
+        state[node] = "done"
+        stack.pop()
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert find_cycle(graph) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_import_cycles_among_kexp_modules():
+    cycle = find_cycle(import_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_no_module_imports_another_modules_private_names():
+    offences = []
+    for name in MODULES:
+        tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
+        bound = {}  # local name -> kexp module it stands for
+        for target, names in imports_of(name):
+            offences += [f"{name}: from {target} import {n}" for n in names
+                         if target.startswith("kexp") and n.startswith("_")]
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                for alias in node.names:
+                    if f"{node.module}.{alias.name}" in MODULES:
+                        bound[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+            elif isinstance(node, ast.Import):
+                bound.update({alias.asname: alias.name for alias in node.names
+                              if alias.asname and alias.name in MODULES})
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                    and node.value.id in bound and node.attr.startswith("_")
+                    and not node.attr.startswith("__")):
+                offences.append(f"{name}: {bound[node.value.id]}.{node.attr}")
+    assert not offences, offences
+
+
+def test_no_module_is_too_long():
+    long = {name: lines for name, path in MODULES.items()
+            if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert not long, f"modules over {MAX_LINES} lines: {long}"
+
+
+def test_modules_that_do_not_train_do_not_import_tensorflow():
+    light = sorted(set(MODULES) - TRAINING_MODULES - {"kexp.__main__"})
+    code = (f"import importlib, sys\nfor name in {light!r}:\n    importlib.import_module(name)\n"
+            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=PACKAGE.parent,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]", light
+
+
+def test_every_kexp_import_names_something_that_exists():
+    """Imports inside functions run only when called: a stale one (a moved or deleted module or
+    name) would otherwise surface as a user's crash."""
+    import importlib
+
+    stale = []
+    for name in MODULES:
+        for target, names in imports_of(name):
+            if target != "kexp" and not target.startswith("kexp."):
+                continue
+            if target not in MODULES:
+                stale.append(f"{name}: {target}")
+                continue
+            module = importlib.import_module(target)
+            stale += [f"{name}: {target}.{n}" for n in names if not hasattr(module, n)]
+    assert not stale, stale
