@@ -165,7 +165,7 @@ class Contenders:
 
     def __init__(self, train_samples: int, work_dir: Path):
         from kexp.config import TrainConfig
-        from kexp.train import prepare_data
+        from kexp.training import prepare_data
 
         self.work_dir = work_dir
         self.clock = CallbackClock()
@@ -181,10 +181,10 @@ class Contenders:
                  x_test=self.dataset.x_test, y_test=self.dataset.y_test)
 
     def kexp(self, model_name: str) -> list[float]:
-        """kexp.train.train: run folder, snapshots, history and checkpoint every epoch."""
+        """kexp.training.train: run folder, snapshots, history and checkpoint every epoch."""
         import dataclasses
 
-        from kexp.train import train
+        from kexp.training import train
 
         timer = _epoch_timer()
         self.clock.reset()
@@ -211,7 +211,7 @@ class Contenders:
         import tensorflow as tf
 
         from kexp import data
-        from kexp.train import epoch_batches
+        from kexp.training import epoch_batches
 
         model, timer = self._plain_model(model_name), _epoch_timer()
         x_train = data.to_model_inputs(self.dataset.x_train)

@@ -1,6 +1,6 @@
 """The `kexp` command line: train, visualize, runs, initializers, and the experiments' commands.
 
-TensorFlow is imported only when a command trains (kexp.train is imported by that command), so
+TensorFlow is imported only when a command trains (kexp.training is imported by that command), so
 `kexp --help`, `kexp runs` and `kexp visualize` answer fast. Defaults come from kexp.config;
 argparse prints them. Every kexp error derives from kexp.errors.KexpError, caught once in `main`.
 """
@@ -87,20 +87,20 @@ def _add_train_parser(subparsers) -> None:
 
 def _train_command(args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from kexp import train  # here, not at the top: only training imports TensorFlow
+    from kexp import training  # here, not at the top: only training imports TensorFlow
 
     try:
         if args.resume:
-            run_dir = train.resume(runs.resolve_run(args.resume, args.runs_dir)[0])
+            run_dir = training.resume(runs.resolve_run(args.resume, args.runs_dir)[0])
         else:
             values = {key: value for key, value in vars(args).items()
                       if key not in ("func", "command", "resume")}
-            run_dir = train.train(TrainConfig(**values))
-    except train.TrainingInterrupted as interrupted:
+            run_dir = training.train(TrainConfig(**values))
+    except training.TrainingInterrupted as interrupted:
         name = signal.Signals(interrupted.signal_number).name
         print(f"\nkexp: interrupted by {name}; kernels and history so far are in "
               f"{interrupted.run_dir}\n"
-              f"kexp: resume with: {train.resume_command(interrupted.run_dir)}",
+              f"kexp: resume with: {training.resume_command(interrupted.run_dir)}",
               file=sys.stderr)
         return 128 + interrupted.signal_number
     status = runs.read_status(run_dir)

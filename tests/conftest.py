@@ -24,9 +24,9 @@ def tiny_config_values() -> dict:
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory, tiny_config_values) -> Path:
-    """A finished run folder from kexp.train.train on real digits."""
+    """A finished run folder from kexp.training.train on real digits."""
     from kexp.config import TrainConfig
-    from kexp.train import train
+    from kexp.training import train
 
     runs_dir = tmp_path_factory.mktemp("runs")
     return train(TrainConfig(runs_dir=str(runs_dir), **tiny_config_values), verbose=0)

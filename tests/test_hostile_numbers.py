@@ -40,7 +40,7 @@ def kexp_train(runs_dir: Path, *args: str) -> subprocess.CompletedProcess:
 ])
 def test_numbers_training_cannot_take_are_refused_before_anything_exists(tmp_path, changes,
                                                                        message):
-    from kexp.train import train
+    from kexp.training import train
 
     os.chdir(tmp_path)  # an empty --runs-dir must not write into the current folder either
     with pytest.raises(ConfigError, match=message):

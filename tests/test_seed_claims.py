@@ -31,10 +31,10 @@ TINY = dict(model="convnet", epochs=1, batch_size=64, data="mnist-5k", train_sam
 
 
 def _train(tmp_path, **overrides):
-    """One tiny run through kexp.train; returns (kernels before, kernels after, status)."""
-    from kexp import train
+    """One tiny run through kexp.training.train; returns (kernels before, kernels after, status)."""
+    from kexp import training
 
-    run_dir = train.train(TrainConfig(**{**TINY, "runs_dir": str(tmp_path), **overrides}),
+    run_dir = training.train(TrainConfig(**{**TINY, "runs_dir": str(tmp_path), **overrides}),
                           verbose=0)
     kernels = run_dir / runs.KERNELS_DIR
     return (runs.load_kernels(kernels / "initial.npz"), runs.load_kernels(kernels / "final.npz"),

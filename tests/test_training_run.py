@@ -75,7 +75,7 @@ def test_learning_reduces_the_loss(trained_run):
     ({"init_conv2": "nope"}, r"Invalid value for `init_conv2`: 'nope'"),
 ])
 def test_bad_settings_fail_before_anything_is_created(tmp_path, changes, message):
-    from kexp.train import train
+    from kexp.training import train
 
     runs_dir = tmp_path / "runs"
     with pytest.raises(ConfigError, match=message):
@@ -84,7 +84,7 @@ def test_bad_settings_fail_before_anything_is_created(tmp_path, changes, message
 
 
 def test_every_epoch_has_its_own_order_and_a_seed_repeats_them():
-    from kexp.train import epoch_batches
+    from kexp.training import epoch_batches
 
     images = np.arange(40, dtype=np.float32).reshape(40, 1)
     labels = np.arange(40)

@@ -2,7 +2,7 @@
 `python -m kexp.experiments.compare.child CONFIG_JSON RESULT_JSON`.
 
 CONFIG_JSON holds the settings as `TrainConfig.to_dict()` writes them (the "config" of a run's
-config.json). The process trains them with `kexp.train.train` and writes RESULT_JSON, atomically:
+config.json). The process trains them with `kexp.training.train` and writes RESULT_JSON, atomically:
 `{"run_dir": path or null, "status": finished | interrupted | failed, "reason": text}`. Its
 output goes wherever the parent sends it (the study's log file); the parent reads nothing from it.
 """
@@ -16,7 +16,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from kexp import runs, train
+from kexp import runs, training
 from kexp.config import TrainConfig
 
 
@@ -24,9 +24,9 @@ def train_and_report(config: TrainConfig, result_path: Path) -> int:
     """Train `config`, then write where and how it ended to `result_path`; the exit code."""
     run_dir, status, reason, exit_code = None, runs.STATUS_FAILED, "", 1
     try:
-        run_dir = train.train(config)
+        run_dir = training.train(config)
         status, exit_code = runs.STATUS_FINISHED, 0
-    except train.TrainingInterrupted as interrupted:
+    except training.TrainingInterrupted as interrupted:
         run_dir, status = interrupted.run_dir, runs.STATUS_INTERRUPTED
         exit_code = 128 + interrupted.signal_number
         reason = f"interrupted by {signal.Signals(interrupted.signal_number).name}"

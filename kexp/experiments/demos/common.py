@@ -66,13 +66,13 @@ class DemoContext:
         key = (init, tuple(freeze), learning_rate)
         if key not in self.runs:
             import_keras()
-            from kexp import train
+            from kexp import training
 
             config = TrainConfig(model=MODEL, init=init, freeze=list(freeze), epochs=EPOCHS,
                                  learning_rate=learning_rate, seed=SEED, data=DATA,
                                  train_samples=TRAIN_SAMPLES, test_samples=TEST_SAMPLES,
                                  runs_dir=str(self.out_dir / DEMO_RUNS_DIR), **RECIPE)
-            run_dir = train.train(config, verbose=0)
+            run_dir = training.train(config, verbose=0)
             kernels = run_dir / runs.KERNELS_DIR
             self.runs[key] = {"before": runs.load_kernels(kernels / "initial.npz"),
                               "after": runs.load_kernels(kernels / "final.npz"),
