@@ -327,11 +327,6 @@ def snapshot_sequence(run_dir: Path) -> list[tuple[str, Path]]:
     return [(path.stem, path) for path in sorted(found, key=lambda p: order(p.stem))]
 
 
-def read_config(run_dir: Path) -> dict:
-    """A run's config.json: its settings ("config"), the data it used ("data"), versions."""
-    return read_json(Path(run_dir) / CONFIG_FILE)
-
-
 def run_of_process(runs_root: str | os.PathLike, pid: int) -> Path | None:
     """The newest run folder under `runs_root` whose status.json process `pid` on this host
     wrote last, or None: how a process that launched a training finds its run folder."""
