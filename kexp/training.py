@@ -152,7 +152,9 @@ def steps_per_epoch(config: TrainConfig, prepared: PreparedData) -> int:
     return math.ceil(len(prepared.x_train) / config.batch_size)
 
 
-def _build(config: TrainConfig, prepared: PreparedData):
+def build_configured_model(config: TrainConfig, prepared: PreparedData):
+    """The compiled model `config` describes, with its learning-rate schedule over `prepared`'s
+    steps (also what `make bench` fits without kexp's callbacks)."""
     init, init_conv2 = config.init_specs  # parsed once, by config.validate
     return build_model(config.model, init=init, init_conv2=init_conv2,
                        conv2_filters=config.conv2_filters, freeze=config.freeze,
@@ -263,7 +265,7 @@ def train(config: TrainConfig, extra_callbacks=(), verbose: int | str = "auto") 
     prepared, data_summary = prepare_data(config)
     runs.prepare_runs_root(config.runs_dir)  # an unwritable --runs-dir fails before the build
     _set_determinism(config)
-    model = _build(config, prepared)
+    model = build_configured_model(config, prepared)
     run_dir = runs.create_run_dir(config.runs_dir, config.init_specs[0].name)
     runs.write_json_atomic(run_dir / runs.CONFIG_FILE, {
         "config": config.to_dict(), "data": data_summary, "versions": _versions(),
@@ -294,13 +296,13 @@ def resume(run_dir: Path, extra_callbacks=(), verbose: int | str = "auto") -> Pa
     _set_determinism(config)
     latest = callbacks.EpochCheckpoint.latest(run_dir / runs.CHECKPOINT_DIR)
     if latest is None:
-        model, first_epoch = _build(config, prepared), 0
+        model, first_epoch = build_configured_model(config, prepared), 0
     elif latest[1].suffix == ".keras":  # a checkpoint of an older kexp: the whole model
         first_epoch, path = latest
         model = saving.load_model(path)  # safe mode: a Lambda layer is refused
     else:
         first_epoch, path = latest
-        model = _build(config, prepared)
+        model = build_configured_model(config, prepared)
         callbacks.restore_training_state(model, path)
     _trim_history(run_dir, first_epoch)
     print(f"kexp: resuming {run_dir} after epoch {first_epoch} of {config.epochs}", flush=True)

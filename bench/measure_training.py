@@ -1,0 +1,78 @@
+"""`python -m kexp train` as a user runs it: wall time, test accuracy, peak memory, and what
+`--deterministic` costs; and, with a full MNIST at hand, the DATA=path training."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from kexp import runs
+
+from common import REPO_ROOT, log, spread
+from measure_startup import kexp_command
+
+DETERMINISM_PAIRS = 2  # default and --deterministic trainings, alternating
+FULL_MNIST_CANDIDATES = (Path.home() / ".keras" / "datasets" / "mnist.npz",
+                         REPO_ROOT / "data" / "mnist.npz")
+# Linux carries a forked child's pre-exec peak RSS (this process, TensorFlow loaded) into its
+# ru_maxrss, so the training is started from a small Python that reports its own child's.
+PEAK_RSS_WRAPPER = """import resource, subprocess, sys
+code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+sys.exit(code)"""
+
+
+def cli_training(runs_dir: Path, *extra: str) -> dict:
+    """`python -m kexp train` with its defaults (plus `extra`): wall time, accuracy, steady epoch
+    seconds and the training process's peak RSS."""
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", PEAK_RSS_WRAPPER,
+                             *kexp_command("train", "--runs-dir", str(runs_dir), *extra)],
+                            cwd=REPO_ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(f"kexp train {' '.join(extra)} failed:\n{result.stderr[-3000:]}")
+    run_dir = runs.list_runs(runs_dir)[-1]
+    recorded = runs.read_config(run_dir)
+    history = runs.read_history(run_dir)
+    return {"wall_seconds": wall, "max_rss_mb": int(result.stdout.split()[-1]) / 1024,
+            "test_accuracy": runs.read_status(run_dir)["test_accuracy"], "epochs": len(history),
+            "steady_epoch_seconds": spread([row["seconds"] for row in history[1:]]),
+            "data": recorded["data"]["description"],
+            "train_samples": recorded["data"]["used_train_samples"], "run_dir": str(run_dir)}
+
+
+def default_and_deterministic(runs_dir: Path) -> dict:
+    """The default training alternating with `--deterministic`, and the cost of the latter."""
+    trainings = {"default": [], "deterministic": []}
+    for _ in range(DETERMINISM_PAIRS):
+        trainings["default"].append(cli_training(runs_dir))
+        trainings["deterministic"].append(cli_training(runs_dir, "--deterministic"))
+    pooled = {kind: [seconds for run in kind_runs
+                     for seconds in run["steady_epoch_seconds"]["values"]]
+              for kind, kind_runs in trainings.items()}
+    return {"default_train": trainings["default"][0],
+            "deterministic_cost": {
+                "ratio_of_median_epochs": statistics.median(pooled["deterministic"])
+                / statistics.median(pooled["default"]),
+                "wall_seconds": {kind: spread([run["wall_seconds"] for run in kind_runs])
+                                 for kind, kind_runs in trainings.items()},
+                "test_accuracy": {kind: [run["test_accuracy"] for run in kind_runs]
+                                  for kind, kind_runs in trainings.items()},
+                "max_rss_mb": spread([run["max_rss_mb"] for kind_runs in trainings.values()
+                                      for run in kind_runs]),
+                "trainings": trainings}}
+
+
+def full_mnist(runs_dir: Path, data: str | None) -> dict:
+    """The default training on a full MNIST (`data`, or the first candidate found)."""
+    candidates = [Path(data)] if data else list(FULL_MNIST_CANDIDATES)
+    found = next((path for path in candidates if path.exists()), None)
+    if found is None:
+        return {"skipped": "no full mnist.npz found (looked in "
+                           + ", ".join(map(str, candidates)) + ")"}
+    log(f"DATA={found} training")
+    return cli_training(runs_dir, "--data", str(found))
