@@ -8,6 +8,7 @@ the kernels at that moment are saved, and `resume` continues from the last compl
 
 from __future__ import annotations
 
+import contextlib
 import math
 import platform
 import signal
@@ -197,9 +198,9 @@ def _fit(model, config: TrainConfig, prepared: PreparedData, run_dir: Path, firs
     # them leaves the history at most one row ahead of the checkpoint, and resume trims it; the
     # other way round a resumed run would lose that epoch's row. A diverged epoch is recorded
     # (its row shows the NaN) but never checkpointed.
+    checkpoint = callbacks.EpochCheckpoint(run_dir / runs.CHECKPOINT_DIR)
     fit_callbacks = [snapshots, callbacks.EpochLog(run_dir / runs.HISTORY_FILE),
-                     callbacks.StopOnNonFinite(),
-                     callbacks.EpochCheckpoint(run_dir / runs.CHECKPOINT_DIR), *extra_callbacks]
+                     callbacks.StopOnNonFinite(), checkpoint, *extra_callbacks]
     if config.tensorboard:
         fit_callbacks.append(callbacks.tensorboard(run_dir / runs.TENSORBOARD_DIR))
     try:
@@ -207,8 +208,11 @@ def _fit(model, config: TrainConfig, prepared: PreparedData, run_dir: Path, firs
                   steps_per_epoch=pipelines.steps_per_epoch,
                   validation_data=pipelines.validation_batches,
                   callbacks=fit_callbacks, verbose=verbose, shuffle=False)
-    except KeyboardInterrupt:
-        snapshots.save(runs.INTERRUPTED)
+    except BaseException as error:  # Keras skips on_train_end: finish what is being written
+        with contextlib.suppress(Exception):  # the stop's own reason is the one to report
+            checkpoint.wait()
+        if isinstance(error, KeyboardInterrupt):
+            snapshots.save(runs.INTERRUPTED)
         raise
 
 
