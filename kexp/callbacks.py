@@ -53,8 +53,21 @@ def conv_kernels(model: keras.Model) -> dict[str, np.ndarray]:
             for path, layer in conv_layers(model).items()}
 
 
+class SerializableCallback(keras.callbacks.Callback):
+    """Keras' contract for kexp's callbacks: `get_config()` returns the constructor's arguments
+    and `from_config()` rebuilds the callback from them, so a callback saved with a model (or
+    in a config file) comes back the same."""
+
+    def get_config(self) -> dict:
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
+
+
 @keras.saving.register_keras_serializable(package="kexp")
-class KernelSnapshots(keras.callbacks.Callback):
+class KernelSnapshots(SerializableCallback):
     """Save the kernels of every Conv2D layer, nested ones included (keys: layer paths, see
     conv_layers), to `directory`: initial.npz at the start, epoch_NNN.npz every `every_epochs`
     epochs, epoch_NNN_batch_BBBBB.npz every `every_batches` batches of the first epoch (where
@@ -86,10 +99,6 @@ class KernelSnapshots(keras.callbacks.Callback):
     def get_config(self) -> dict:
         return {"directory": str(self.directory), "every_epochs": self.every_epochs,
                 "every_batches": self.every_batches, "layer_names": self.layer_names}
-
-    @classmethod
-    def from_config(cls, config: dict) -> "KernelSnapshots":
-        return cls(**config)
 
     def kernels(self) -> dict[str, np.ndarray]:
         kernels = conv_kernels(self.model)
@@ -128,7 +137,7 @@ class KernelSnapshots(keras.callbacks.Callback):
 
 
 @keras.saving.register_keras_serializable(package="kexp")
-class EpochLog(keras.callbacks.Callback):
+class EpochLog(SerializableCallback):
     """Append one CSV row per finished epoch (epoch, seconds, then Keras' metrics), so the
     history of an interrupted or crashed run is kept up to its last epoch."""
 
@@ -139,10 +148,6 @@ class EpochLog(keras.callbacks.Callback):
 
     def get_config(self) -> dict:
         return {"path": str(self.path)}
-
-    @classmethod
-    def from_config(cls, config: dict) -> "EpochLog":
-        return cls(**config)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_started = time.perf_counter()
@@ -195,7 +200,7 @@ def restore_training_state(model: keras.Model, path: str | os.PathLike) -> None:
 
 
 @keras.saving.register_keras_serializable(package="kexp")
-class EpochCheckpoint(keras.callbacks.Callback):
+class EpochCheckpoint(SerializableCallback):
     """Save the training state (`training_state`) after every epoch, atomically, as
     `<directory>/epoch_NNN.npz`, keeping only the newest, so an interrupted or killed run can be
     resumed from its last completed epoch exactly as if it had not stopped. The epoch is in the
@@ -217,10 +222,6 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     def get_config(self) -> dict:
         return {"directory": str(self.directory)}
-
-    @classmethod
-    def from_config(cls, config: dict) -> "EpochCheckpoint":
-        return cls(**config)
 
     def on_epoch_end(self, epoch, logs=None):
         self.wait()
@@ -278,18 +279,11 @@ class TrainingDiverged(runs.RunError):
 
 
 @keras.saving.register_keras_serializable(package="kexp")
-class StopOnNonFinite(keras.callbacks.Callback):
+class StopOnNonFinite(SerializableCallback):
     """Fail the run when the loss or any weight is NaN or infinite: at the start (an
     initializer whose numbers overflow float32) and after every epoch. Keras' TerminateOnNaN
     only stops quietly on a NaN loss, which would leave a run marked finished with useless
     filters; checking per epoch also keeps Keras' batch hooks asynchronous."""
-
-    def get_config(self) -> dict:
-        return {}
-
-    @classmethod
-    def from_config(cls, config: dict) -> "StopOnNonFinite":
-        return cls(**config)
 
     def on_train_begin(self, logs=None):
         self._check_weights("before training")
