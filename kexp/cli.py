@@ -106,6 +106,11 @@ def _train_command(args) -> int:
     status = runs.read_status(run_dir)
     print(f"kexp: finished {run_dir}: test accuracy {status['test_accuracy']:.4f} "
           f"in {status['seconds']:.1f} s")
+    if status.get("figures_error"):  # the run is complete; only its figures are missing
+        print(f"kexp train: error: the figures of {run_dir} were not drawn: "
+              f"{status['figures_error']}. Draw them with: make visualize RUN={run_dir}",
+              file=sys.stderr)
+        return 1
     print(f"kexp: figures in {run_dir / runs.FIGURES_DIR}; redraw with: make visualize "
           f"RUN={run_dir}")
     return 0
@@ -119,12 +124,25 @@ def _add_visualize_parser(subparsers) -> None:
 
 
 def _visualize_command(args) -> int:
+    """One run: drawn, or an error (exit 2). RUN=all: every run that can be drawn is, each
+    other one gets one line on stderr; exit 0 when at least one was drawn."""
     from kexp import plots  # here, not at the top: `kexp --help` does not load matplotlib
 
-    for run_dir in runs.resolve_run(args.run, args.runs_dir):
-        written = plots.render_run(run_dir)
+    requested = runs.resolve_run(args.run, args.runs_dir)
+    drawn = 0
+    for run_dir in requested:
+        try:
+            written = plots.render_run(run_dir)
+        except KexpError as error:
+            if len(requested) == 1:
+                raise
+            print(f"kexp visualize: not drawn: {error}", file=sys.stderr)
+            continue
+        drawn += 1
         print(f"kexp: {run_dir}: drew {', '.join(path.name for path in written)}")
-    return 0
+    if drawn < len(requested):
+        print(f"kexp visualize: drew {drawn} of {len(requested)} runs", file=sys.stderr)
+    return 0 if drawn else 2
 
 
 def _add_runs_parser(subparsers) -> None:
@@ -145,8 +163,10 @@ def _runs_command(args) -> int:
         epochs = status.get("epochs_completed")
         if epochs is None:  # still running or crashed: count what it logged
             epochs = len(runs.read_history(run_dir))
+        note = (f"  FIGURES NOT DRAWN: make visualize RUN={run_dir.name}"
+                if status.get("figures_error") else "")
         print(f"{run_dir.name:<48} {status['status']:<12} {config['model']:<10} "
-              f"{epochs:>6} {'-' if accuracy is None else f'{accuracy:.4f}':>9}")
+              f"{epochs:>6} {'-' if accuracy is None else f'{accuracy:.4f}':>9}{note}")
     return 0
 
 

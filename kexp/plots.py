@@ -194,10 +194,14 @@ def plot_histograms(before: dict[str, np.ndarray], after: dict[str, np.ndarray],
 
 
 def _after_snapshot(run_dir: Path) -> tuple[str, Path]:
+    """The newest snapshot, drawn against initial.npz; a run that stopped before its first
+    snapshot, or before its first epoch ended, has nothing to draw."""
     sequence = runs.snapshot_sequence(run_dir)
-    if len(sequence) < 2:
-        raise runs.RunError(f"'{run_dir}' has no kernels after training yet (found: "
-                            f"{', '.join(label for label, _ in sequence) or 'none'}).")
+    labels = [label for label, _ in sequence]
+    if len(sequence) < 2 or labels[0] != runs.INITIAL:
+        raise runs.RunError(f"'{run_dir}' has no kernels before and after training to draw "
+                            f"(found in {runs.KERNELS_DIR}/: {', '.join(labels) or 'none'}): it "
+                            "stopped before its first snapshot or its first epoch.")
     return sequence[-1]
 
 
@@ -222,8 +226,8 @@ def render_run(run_dir: Path) -> list[Path]:
     run_dir = Path(run_dir)
     recorded_run = runs.read_config(run_dir)
     recorded = recorded_run["config"]
-    before = runs.load_kernels(run_dir / runs.KERNELS_DIR / runs.snapshot_name(runs.INITIAL))
     after_label, after_path = _after_snapshot(run_dir)
+    before = runs.load_kernels(run_dir / runs.KERNELS_DIR / runs.snapshot_name(runs.INITIAL))
     after = runs.load_kernels(after_path)
     figures = run_dir / runs.FIGURES_DIR
     figures.mkdir(exist_ok=True)

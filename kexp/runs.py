@@ -4,7 +4,9 @@ folder exclusively, writing into it atomically, reading it back and listing runs
 Every other module takes these names from here. A run folder is kexp's record of an experiment,
 so nothing here may leave a half-written file: every write goes to a temporary name in the same
 folder, is flushed to disk (fsync) and renamed into place (Keras' own saves are not atomic, see
-KERAS_FACTS.md). No Keras here, so listing and plotting start fast.
+KERAS_FACTS.md). The one exception is history.csv, appended and fsynced one row per epoch: its
+reader leaves out a last row that a crash cut short. No Keras here, so listing and plotting start
+fast.
 
     runs/<timestamp>-<init>-<id>/
       config.json  status.json  history.csv  model.keras
@@ -289,14 +291,22 @@ def resolve_run(run: str | None, runs_root: str | os.PathLike) -> list[Path]:
     return [candidate_real]
 
 
+def complete_lines(text: str) -> str:
+    """`text` without a last line that has no line end: history.csv is appended row by row (not
+    renamed into place), so a hard kill mid-write can leave its last row cut short."""
+    return text[:text.rfind("\n") + 1]
+
+
 def read_history(run_dir: Path) -> list[dict]:
-    """Rows of a run's history.csv as dicts of floats (epoch as int); [] if none yet."""
+    """Rows of a run's history.csv as dicts of floats (epoch as int); [] if none yet. A last row
+    cut short by a crash (no line end) is left out."""
     path = Path(run_dir) / HISTORY_FILE
     if not path.exists():
         return []
     with open(path, newline="", encoding="utf-8") as handle:
-        return [{key: (int(float(value)) if key == "epoch" else float(value))
-                 for key, value in row.items()} for row in csv.DictReader(handle)]
+        text = complete_lines(handle.read())
+    return [{key: (int(float(value)) if key == "epoch" else float(value))
+             for key, value in row.items()} for row in csv.DictReader(io.StringIO(text))]
 
 
 # A snapshot label: group 1 the label, group 2 its epoch and group 3 its batch where it has them.

@@ -314,10 +314,14 @@ def resume(run_dir: Path, extra_callbacks=(), verbose: int | str = "auto") -> Pa
 
 
 def _trim_history(run_dir: Path, epochs_kept: int) -> None:
-    """Drop history rows after the checkpoint a resumed run starts from (none, normally)."""
-    rows = runs.read_history(run_dir)
-    if len(rows) <= epochs_kept:
+    """Drop history rows after the checkpoint a resumed run starts from (none, normally), and a
+    last row cut short by a crash, so the resumed run appends to whole rows."""
+    path = run_dir / runs.HISTORY_FILE
+    if not path.exists():
         return
-    lines = (run_dir / runs.HISTORY_FILE).read_text(encoding="utf-8").splitlines(keepends=True)
-    runs.write_bytes_atomic(run_dir / runs.HISTORY_FILE,
-                            "".join(lines[:epochs_kept + 1]).encode())
+    with open(path, newline="", encoding="utf-8") as handle:
+        text = handle.read()
+    lines = runs.complete_lines(text).splitlines(keepends=True)
+    kept = "".join(lines[:epochs_kept + 1]) if epochs_kept else ""  # header + rows
+    if kept != text:
+        runs.write_bytes_atomic(path, kept.encode())

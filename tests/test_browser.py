@@ -11,6 +11,7 @@ import subprocess
 import numpy as np
 import pytest
 
+from kexp import runs
 from kexp.experiments.compare import command, plan
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -26,11 +27,15 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def index_url(tmp_path_factory):
+def compare_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
     study = plan.Study(initializers=["glorot_uniform", "zeros"], seeds=[0], epochs=1,
                        train_samples=300, jobs=2, runs_dir=str(root / "runs"))
-    compare_dir = command.run_study(study, say=lambda line: None)
+    return command.run_study(study, say=lambda line: None)
+
+
+@pytest.fixture(scope="module")
+def index_url(compare_dir):
     return (compare_dir / plan.INDEX_FILE).resolve().as_uri()
 
 
@@ -42,13 +47,18 @@ def _chromium(tmp_path, *arguments: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-def test_page_loads_without_console_errors(index_url, tmp_path):
+def test_page_loads_without_console_errors(compare_dir, index_url, tmp_path):
     result = _chromium(tmp_path, "--dump-dom", index_url)
     assert result.returncode == 0, result.stderr[-2000:]
     console = [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
     assert console == []
     assert "Does the starting point matter?" in result.stdout
-    assert result.stdout.count("<img") >= 3  # the comparison figure and each run's figures
+    # What the run folders hold, not what the page says: each finished run's filter grids and
+    # animation are shown, beside the study's own figure.
+    shown = [path for path in compare_dir.glob(f"{plan.RUNS_SUBDIR}/*/{runs.FIGURES_DIR}/*")
+             if path.name in (runs.CONV1_FIGURE, runs.EVOLUTION_FIGURE)]
+    assert len(shown) == 4
+    assert result.stdout.count("<img") == 1 + len(shown)
 
 
 def test_screenshot_shows_the_figures(index_url, tmp_path):

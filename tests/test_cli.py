@@ -83,3 +83,48 @@ def test_runs_lists_the_finished_run(repo_root, trained_run):
     assert result.returncode == 0
     line = next(line for line in result.stdout.splitlines() if trained_run.name in line)
     assert "finished" in line
+
+
+def _crash_leftovers(root, trained_run):
+    """A runs folder as crashes leave it, oldest first: a run killed before its first snapshot
+    (no initial.npz), one killed during its first epoch (initial.npz only), then a whole run."""
+    from kexp import runs
+
+    before_snapshot = root / "20260101-000000-glorot_uniform-before"
+    first_epoch = root / "20260101-000001-glorot_uniform-first"
+    for run_dir in (before_snapshot, first_epoch):
+        (run_dir / runs.KERNELS_DIR).mkdir(parents=True)
+        (run_dir / runs.FIGURES_DIR).mkdir()
+        shutil.copy(trained_run / runs.CONFIG_FILE, run_dir / runs.CONFIG_FILE)
+        runs.write_json_atomic(run_dir / runs.STATUS_FILE, {"status": "running", "pid": 2**22 + 7,
+                                                            "host": "elsewhere"})
+    shutil.copy(trained_run / runs.KERNELS_DIR / "initial.npz", first_epoch / runs.KERNELS_DIR)
+    whole = shutil.copytree(trained_run, root / "20260102-000000-glorot_uniform-whole")
+    shutil.rmtree(whole / runs.FIGURES_DIR)
+    return before_snapshot, first_epoch, whole
+
+
+def test_visualize_all_draws_every_drawable_run_and_names_the_others(tmp_path, trained_run,
+                                                                     capsys):
+    from kexp import cli
+
+    root = tmp_path / "runs"
+    before_snapshot, first_epoch, whole = _crash_leftovers(root, trained_run)
+
+    assert cli.main(["visualize", "all", "--runs-dir", str(root)]) == 0
+    out, err = capsys.readouterr()
+    assert f"{whole}: drew conv1_before_after.png" in out
+    assert len(list((whole / "figures").glob("*.png"))) == 4
+    not_drawn = [line for line in err.splitlines() if line.startswith("kexp visualize: not drawn")]
+    assert len(not_drawn) == 2, err
+    assert before_snapshot.name in not_drawn[0] and "found in kernels/: none" in not_drawn[0]
+    assert first_epoch.name in not_drawn[1] and "found in kernels/: initial)" in not_drawn[1]
+    assert "drew 1 of 3 runs" in err
+
+    # One run asked for by name that cannot be drawn: an error, exit 2, no traceback.
+    assert cli.main(["visualize", before_snapshot.name, "--runs-dir", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "no kernels before and after training" in err
+    shutil.rmtree(whole)
+    assert cli.main(["visualize", "all", "--runs-dir", str(root)]) == 2  # nothing drawable
+    assert "drew 0 of 2 runs" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """The initializer study on a tiny configuration: what `make compare` leaves behind, that one
-failing training does not stop the others, the symmetry problem in numbers, the animation, the
-page's links and the TensorBoard logs. One sweep (three trainings, two at a time) serves them all.
+failing training does not stop the others, the symmetry problem in numbers (zeros and ones), the
+animation, the page against what the run folders hold, and the TensorBoard logs. One sweep (four
+trainings, two at a time) serves them all.
 """
 
 from __future__ import annotations
@@ -8,20 +9,27 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import math
+import os
 import re
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from kexp import analysis, cli, runs
-from kexp.config import ConfigError
+from kexp.config import ConfigError, TrainConfig
 from kexp.experiments import animate
-from kexp.experiments.compare import command, plan
+from kexp.experiments.compare import command, page, plan
 
 pytestmark = pytest.mark.slow
 
-TINY = dict(initializers=["glorot_uniform", "zeros"], seeds=[0], epochs=1, train_samples=300,
-            snapshot_every_batches=1, tensorboard=True, jobs=2)
+TINY = dict(initializers=["glorot_uniform", "zeros", "ones"], seeds=[0], epochs=1,
+            train_samples=300, snapshot_every_batches=1, tensorboard=True, jobs=2)
+# What a finished run's figures/ holds: render_run's figures and kexp animate's GIF.
+RUN_FIGURES = {runs.CONV1_FIGURE, runs.CONV2_FIGURE, runs.CONV2_SUMMARY_FIGURE,
+               runs.HISTOGRAMS_FIGURE, runs.EVOLUTION_FIGURE}
 
 
 @pytest.fixture(scope="module")
@@ -46,13 +54,14 @@ def test_sweep_writes_every_file_with_consistent_rows(sweep):
         assert (compare_dir / name).stat().st_size > 0, name
     with open(compare_dir / plan.SUMMARY_CSV, newline="") as handle:
         csv_rows = list(csv.DictReader(handle))
-    assert [row["initializer"] for row in csv_rows] == ["glorot_uniform", "zeros", "he_normal"]
+    assert [row["initializer"] for row in csv_rows] == ["glorot_uniform", "zeros", "ones",
+                                                        "he_normal"]
     assert tuple(csv_rows[0]) == plan.SUMMARY_COLUMNS
     for csv_row in csv_rows:
         json_row = rows[csv_row["initializer"]]
         assert csv_row == {key: "" if value is None else str(value)
                            for key, value in json_row.items()}
-    for init in ("glorot_uniform", "zeros"):
+    for init in ("glorot_uniform", "zeros", "ones"):
         row = rows[init]
         assert row["status"] == "finished" and row["epochs"] == 1
         assert 0 <= row["test_accuracy"] <= 1 and 0 <= row["train_accuracy"] <= 1
@@ -67,7 +76,7 @@ def test_a_failing_training_is_reported_and_does_not_stop_the_others(sweep):
     assert "mnist.npz" in failed["reason"] and failed["test_accuracy"] is None
     assert rows["glorot_uniform"]["status"] == rows["zeros"]["status"] == "finished"
     assert (compare_dir / "logs" / "he_normal-seed0.log").exists()
-    assert sum(line.startswith("kexp compare: started ") for line in said) == 3
+    assert sum(line.startswith("kexp compare: started ") for line in said) == 4
     assert any("he_normal seed 0" in line and "FAILED" in line for line in said)
 
 
@@ -79,6 +88,82 @@ def test_zeros_shows_the_symmetry_problem_and_glorot_does_not(sweep):
     final = runs.load_kernels(compare_dir / rows["zeros"]["run"] / "kernels" / "final.npz")
     assert analysis.distinct_filters(final["conv1"]) == 1
     assert rows["glorot_uniform"]["conv1_mean_relative_change"] > 0
+
+
+def _kernels(compare_dir: Path, row: dict, label: str) -> dict:
+    return runs.load_kernels(compare_dir / row["run"] / runs.KERNELS_DIR / f"{label}.npz")
+
+
+def test_zeros_kernels_change_exactly_0_and_the_model_answers_one_class(sweep):
+    """The README: with zeros the relative change is exactly 0 and the model ends at 10.0%,
+    one class. One class is 10.0% of mnist-5k's test digits (100 of each), in any run."""
+    from kexp import data, saving
+
+    compare_dir, rows, _ = sweep
+    row = rows["zeros"]
+    assert row["conv1_mean_relative_change"] == row["conv2_mean_relative_change"] == 0
+    before, after = _kernels(compare_dir, row, "initial"), _kernels(compare_dir, row, "final")
+    for layer in ("conv1", "conv2"):
+        assert not before[layer].any() and not after[layer].any(), layer  # zeros, exactly
+    model = saving.load_model(compare_dir / row["run"] / runs.MODEL_FILE)
+    for layer in ("conv1", "conv2"):  # nothing in the conv layers moved, biases included
+        conv = model.get_layer(layer)
+        assert not conv.kernel.numpy().any() and not conv.bias.numpy().any(), layer
+    test = data.load("mnist-5k")
+    assert np.bincount(test.y_test).tolist() == [100] * 10
+    answers = model.predict(data.to_model_inputs(test.x_test), verbose=0).argmax(axis=1)
+    assert len(set(answers.tolist())) == 1  # one class for every digit
+    assert row["test_accuracy"] == pytest.approx(0.100, abs=1e-6)
+
+
+def test_ones_filters_move_in_lockstep_and_stay_one_filter(sweep):
+    """The README: with ones the 32 filters move, by the same gradient, so they are still one
+    filter copied 32 times. (Its accuracies come from the 5-epoch study; after this sweep's one
+    epoch on 300 digits ones scores about 0.3, so no accuracy is checked here.)"""
+    compare_dir, rows, _ = sweep
+    row = rows["ones"]
+    assert row["conv1_distinct_initial"] == row["conv1_distinct_final"] == 1
+    assert 0 < row["conv1_mean_relative_change"] < 0.1
+    assert 0 < row["conv2_mean_relative_change"] < 0.1
+    before, after = _kernels(compare_dir, row, "initial"), _kernels(compare_dir, row, "final")
+    assert np.all(before["conv1"] == 1.0) and not np.array_equal(before["conv1"], after["conv1"])
+    filters = after["conv1"].reshape(9, 32)
+    np.testing.assert_allclose(filters, filters[:, :1].repeat(32, axis=1), rtol=1e-3)
+    assert row["conv1_edge_likeness_initial"] == 0 < row["conv1_edge_likeness_final"]
+
+
+def test_distinct_filters_tolerance_is_0_1_percent_of_the_norm_and_at_least_0_001():
+    """The README's definition of "distinct filters"."""
+    def two_filters(first, second):
+        return np.stack([np.ravel(first), np.ravel(second)], axis=-1).reshape(3, 3, 1, 2)
+
+    small = np.full(9, 0.1)  # norm 0.3: the absolute floor 0.001 applies
+    assert analysis.distinct_filters(two_filters(small, small + 0.0009 / 3)) == 1
+    assert analysis.distinct_filters(two_filters(small, small + 0.0012 / 3)) == 2
+    large = np.full(9, 10.0)  # norm 30: 0.1% of it is 0.03
+    assert analysis.distinct_filters(two_filters(large, large + 0.029 / 3)) == 1
+    assert analysis.distinct_filters(two_filters(large, large + 0.031 / 3)) == 2
+
+
+def test_a_filter_that_moved_from_exactly_0_shows_as_inf_not_a_blank_cell(tmp_path):
+    run_dir = runs.create_run_dir(tmp_path / "runs", "zeros")
+    zeros = {"conv1": np.zeros((3, 3, 1, 32), np.float32),
+             "conv2": np.zeros((3, 3, 32, 32), np.float32)}
+    runs.write_npz_atomic(run_dir / runs.KERNELS_DIR / "initial.npz", zeros)
+    moved = {**zeros, "conv1": np.full((3, 3, 1, 32), 0.01, np.float32)}
+    runs.write_npz_atomic(run_dir / runs.KERNELS_DIR / "final.npz", moved)
+    training = plan.Training("zeros", 0, TrainConfig(), status=runs.STATUS_INTERRUPTED,
+                             run_dir=run_dir)
+    row, details = plan.measure(training, tmp_path)
+    assert row["conv1_mean_relative_change"] == math.inf
+    assert row["conv2_mean_relative_change"] == 0
+    study = plan.Study(runs_dir=str(tmp_path), **TINY)
+    plan.write_summary(tmp_path, study, [row])
+    with open(tmp_path / plan.SUMMARY_CSV, newline="") as handle:
+        assert next(csv.DictReader(handle))["conv1_mean_relative_change"] == "inf"
+    page.write_index(tmp_path, study, [(row, details)], 0.0, {})
+    assert "<td>inf</td>" in (tmp_path / plan.INDEX_FILE).read_text()
+    page.plot_comparison([(row, details)], tmp_path / plan.FIGURE_FILE, study)
 
 
 def test_the_animation_has_one_frame_per_snapshot(sweep):
@@ -104,10 +189,14 @@ def test_animate_command_writes_where_asked(sweep, tmp_path, capsys):
     assert "6 frames" in capsys.readouterr().out and output.stat().st_size > 0
 
 
+def _links(index: str) -> list[str]:
+    return re.findall(r'(?:src|href)="([^"]+)"', index)
+
+
 def test_the_page_links_only_files_that_exist(sweep):
     compare_dir, rows, _ = sweep
-    page = (compare_dir / plan.INDEX_FILE).read_text()
-    targets = re.findall(r'(?:src|href)="([^"]+)"', page)
+    index = (compare_dir / plan.INDEX_FILE).read_text()
+    targets = _links(index)
     assert plan.FIGURE_FILE in targets
     local = [target for target in targets if not target.startswith("data:")]
     assert len(local) > 10
@@ -115,7 +204,41 @@ def test_the_page_links_only_files_that_exist(sweep):
         assert "://" not in target and not target.startswith("/"), target
         assert (compare_dir / target).exists(), target
     for row in rows.values():
-        assert f"{row['initializer']}, seed 0: {row['status']}" in page
+        assert f"{row['initializer']}, seed 0: {row['status']}" in index
+
+
+def test_the_page_links_every_figure_and_animation_the_run_folders_hold(sweep):
+    """Checked against the run folders, not the page: every finished run holds all its figures
+    and its GIF, and every file in any run's figures/ is linked."""
+    compare_dir, rows, _ = sweep
+    index = (compare_dir / plan.INDEX_FILE).read_text()
+    targets = set(_links(index))
+    for row in rows.values():
+        if row["run"] is None:
+            continue
+        held = sorted((compare_dir / row["run"] / runs.FIGURES_DIR).iterdir())
+        if row["status"] == runs.STATUS_FINISHED:
+            assert {path.name for path in held} >= RUN_FIGURES, row["initializer"]
+        for path in held:
+            assert Path(os.path.relpath(path, compare_dir)).as_posix() in targets, path
+    assert "missing from" not in index
+
+
+def test_the_page_reports_a_figure_missing_from_a_run_folder(sweep, tmp_path):
+    compare_dir, rows, _ = sweep
+    copy = shutil.copytree(compare_dir, tmp_path / "compare")
+    figures = copy / rows["glorot_uniform"]["run"] / runs.FIGURES_DIR
+    (figures / runs.HISTOGRAMS_FIGURE).unlink()
+    (figures / runs.EVOLUTION_FIGURE).unlink()
+    page.write_index(copy, plan.Study(runs_dir=str(tmp_path), **TINY),
+                     [(row, {}) for row in rows.values()], 0.0, {})
+    index = (copy / plan.INDEX_FILE).read_text()
+    section = index.split("<h3>glorot_uniform, seed 0: finished")[1].split("</section>")[0]
+    assert (f"missing from figures/: {runs.EVOLUTION_FIGURE}, {runs.HISTOGRAMS_FIGURE}"
+            in section)
+    assert not [target for target in _links(section)
+                if target.endswith((runs.EVOLUTION_FIGURE, runs.HISTOGRAMS_FIGURE))]
+    assert index.count("missing from") == 1  # the other runs are whole
 
 
 def test_tensorboard_logs_are_written_into_each_run(sweep):
@@ -124,7 +247,10 @@ def test_tensorboard_logs_are_written_into_each_run(sweep):
     train_events = b"".join(path.read_bytes() for path in (logs / "train").glob("events.*"))
     for tag in (b"epoch_loss", b"conv1/kernel/histogram", b"conv1/kernel/image"):
         assert tag in train_events, tag  # scalars, weight histograms, conv1 as an image
-    assert list((logs / "validation").glob("events.out.tfevents.*"))
+    # The study's recipe keeps no validation slice (plan.STUDY_RECIPE), so Keras writes no
+    # validation events.
+    assert plan.STUDY_RECIPE["validation_fraction"] == 0.0
+    assert not list((logs / "validation").glob("events.out.tfevents.*"))
 
 
 @pytest.mark.parametrize("changes, message", [

@@ -152,3 +152,91 @@ def test_resumed_augmented_scheduled_run_ends_bit_identical_to_an_uninterrupted_
             assert recorded["augment"] is True and recorded["warmup_epochs"] == 1
     for layer in ("conv1", "conv2"):
         assert finals["straight"][layer].tobytes() == finals["resumed"][layer].tobytes()
+
+
+# Resume from other starts than glorot_uniform: kexp's own initializers (drawn from the data,
+# designed), a parametrised one, conv2's own initializer and a frozen layer. One process trains
+# every variant straight and interrupted-then-resumed (a callback raises KeyboardInterrupt at
+# the end of epoch 1, as Ctrl-C would); --deterministic makes the two bit-comparable.
+RESUME_VARIANTS = {
+    "image_patches": {"init": "image_patches"},
+    "sobel_x, conv1 frozen": {"init": "sobel_x", "freeze": ["conv1"]},
+    "random_normal:stddev=0.05, --init-conv2 orthogonal": {
+        "init": "random_normal:stddev=0.05", "init_conv2": "orthogonal"},
+}
+
+RESUME_VARIANTS_SCRIPT = """
+import json, sys, keras
+from kexp.config import TrainConfig
+from kexp.training import TrainingInterrupted, resume, train
+
+root, variants = sys.argv[1], json.loads(sys.argv[2])
+
+class StopAfterFirstEpoch(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            raise KeyboardInterrupt
+
+found = {}
+for number, (name, changes) in enumerate(variants.items()):
+    found[name] = {}
+    for way in ("straight", "resumed"):
+        config = TrainConfig(data="mnist-5k", train_samples=256, test_samples=64, batch_size=64,
+                             epochs=2, seed=11, deterministic=True,
+                             runs_dir=f"{root}/{number}-{way}", **changes)
+        try:
+            run_dir = train(config, verbose=0,
+                            extra_callbacks=[StopAfterFirstEpoch()] if way == "resumed" else [])
+        except TrainingInterrupted as interrupted:
+            run_dir = resume(interrupted.run_dir, verbose=0)
+        found[name][way] = str(run_dir)
+print(json.dumps(found))
+"""
+
+
+@pytest.fixture(scope="module")
+def resumed_variants(tmp_path_factory):
+    root = tmp_path_factory.mktemp("resume-variants")
+    result = subprocess.run([sys.executable, "-c", RESUME_VARIANTS_SCRIPT, str(root),
+                             json.dumps(RESUME_VARIANTS)], capture_output=True, text=True,
+                            timeout=400)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", list(RESUME_VARIANTS))
+def test_resume_is_bit_identical_for_other_starts_and_a_frozen_layer(resumed_variants, variant):
+    runs_of = {way: Path(path) for way, path in resumed_variants[variant].items()}
+    kernels = {way: {label: runs.load_kernels(run_dir / runs.KERNELS_DIR / f"{label}.npz")
+                     for label in ("initial", "final")} for way, run_dir in runs_of.items()}
+    resumed = runs_of["resumed"]
+    assert (resumed / runs.KERNELS_DIR / "interrupted.npz").exists()
+    assert runs.read_status(resumed)["status"] == runs.STATUS_FINISHED
+    assert [row["epoch"] for row in runs.read_history(resumed)] == [1, 2]
+    recorded = runs.read_config(resumed)["config"]
+    for key, value in RESUME_VARIANTS[variant].items():
+        assert recorded[key] == value, key
+    for label in ("initial", "final"):
+        for layer in ("conv1", "conv2"):
+            assert kernels["straight"][label][layer].tobytes() == \
+                kernels["resumed"][label][layer].tobytes(), (label, layer)
+    for layer in RESUME_VARIANTS[variant].get("freeze", []):
+        assert np.array_equal(kernels["resumed"]["initial"][layer],
+                              kernels["resumed"]["final"][layer]), layer
+
+
+def test_resume_trims_a_history_row_cut_short_by_a_crash(tmp_path):
+    """A hard kill while epoch 2's row is being appended leaves it cut short (no line end); the
+    checkpoint is still epoch 1's, so the resumed run drops that row and appends whole ones."""
+    from kexp.training import _trim_history
+
+    header, row = "epoch,seconds,loss\r\n", "1,0.5,2.25\r\n"
+    for torn in ("2,0.4", "2,0.41,1.9", ""):
+        (tmp_path / runs.HISTORY_FILE).write_text(header + row + torn, newline="")
+        _trim_history(tmp_path, 1)
+        with open(tmp_path / runs.HISTORY_FILE, newline="") as handle:
+            assert handle.read() == header + row, torn
+    (tmp_path / runs.HISTORY_FILE).write_text("epoch,sec", newline="")  # a torn header
+    _trim_history(tmp_path, 0)
+    assert (tmp_path / runs.HISTORY_FILE).read_text() == ""

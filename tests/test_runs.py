@@ -101,3 +101,17 @@ def test_snapshot_sequence_is_in_training_order(tmp_path):
     labels = [label for label, _ in runs.snapshot_sequence(run_dir)]
     assert labels == ["initial", "epoch_001_batch_00002", "epoch_001_batch_00010", "epoch_001",
                       "epoch_002", "interrupted", "final"]
+
+
+@pytest.mark.parametrize("torn", ["3,0.5", "3,0.52,0.87,0.4", "3,0.52,0.87,0.41,0.9"])
+def test_read_history_leaves_out_a_last_row_cut_short_by_a_crash(tmp_path, torn):
+    """history.csv is appended row by row: a hard kill mid-write leaves a last row without its
+    line end, whether it lacks fields or only digits (which would read as a wrong number)."""
+    run_dir = make_run(tmp_path, "r")
+    whole = "epoch,seconds,accuracy,loss\r\n1,0.5,0.81,0.62\r\n2,0.5,0.86,0.45\r\n"
+    (run_dir / runs.HISTORY_FILE).write_text(whole + torn, newline="")
+    rows = runs.read_history(run_dir)
+    assert [row["epoch"] for row in rows] == [1, 2]
+    assert rows[1] == {"epoch": 2, "seconds": 0.5, "accuracy": 0.86, "loss": 0.45}
+    (run_dir / runs.HISTORY_FILE).write_text("epoch,seconds,acc", newline="")
+    assert runs.read_history(run_dir) == []

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from kexp import runs
-from kexp.config import ConfigError, TrainConfig
+from kexp.config import MODEL_NAMES, ConfigError, TrainConfig
 from kexp.models import DEFAULT_CONV2_FILTERS
 
 
@@ -99,3 +99,53 @@ def test_every_epoch_has_its_own_order_and_a_seed_repeats_them():
     assert orders(seed=1) == first
     assert orders(seed=1, first_epoch=1) == first[1:]  # a resumed run sees the same orders
     assert orders(seed=2) != first
+
+
+FIGURES = ["conv1_before_after.png", "conv2_before_after.png", "conv2_summary.png",
+           "histograms.png"]
+
+
+def test_a_normal_run_has_its_figures_and_no_figures_error(trained_run):
+    status = runs.read_status(trained_run)
+    assert "figures_error" not in status
+    assert sorted(status["figures"]) == FIGURES
+
+
+@pytest.mark.parametrize("model", MODEL_NAMES)
+def test_every_model_kind_gets_all_its_figures(tmp_path, model):
+    from kexp.training import train
+
+    run_dir = train(TrainConfig(model=model, data="mnist-5k", train_samples=64, test_samples=32,
+                                batch_size=32, epochs=1, validation_fraction=0.0,
+                                runs_dir=str(tmp_path)), verbose=0)
+    status = runs.read_status(run_dir)
+    assert status["status"] == runs.STATUS_FINISHED and "figures_error" not in status
+    assert sorted(status["figures"]) == FIGURES
+    for name in FIGURES:
+        assert (run_dir / runs.FIGURES_DIR / name).stat().st_size > 10_000, name
+
+
+def test_a_run_whose_figures_fail_is_finished_but_loud(tmp_path, monkeypatch, capsys):
+    """The run itself is complete (model, kernels, history), so it stays `finished`, and
+    --resume would retrain it: its status.json has `figures_error`, `kexp train` exits 1 and
+    `kexp runs` flags it."""
+    from kexp import cli, plots
+
+    def fail(run_dir):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(plots, "render_run", fail)
+    runs_dir = tmp_path / "runs"
+    code = cli.main(["train", "--data", "mnist-5k", "--train-samples", "64", "--test-samples",
+                     "32", "--epochs", "1", "--model", "convnet", "--runs-dir", str(runs_dir)])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    (run_dir,) = runs.list_runs(runs_dir)
+    status = runs.read_status(run_dir)
+    assert status["status"] == runs.STATUS_FINISHED
+    assert "No space left on device" in status["figures_error"]
+    assert "were not drawn" in err and "No space left on device" in err
+    assert f"make visualize RUN={run_dir}" in err
+    assert cli.main(["runs", "--runs-dir", str(runs_dir)]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if run_dir.name in line)
+    assert "finished" in line and "FIGURES NOT DRAWN" in line

@@ -144,11 +144,13 @@ def _change(ax, grouped: dict, colours: dict) -> None:
         values = np.concatenate([d["conv1_change"] for _, d in group if "conv1_change" in d]
                                 or [np.array([])])
         moved = values[np.isfinite(values) & (values > 0)]
+        from_zero = int(np.isinf(values).sum())  # started at exactly 0 and moved
         if moved.size:
             positions.append(position)
             boxes.append(moved)
-        elif values.size:
-            ax.text(position, 0.5, "no filter\nmoved (0)", ha="center", va="center",
+        if from_zero or (values.size and not moved.size):
+            text = f"{from_zero} moved\nfrom 0 (inf)" if from_zero else "no filter\nmoved (0)"
+            ax.text(position, 0.9 if moved.size else 0.5, text, ha="center", va="center",
                     fontsize=8, color=colours[init], transform=ax.get_xaxis_transform())
     if boxes:
         parts = ax.boxplot(boxes, positions=positions, widths=0.6, patch_artist=True)
@@ -255,6 +257,10 @@ def _run_section(compare_dir: Path, row: dict, log_path: Path | None) -> str:
         more = [_link(compare_dir, p, p.name) for p in figures[2:] if p.exists()]
         if more:
             parts.append(f"<p>more figures: {' · '.join(more)}</p>")
+        missing = [path.name for path in figures if not path.exists()]
+        if missing:
+            parts.append(f"<p class=\"reason\">missing from {runs.FIGURES_DIR}/: "
+                         f"{html.escape(', '.join(missing))}</p>")
     parts.append("</section>")
     return "".join(parts)
 

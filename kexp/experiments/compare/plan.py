@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -150,11 +151,12 @@ def create_compare_dir(runs_dir: str | os.PathLike) -> Path:
 
 
 def _mean(values: np.ndarray) -> float | None:
-    """Mean of finite values, None if there are none (a filter that left exactly 0 has an
-    infinite relative change)."""
-    finite = np.asarray(values, dtype=float)
-    finite = finite[np.isfinite(finite)]
-    return round(float(finite.mean()), 6) if finite.size else None
+    """Mean relative change per filter: inf when a filter that started at exactly 0 moved (its
+    relative change is infinite: the cell must show it, not stay blank), None without values."""
+    values = np.asarray(values, dtype=float)
+    if not values.size:
+        return None
+    return math.inf if np.isinf(values).any() else round(float(values.mean()), 6)
 
 
 def _round(value, digits: int = 6):

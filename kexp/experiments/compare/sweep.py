@@ -72,6 +72,9 @@ def _finish(training: plan.Training, compare_dir: Path, process: subprocess.Pope
     status = runs.read_status(training.run_dir)["status"] if training.run_dir else None
     if process.returncode == 0 and status == runs.STATUS_FINISHED:
         training.status = runs.STATUS_FINISHED
+        figures_error = runs.read_status(training.run_dir).get("figures_error")
+        if figures_error:  # a complete run whose figures failed: say so on its row
+            training.reason = f"figures not drawn: {figures_error}"
     else:
         training.status = status if status == runs.STATUS_INTERRUPTED else runs.STATUS_FAILED
         training.reason = _failure_reason(training, result.get("reason", ""),
