@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kexp import runs
+from kexp import files, runs, shell_commands
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY_DATA = ["--data", "mnist-5k", "--train-samples", "256", "--test-samples", "128"]
@@ -95,15 +95,15 @@ def assert_every_file_loads(run_dir: Path) -> list[str]:
 
     loaded = []
     for path in sorted(run_dir.rglob("*")):
-        if path.is_dir() or is_temporary(path):
-            continue
+        if path.is_dir() or is_temporary(path) or path.name == runs.LOCK_FILE:
+            continue  # the lock file of a killed process: the next writer takes it over
         if path.suffix == ".json":
             runs.read_json(path)
+        elif path.suffix == ".npz" and path.parent.name == runs.KERNELS_DIR:
+            arrays = runs.load_kernels(path)  # never unpickles
+            assert all(array.dtype == np.float32 for array in arrays.values()), path
         elif path.suffix == ".npz":
-            arrays = runs.load_kernels(path)  # checkpoints too: never unpickles
-            assert arrays, path
-            if path.parent.name == runs.KERNELS_DIR:
-                assert all(array.dtype == np.float32 for array in arrays.values()), path
+            assert files.read_npz(path, runs.RunError), path  # a checkpoint
         elif path.suffix == ".keras":
             load_model(path)
         elif path.suffix == ".csv":
@@ -324,7 +324,7 @@ def test_stop_signal_leaves_an_interrupted_run_that_renders_and_resumes_bit_iden
     completed = history_rows(run_dir)
     assert status["status"] == runs.STATUS_INTERRUPTED
     assert signal_name in status["reason"] and status["epochs_completed"] == completed
-    assert status["resume"] == f"python -m kexp train --resume {run_dir}"
+    assert status["resume"] == shell_commands.resume_command(run_dir)
     assert 1 <= completed < int(SIGNAL_EPOCHS)
     kernels = run_dir / runs.KERNELS_DIR
     for label in ("initial", f"epoch_{completed:03d}", "interrupted"):
@@ -347,7 +347,8 @@ def test_stop_signal_leaves_an_interrupted_run_that_renders_and_resumes_bit_iden
         list(range(1, int(SIGNAL_EPOCHS) + 1))
     labels = [label for label, _ in runs.snapshot_sequence(run_dir)]
     assert labels == ["initial", *[f"epoch_{e:03d}" for e in range(1, int(SIGNAL_EPOCHS) + 1)],
-                      "interrupted", "final"]
+                      "final"]  # the first attempt's interrupted.npz is kept out of it:
+    assert (kernels / "interrupted_attempt_1.npz").is_file()
     assert (kernels / "initial.npz").read_bytes() == initial_bytes
     assert (run_dir / runs.MODEL_FILE).is_file()
     assert not (run_dir / "checkpoint").exists()
