@@ -14,6 +14,8 @@ KERAS_FACTS.md). No Keras here, so listing and plotting start fast.
                    histograms.png (and conv1_evolution.gif, drawn by `kexp animate`)
       checkpoint/  epoch_NNN.npz while training: the state `--resume` continues from
       tensorboard/ with --tensorboard
+      .lock        while a process trains or resumes the run (kexp.run_lock)
+A resume keeps the interrupted.npz of attempt N as interrupted_attempt_N.npz, out of the sequence.
 """
 
 from __future__ import annotations

@@ -99,6 +99,29 @@ def test_a_damaged_run_file_gives_one_message_naming_it(interrupted_run, tmp_pat
     assert runs.read_status(good)["status"] == runs.STATUS_INTERRUPTED
 
 
+@pytest.mark.parametrize("name, change, listed", [
+    ("status.json", {"status": "running", "pid": 2**70}, " crashed "),  # no pid is that large
+    ("status.json", {"status": "finished", "test_accuracy": "high"}, "`test_accuracy` is 'high'"),
+    ("status.json", {"status": "done"}, "`status` is 'done'. Expected one of: running"),
+    ("status.json", {"status": "finished", "epochs_completed": -1}, "`epochs_completed` is -1"),
+    ("config.json", {"config": {"freeze": 5}}, "its settings are invalid"),
+    ("config.json", {"config": {"seed": "abc"}}, "Invalid value for `seed`: 'abc'"),
+    ("config.json", {"config": {"init": "glorot_unifrom"}}, "'glorot_unifrom'"),
+    ("config.json", {"data": {"source": 7}}, "`source` is 7"),
+])
+def test_fields_of_the_wrong_kind_are_reported_by_name(interrupted_run, tmp_path, capsys, name,
+                                                       change, listed):
+    run_dir = shutil.copytree(interrupted_run, tmp_path / "runs" / interrupted_run.name)
+    recorded = runs.read_json(run_dir / name)
+    for key, value in change.items():
+        recorded[key] = {**recorded[key], **value} if isinstance(value, dict) else value
+    runs.write_json_atomic(run_dir / name, recorded)
+    code, out, err = run_command("runs", run_dir, capsys)
+    assert code == 0 and listed in out, out + err
+    code, out, err = run_command("visualize", run_dir, capsys)
+    assert "Traceback" not in err and (code == 0 if "crashed" in listed else listed in err), err
+
+
 def _idx_header(magic: int, dims: list[int]) -> bytes:
     return magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in dims)
 
