@@ -17,7 +17,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from kexp import runs
+from kexp import files, runs
 
 
 
@@ -184,19 +184,18 @@ def restore_training_state(model: keras.Model, path: str | os.PathLike) -> None:
     same architecture and optimizer); a mismatch is refused before anything is assigned."""
     model.optimizer.build(model.trainable_variables)
     groups = (("model", model.variables), ("optimizer", model.optimizer.variables))
-    with np.load(path, allow_pickle=False) as archive:
-        for group, variables in groups:
-            names = sorted(name for name in archive.files if name.startswith(f"{group}_"))
-            shapes = [archive[name].shape for name in names]
-            expected = [tuple(variable.shape) for variable in variables]
-            if shapes != expected:
-                raise runs.RunError(
-                    f"Cannot resume from '{path}': its {group} state ({len(shapes)} arrays) "
-                    f"does not match the model built from config.json ({len(expected)} "
-                    "variables). Expected a checkpoint written by this run.")
-        for group, variables in groups:
-            for index, variable in enumerate(variables):
-                variable.assign(archive[f"{group}_{index:04d}"])
+    archive = files.read_npz(path, runs.RunError)  # a damaged file: RunError naming it
+    expected = {f"{group}_{index:04d}": (tuple(variable.shape), np.dtype(variable.dtype))
+                for group, variables in groups for index, variable in enumerate(variables)}
+    found = {name: (array.shape, array.dtype) for name, array in archive.items()}
+    if found != expected:
+        raise runs.RunError(
+            f"Cannot resume from '{path}': its {len(found)} arrays do not match the "
+            f"{len(expected)} variables of the model built from config.json (names, shapes "
+            "and dtypes). Expected a checkpoint written by this run.")
+    for group, variables in groups:
+        for index, variable in enumerate(variables):
+            variable.assign(archive[f"{group}_{index:04d}"])
 
 
 @keras.saving.register_keras_serializable(package="kexp")
@@ -254,9 +253,15 @@ class EpochCheckpoint(SerializableCallback):
 
     @staticmethod
     def checkpoints(directory: str | os.PathLike) -> list[Path]:
-        """Checkpoint files in `directory`, oldest epoch first."""
-        return sorted((path for path in Path(directory).glob(f"{runs.EPOCH_PREFIX}*")
-                       if path.suffix in CHECKPOINT_SUFFIXES), key=lambda path: path.stem)
+        """Checkpoint files in `directory` (epoch_NNN.npz), oldest epoch first; other names are
+        not checkpoints."""
+        def is_checkpoint(path: Path) -> bool:
+            match = runs.SNAPSHOT_ORDER.match(path.stem)
+            return path.suffix in CHECKPOINT_SUFFIXES and bool(match and match.group(2)
+                                                               and not match.group(3))
+
+        return sorted(filter(is_checkpoint, Path(directory).glob(f"{runs.EPOCH_PREFIX}*")),
+                      key=lambda path: runs.label_epoch(path.stem))
 
     @staticmethod
     def latest(directory: str | os.PathLike) -> tuple[int, Path] | None:

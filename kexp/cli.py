@@ -13,7 +13,7 @@ import signal
 import sys
 
 from kexp import config as config_module
-from kexp import initializers, runs
+from kexp import initializers, runs, shell_commands
 from kexp.cli_options import add_command, add_run, add_runs_dir, whole_number
 from kexp.config import DEFAULTS, TrainConfig
 from kexp.errors import KexpError
@@ -90,7 +90,10 @@ def _train_command(args) -> int:
     from kexp import training  # here, not at the top: only training imports TensorFlow
 
     try:
-        if args.resume:
+        if args.resume is not None:
+            if args.resume in ("", "all"):
+                raise runs.RunError(f"Invalid value for `resume`: '{args.resume}'. Expected "
+                                    f"one run folder inside '{args.runs_dir}' (see kexp runs).")
             run_dir = training.resume(runs.resolve_run(args.resume, args.runs_dir)[0])
         else:
             values = {key: value for key, value in vars(args).items()
@@ -100,7 +103,7 @@ def _train_command(args) -> int:
         name = signal.Signals(interrupted.signal_number).name
         print(f"\nkexp: interrupted by {name}; kernels and history so far are in "
               f"{interrupted.run_dir}\n"
-              f"kexp: resume with: {training.resume_command(interrupted.run_dir)}",
+              f"kexp: resume with: {shell_commands.resume_command(interrupted.run_dir)}",
               file=sys.stderr)
         return 128 + interrupted.signal_number
     status = runs.read_status(run_dir)
@@ -108,11 +111,11 @@ def _train_command(args) -> int:
           f"in {status['seconds']:.1f} s")
     if status.get("figures_error"):  # the run is complete; only its figures are missing
         print(f"kexp train: error: the figures of {run_dir} were not drawn: "
-              f"{status['figures_error']}. Draw them with: make visualize RUN={run_dir}",
-              file=sys.stderr)
+              f"{status['figures_error']}. Draw them with: "
+              f"{shell_commands.visualize_command(run_dir)}", file=sys.stderr)
         return 1
-    print(f"kexp: figures in {run_dir / runs.FIGURES_DIR}; redraw with: make visualize "
-          f"RUN={run_dir}")
+    print(f"kexp: figures in {run_dir / runs.FIGURES_DIR}; redraw with: "
+          f"{shell_commands.visualize_command(run_dir)}")
     return 0
 
 
@@ -157,8 +160,11 @@ def _runs_command(args) -> int:
         return 0
     print(f"{'run':<48} {'status':<12} {'model':<10} {'epochs':>6} {'test acc':>9}")
     for run_dir in found:
-        status = runs.read_status(run_dir)
-        config = runs.read_config(run_dir)["config"]
+        try:
+            status, config = runs.read_status(run_dir), runs.read_config(run_dir)["config"]
+        except KexpError as error:  # one damaged run is reported; the others are listed
+            print(f"{run_dir.name:<48} {'unreadable':<12} {error}")
+            continue
         accuracy = status.get("test_accuracy")
         epochs = status.get("epochs_completed")
         if epochs is None:  # still running or crashed: count what it logged
@@ -199,10 +205,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command: its exit code; a kexp error or a refused file operation prints one
+    line (exit 2), and Ctrl-C outside a training's own handling one line too (exit 130)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except KexpError as error:
+    except (KexpError, OSError) as error:  # OSError: the system refused a file operation
         print(f"kexp {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\nkexp {args.command}: interrupted (Ctrl-C)", file=sys.stderr)
+        return 128 + signal.SIGINT

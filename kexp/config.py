@@ -35,7 +35,7 @@ def _is_int(value) -> bool:
 # typo, not a plan. Seeds go to numpy's legacy seeding (keras.utils.set_random_seed): < 2**32.
 MAX_COUNT = 2**31 - 1
 MAX_SEED = 2**32 - 1
-MAX_FLOAT32 = 3.4028234663852886e38  # larger numbers become inf in the float32 weights
+MAX_FLOAT32 = initializers.MAX_FLOAT32
 
 
 def _check_whole(name: str, value, low: int, high: int = MAX_COUNT, none_ok: bool = False,

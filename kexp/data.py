@@ -12,13 +12,15 @@ from __future__ import annotations
 import gzip
 import hashlib
 import importlib.util
+import math
 import sys
-import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from kexp import files
 from kexp.errors import KexpError
 
 SOURCE_AUTO = "auto"
@@ -145,7 +147,7 @@ def load_bundled_mnist(path: Path | None = None) -> Dataset:
     path = Path(path) if path else bundled_csv_path()
     try:
         table = np.loadtxt(path, delimiter=",", dtype=np.int64)
-    except (OSError, ValueError, EOFError) as error:
+    except (OSError, ValueError, EOFError, zlib.error) as error:
         raise DataError(f"{path}: cannot be read as the MNIST CSV ({error}).") from error
     pixels = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
     if table.ndim != 2 or table.shape[1] != pixels + 1:
@@ -163,57 +165,52 @@ def load_bundled_mnist(path: Path | None = None) -> Dataset:
 
 
 def load_npz(path: Path) -> Dataset:
-    """A local mnist.npz in Keras' format (x_train, y_train, x_test, y_test); never unpickles."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [key for key in IDX_FILES if key not in archive.files]
-            if missing:
-                raise DataError(f"{path}: missing arrays {', '.join(missing)}; expected Keras' "
-                                f"mnist.npz with {', '.join(IDX_FILES)} (found: "
-                                f"{', '.join(archive.files) or 'nothing'}).")
-            arrays = {key: archive[key] for key in IDX_FILES}
-    except DataError:
-        raise
-    except ValueError as error:
-        if "pickled" in str(error):  # numpy's answer for any file that is neither zip nor .npy
-            raise DataError(f"{path}: not a valid .npz file (not a zip archive of arrays; "
-                            "pickled data is never loaded). Expected Keras' mnist.npz with "
-                            f"{', '.join(IDX_FILES)}.") from error
-        if "allow_pickle" in str(error) or "Object arrays" in str(error):
-            raise DataError(f"{path}: contains object arrays, which would need unpickling; "
-                            "refused. Expected plain uint8/int arrays.") from error
-        raise DataError(f"{path}: not a valid .npz file ({error}).") from error
-    except (OSError, EOFError, KeyError, zipfile.BadZipFile) as error:
-        raise DataError(f"{path}: not a valid .npz file ({error}).") from error
-    return validate(Dataset(**arrays, source=str(path), description=f"local file {path}"),
-                    str(path))
+    """A local mnist.npz in Keras' format (x_train, y_train, x_test, y_test); never unpickles,
+    and array headers are checked against the file's real size before anything is allocated."""
+    expected = f"Keras' mnist.npz with {', '.join(IDX_FILES)}"
+    arrays = files.read_npz(path, DataError, expected)
+    missing = [key for key in IDX_FILES if key not in arrays]
+    if missing:
+        raise DataError(f"{path}: missing arrays {', '.join(missing)}; expected {expected} "
+                        f"(found: {', '.join(arrays) or 'nothing'}).")
+    return validate(Dataset(**{key: arrays[key] for key in IDX_FILES}, source=str(path),
+                            description=f"local file {path}"), str(path))
 
 
 def read_idx(path: Path, expected_magic: int) -> np.ndarray:
-    """One IDX file (optionally .gz): big-endian magic, dimensions, then uint8 data."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as handle:
-            raw = handle.read()
-    except (OSError, EOFError) as error:
-        raise DataError(f"{path}: cannot be read ({error}).") from error
-    if len(raw) < 4:
-        raise DataError(f"{path}: truncated ({len(raw)} bytes); expected an IDX header.")
-    magic = int.from_bytes(raw[:4], "big")
-    if magic != expected_magic:
-        raise DataError(f"{path}: bad magic number 0x{magic:08x}; expected "
-                        f"0x{expected_magic:08x} for an IDX "
-                        f"{'image' if expected_magic == IDX_IMAGES_MAGIC else 'label'} file.")
+    """One IDX file (optionally .gz): big-endian magic, dimensions, then uint8 data. The sizes
+    in the header are checked against the file's real size before the data is read."""
+    kind = "image" if expected_magic == IDX_IMAGES_MAGIC else "label"
+    size = files.file_size(path, DataError, f"an IDX {kind} file")
     ndim = expected_magic & 0xFF
     header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{path}: truncated header ({len(raw)} bytes).")
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    expected = int(np.prod(dims))
-    if len(raw) - header != expected:
-        raise DataError(f"{path}: has {len(raw) - header} data bytes; the header {dims} "
-                        f"promises {expected} (truncated or corrupt).")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+    compressed = path.suffix == ".gz"
+    try:
+        with (gzip.open if compressed else open)(path, "rb") as handle:
+            head = handle.read(header)
+            if len(head) < 4:
+                raise DataError(f"{path}: truncated ({len(head)} bytes); expected an IDX "
+                                "header.")
+            magic = int.from_bytes(head[:4], "big")
+            if magic != expected_magic:
+                raise DataError(f"{path}: bad magic number 0x{magic:08x}; expected "
+                                f"0x{expected_magic:08x} for an IDX {kind} file.")
+            if len(head) < header:
+                raise DataError(f"{path}: truncated header ({len(head)} bytes).")
+            dims = [int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+            promised = math.prod(dims)  # Python ints: a header cannot overflow the check
+            room = size * files.MAX_DEFLATE_RATIO if compressed else size - header
+            if promised > room:
+                raise DataError(f"{path}: the header {dims} promises {promised} data bytes, "
+                                f"more than the {size}-byte file holds (truncated or corrupt).")
+            raw = handle.read(promised + 1)
+    except (OSError, EOFError, zlib.error) as error:
+        raise DataError(f"{path}: cannot be read ({error}).") from error
+    if len(raw) != promised:
+        found = f"more than {promised}" if len(raw) > promised else len(raw)
+        raise DataError(f"{path}: has {found} data bytes; the header {dims} promises "
+                        f"{promised} (truncated or corrupt).")
+    return np.frombuffer(raw, dtype=np.uint8).reshape(dims)
 
 
 def load_idx_folder(folder: Path) -> Dataset:

@@ -22,6 +22,7 @@ from kexp.errors import KexpError
 # +-2 sigma has the intended standard deviation (keras/src/initializers/random_initializers.py).
 TRUNCATION_STD_FACTOR = 0.87962566103423978
 
+MAX_FLOAT32 = float(np.finfo(np.float32).max)  # larger numbers become inf in float32 weights
 _POSITIVE = "a positive number"
 _NUMBER = "a number"
 
@@ -105,8 +106,9 @@ def _convert(name: str, key: str, text: str, kind) -> float | str:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not math.isfinite(value) or (kind == _POSITIVE and value <= 0):
-        raise InitializerError(f"Invalid value for `{name}:{key}`: '{text}'. Expected {kind}.")
+    if not abs(value) <= MAX_FLOAT32 or (kind == _POSITIVE and value <= 0):
+        raise InitializerError(f"Invalid value for `{name}:{key}`: '{text}'. Expected {kind} "
+                               f"(at most {MAX_FLOAT32:.4g} in size: the weights are float32).")
     return value
 
 
@@ -127,6 +129,7 @@ def parse_spec(spec: str | InitializerSpec) -> InitializerSpec:
         raise InitializerError(f"Invalid value for `init`: '{spec}'. "
                                f"Expected one of: {', '.join(initializer_names())}.{hint}")
     params = {key: default for key, (default, _kind) in schema.items()}
+    given = set()
     for item in filter(None, param_text.split(",")) if param_text else []:
         key, sep, value = item.partition("=")
         if not sep or key not in schema:
@@ -134,11 +137,26 @@ def parse_spec(spec: str | InitializerSpec) -> InitializerSpec:
             raise InitializerError(f"Invalid parameter for `{name}`: '{item}'. "
                                    f"Expected {allowed} (for example "
                                    f"'random_normal:stddev=0.5').")
+        if key in given:
+            raise InitializerError(f"Invalid parameter for `{name}`: '{key}' is given twice in "
+                                   f"'{spec}'. Expected each parameter at most once.")
+        given.add(key)
         params[key] = _convert(name, key, value, schema[key][1])
     if name == "random_uniform" and params["minval"] >= params["maxval"]:
         raise InitializerError(f"Invalid value for `random_uniform`: minval={params['minval']} "
                                f"must be below maxval={params['maxval']}.")
     return InitializerSpec(name, params)
+
+
+def patch_data_unavailable(source: str, error: Exception) -> InitializerError:
+    """The error for image_patches whose `data` does not load here: the fix is the
+    initializer's own parameter, not --data (which the run may not even use)."""
+    reason = str(error.__cause__ or error).splitlines()[0]
+    default, choices = CUSTOM_INITIALIZERS["image_patches"]["data"]
+    return InitializerError(
+        f"Invalid value for `image_patches:data`: '{source}': its digits cannot be loaded here "
+        f"({reason}). Expected one of {', '.join(choices)} that loads, e.g. "
+        f"--init image_patches:data={default} (5,000 real MNIST digits, no network needed).")
 
 
 def compute_fans(shape: tuple[int, ...]) -> tuple[int, int]:

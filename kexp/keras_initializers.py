@@ -108,8 +108,13 @@ class DesignedFilters(keras.initializers.Initializer):
 
 @functools.lru_cache(maxsize=4)
 def _training_images(source: str) -> np.ndarray:
-    """Training images (never the test split) in [0, 1], loaded once per process."""
-    return data.load(source).x_train.astype(np.float64) / 255.0
+    """Training images (never the test split) in [0, 1], loaded once per process. A source that
+    cannot load is reported as the initializer's own parameter: `--data` would not help."""
+    try:
+        dataset = data.load(source)
+    except data.DataError as error:
+        raise initializers.patch_data_unavailable(source, error) from error
+    return dataset.x_train.astype(np.float64) / 255.0
 
 
 def draw_patches(images: np.ndarray, count: int, rng: np.random.Generator,

@@ -228,7 +228,7 @@ def render_run(run_dir: Path) -> list[Path]:
     recorded = recorded_run["config"]
     after_label, after_path = _after_snapshot(run_dir)
     before = runs.load_kernels(run_dir / runs.KERNELS_DIR / runs.snapshot_name(runs.INITIAL))
-    after = runs.load_kernels(after_path)
+    after = runs.load_kernels(after_path, like=before)
     figures = run_dir / runs.FIGURES_DIR
     figures.mkdir(exist_ok=True)
     description = _describe(run_dir, recorded_run, after_label)

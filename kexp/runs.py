@@ -16,11 +16,12 @@ fast.
                    histograms.png (and conv1_evolution.gif, drawn by `kexp animate`)
       checkpoint/  epoch_NNN.npz while training: the state `--resume` continues from
       tensorboard/ with --tensorboard
+      .lock        while a process trains or resumes the run (kexp.run_lock)
+A resume keeps the interrupted.npz of attempt N as interrupted_attempt_N.npz, out of the sequence.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as _dt
 import io
 import itertools
@@ -35,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kexp import files
+from kexp.config import DEFAULTS, TrainConfig
 from kexp.errors import KexpError
 
 STATUS_RUNNING = "running"
@@ -51,6 +54,7 @@ CONFIG_FILE = "config.json"
 STATUS_FILE = "status.json"
 HISTORY_FILE = "history.csv"
 MODEL_FILE = "model.keras"
+LOCK_FILE = ".lock"  # held by the one process writing the run (kexp.run_lock)
 
 # Kernel snapshots: <label>.npz in kernels/; epoch labels also name the checkpoints.
 INITIAL = "initial"
@@ -79,6 +83,12 @@ def epoch_label(epoch: int) -> str:
 def batch_label(epoch: int, batch: int) -> str:
     """Label of the snapshot after 1-based `batch` of 1-based `epoch`."""
     return f"{epoch_label(epoch)}_batch_{batch:05d}"
+
+
+def archived_interrupted_label(attempt: int) -> str:
+    """Where a resume keeps the interrupted.npz of attempt `attempt` (1: the first training):
+    out of the training sequence, which the animation plays."""
+    return f"{INTERRUPTED}_attempt_{attempt}"
 
 
 def snapshot_name(label: str) -> str:
@@ -139,11 +149,13 @@ def create_run_dir(runs_root: str | os.PathLike, label: str) -> Path:
 
 
 def _write_atomic(path: Path, write) -> Path:
-    """Write through `write(file_object)` to a temporary sibling, fsync, then rename into place."""
-    path = Path(path)
+    """Write through `write(file_object)` to a temporary sibling, fsync, then rename into place.
+    The file gets the mode any other file of the run gets (mkstemp alone would make it 0600)."""
+    path = files.check_replaceable(Path(path), RunError)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), files.file_mode())
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
@@ -181,7 +193,7 @@ def write_path_atomic(path: Path, save) -> Path:
     """For writers that take a file name (Keras' model.save, matplotlib's savefig): `save` writes
     a temporary sibling with the same suffix, which is fsynced and renamed into place like every
     other file of a run; no temporary is left behind when `save` fails."""
-    path = Path(path)
+    path = files.check_replaceable(Path(path), RunError)
     temporary = temporary_sibling(path)
     try:
         save(temporary)
@@ -195,19 +207,45 @@ def write_path_atomic(path: Path, save) -> Path:
 
 
 def read_json(path: Path) -> dict:
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+    """A JSON object kexp wrote; a damaged file raises RunError naming it (kexp.files)."""
+    return files.read_json_object(path, RunError)
 
 
-def load_kernels(path: Path) -> dict[str, np.ndarray]:
-    """Kernel snapshot arrays by layer name; never unpickles."""
-    with np.load(path, allow_pickle=False) as archive:
-        return {name: archive[name] for name in archive.files}
+def load_kernels(path: Path, like: dict[str, np.ndarray] | None = None
+                 ) -> dict[str, np.ndarray]:
+    """Kernel snapshot arrays by layer name: float kernels (kh, kw, c_in, c_out), and 1-D
+    arrays whose name ends in "bias". With `like` (another snapshot of the run) the layers
+    and shapes must be the same, so two snapshots can be drawn side by side."""
+    arrays = files.read_npz(path, RunError, "a kernel snapshot written by kexp")
+    for name, array in arrays.items():
+        if (array.dtype.kind != "f" or array.size == 0
+                or array.ndim != (1 if name.endswith("bias") else 4)):
+            raise RunError(f"Cannot read '{path}': its array '{name}' has shape {array.shape} "
+                           f"and dtype {array.dtype}. Expected float conv kernels "
+                           "(kh, kw, c_in, c_out) by layer name.")
+    shapes = {name: array.shape for name, array in arrays.items()}
+    if like is not None and shapes != {name: array.shape for name, array in like.items()}:
+        raise RunError(f"Cannot read '{path}': its layers {shapes} differ from the run's other "
+                       "snapshots. Expected a snapshot of the same model.")
+    return arrays
+
+
+CONFIG_KINDS = {"config": files.OBJECT, "data": files.OBJECT}
+DATA_KINDS = {"source": files.TEXT, "sha256": files.TEXT, "used_train_samples": files.WHOLE}
 
 
 def read_config(run_dir: Path) -> dict:
-    """A run's config.json: its settings ("config"), the data it used ("data"), versions."""
-    return read_json(Path(run_dir) / CONFIG_FILE)
+    """A run's config.json: its settings ("config", every field present and valid as
+    TrainConfig checks it), the data it used ("data"), versions."""
+    path = Path(run_dir) / CONFIG_FILE
+    recorded = files.check_fields(read_json(path), CONFIG_KINDS, path, RunError,
+                                  required=("config", "data"))
+    files.check_fields(recorded["data"], DATA_KINDS, path, RunError, ("source", "sha256"))
+    try:
+        settings = TrainConfig.from_dict(recorded["config"]).validate().to_dict()
+    except (ValueError, TypeError) as error:  # ConfigError, or a field of the wrong type
+        raise RunError(f"Cannot read '{path}': its settings are invalid: {error}") from None
+    return {**recorded, "config": settings}
 
 
 def write_status(run_dir: Path, status: str, **fields) -> dict:
@@ -231,19 +269,24 @@ def write_status(run_dir: Path, status: str, **fields) -> dict:
 def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # OverflowError: no pid is that large
         return False
     except PermissionError:
         return True
     return True
 
 
+STATUS_KINDS = {"status": (STATUS_RUNNING, STATUS_FINISHED, STATUS_FAILED, STATUS_INTERRUPTED),
+                **dict.fromkeys(("test_accuracy", "test_loss", "train_accuracy"), files.NUMBER),
+                **dict.fromkeys(("epochs_completed", "pid", "attempt"), files.WHOLE)}
+
+
 def read_status(run_dir: Path) -> dict:
     """status.json with a run whose writer died reported as crashed, not running."""
     path = Path(run_dir) / STATUS_FILE
-    if not path.exists():
+    if not os.path.lexists(path):
         return {"status": STATUS_CRASHED, "reason": "no status.json"}
-    status = read_json(path)
+    status = files.check_fields(read_json(path), STATUS_KINDS, path, RunError, ("status",))
     if status.get("status") == STATUS_RUNNING and status.get("host") == socket.gethostname():
         if not _process_alive(int(status.get("pid", -1))):
             status = {**status, "status": STATUS_CRASHED,
@@ -252,7 +295,8 @@ def read_status(run_dir: Path) -> dict:
 
 
 def is_run_dir(path: Path) -> bool:
-    return (Path(path) / CONFIG_FILE).is_file()
+    """A folder with a config.json (a damaged one too: it is listed, then reported)."""
+    return os.path.lexists(Path(path) / CONFIG_FILE)
 
 
 def list_runs(runs_root: str | os.PathLike) -> list[Path]:
@@ -291,26 +335,28 @@ def resolve_run(run: str | None, runs_root: str | os.PathLike) -> list[Path]:
     return [candidate_real]
 
 
-def complete_lines(text: str) -> str:
-    """`text` without a last line that has no line end: history.csv is appended row by row (not
-    renamed into place), so a hard kill mid-write can leave its last row cut short."""
-    return text[:text.rfind("\n") + 1]
-
-
 def read_history(run_dir: Path) -> list[dict]:
-    """Rows of a run's history.csv as dicts of floats (epoch as int); [] if none yet. A last row
-    cut short by a crash (no line end) is left out."""
+    """Rows of a run's history.csv as dicts of floats (epoch as a rising int); [] if none
+    yet. A last row cut short by a crash (no line end: history.csv is appended, not renamed)
+    is left out; any other damage raises RunError naming the file and the line."""
     path = Path(run_dir) / HISTORY_FILE
-    if not path.exists():
+    if not os.path.lexists(path):
         return []
-    with open(path, newline="", encoding="utf-8") as handle:
-        text = complete_lines(handle.read())
-    return [{key: (int(float(value)) if key == "epoch" else float(value))
-             for key, value in row.items()} for row in csv.DictReader(io.StringIO(text))]
+    rows = files.read_csv_numbers(path, RunError, "a CSV of per-epoch metrics written by kexp",
+                                 drop_torn_last_line=True)
+    previous = 0
+    for line, row in enumerate(rows, start=2):
+        epoch = row.get("epoch", 0)
+        if not (epoch > previous and float(epoch).is_integer()):
+            raise RunError(f"Cannot read '{path}': line {line} has epoch {epoch} after epoch "
+                           f"{previous}. Expected whole epochs in rising order.")
+        row["epoch"] = previous = int(epoch)
+    return rows
 
 
-# A snapshot label: group 1 the label, group 2 its epoch and group 3 its batch where it has them.
-SNAPSHOT_ORDER = re.compile(rf"^({INITIAL}|{EPOCH_PREFIX}(\d{{3}})(?:_batch_(\d{{5}}))?|"
+# A snapshot label: group 1 the label, group 2 its epoch and group 3 its batch where it has them
+# (epoch 1000 has four digits: the labels are zero-padded, not cut).
+SNAPSHOT_ORDER = re.compile(rf"^({INITIAL}|{EPOCH_PREFIX}(\d{{3,}})(?:_batch_(\d{{5,}}))?|"
                             rf"{INTERRUPTED}|{FINAL})$")
 
 

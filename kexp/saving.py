@@ -14,7 +14,7 @@ from pathlib import Path
 
 import keras
 
-from kexp import keras_initializers, layers, runs  # noqa: F401  (registers kexp's classes)
+from kexp import files, keras_initializers, layers, runs  # noqa: F401  (registers kexp's classes)
 
 
 class ModelLoadError(runs.RunError):
@@ -32,15 +32,16 @@ def load_model(path: str | os.PathLike) -> keras.Model:
     Python code, such as a `Lambda` layer's lambda, is refused with a clear ModelLoadError
     instead of Keras' advice to turn safe mode off."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ModelLoadError(f"Invalid value for `model`: '{path}'. Expected an existing "
                              ".keras file.")
+    files.file_size(path, ModelLoadError, "a .keras file")  # a directory, a device: refused
     if path.suffix == ".keras" and not zipfile.is_zipfile(path):
         raise ModelLoadError(f"Cannot load '{path}': not a .keras zip archive (truncated or "
                              "corrupt). Expected a model saved by kexp or keras.Model.save.")
     try:
         return keras.saving.load_model(path, safe_mode=True)
-    except (ValueError, TypeError) as error:
+    except Exception as error:  # noqa: BLE001  a damaged archive fails in many ways inside Keras
         if "Lambda" in str(error) or "safe_mode" in str(error):
             raise ModelLoadError(
                 f"Refused to load '{path}': it contains Python code (a `Lambda` layer) that "

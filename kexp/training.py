@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import platform
 import signal
 import sys
@@ -22,7 +23,8 @@ import matplotlib
 import numpy as np
 import tensorflow as tf
 
-from kexp import augment, callbacks, data, plots, runs, saving, stop_signals
+from kexp import (augment, callbacks, data, files, plots, run_lock, runs, saving,
+                  shell_commands, stop_signals)
 from kexp.config import TrainConfig
 from kexp.models import build_model
 
@@ -35,11 +37,6 @@ class TrainingInterrupted(KeyboardInterrupt):
         super().__init__(str(run_dir))
         self.run_dir = run_dir
         self.signal_number = signal_number
-
-
-def resume_command(run_dir: Path) -> str:
-    """The command line that continues `run_dir` (status.json and the CLI tell the user)."""
-    return f"python -m kexp train --resume {run_dir}"
 
 
 def _versions() -> dict:
@@ -224,34 +221,41 @@ def _finish(model, config: TrainConfig, prepared: PreparedData, run_dir: Path,
                                               batch_size=config.batch_size)
     history = runs.read_history(run_dir)
     saving.save_model_atomic(model, run_dir / runs.MODEL_FILE)
-    for stale in callbacks.EpochCheckpoint.checkpoints(run_dir / runs.CHECKPOINT_DIR):
-        stale.unlink()
-    (run_dir / runs.CHECKPOINT_DIR).rmdir()
     metrics = {"test_loss": float(test_loss), "test_accuracy": float(test_accuracy),
                "train_accuracy": history[-1].get("accuracy") if history else None,
                "epochs_completed": len(history), "seconds": round(time.time() - started, 2)}
     try:
         metrics["figures"] = [path.name for path in plots.render_run(run_dir)]
     except Exception as error:  # figures can be re-made with `kexp visualize`; the run stands
-        data.warn(f"figures were not drawn ({error}); run: make visualize RUN={run_dir}")
+        data.warn(f"figures were not drawn ({error}); run: "
+                  f"{shell_commands.visualize_command(run_dir)}")
         metrics["figures_error"] = str(error)
     return metrics
 
 
-def _run(model, config, prepared, run_dir, first_epoch, extra_callbacks, verbose) -> Path:
+def _run(model, config, prepared, run_dir, first_epoch, extra_callbacks, verbose,
+         attempt: int = 1) -> Path:
+    """Fit the epochs after `first_epoch` (none when training had finished: then only the end
+    of the run is redone), finish, and record how it ended. The checkpoint is removed only once
+    the run is recorded finished, so an interruption before that can always be resumed."""
     started = time.time()
     runs.write_status(run_dir, runs.STATUS_RUNNING, epochs_planned=config.epochs,
-                      first_epoch=first_epoch + 1)
+                      first_epoch=first_epoch + 1, attempt=attempt)
     with stop_signals.stop_on_signals():
         try:
-            _fit(model, config, prepared, run_dir, first_epoch, extra_callbacks, verbose)
+            if first_epoch < config.epochs:
+                _fit(model, config, prepared, run_dir, first_epoch, extra_callbacks, verbose)
+            elif not (run_dir / runs.KERNELS_DIR / runs.snapshot_name(runs.FINAL)).exists():
+                snapshots = callbacks.KernelSnapshots(run_dir / runs.KERNELS_DIR)
+                snapshots.set_model(model)
+                snapshots.save(runs.FINAL)
             metrics = _finish(model, config, prepared, run_dir, started)
         except KeyboardInterrupt as interruption:  # Ctrl-C, SIGTERM or SIGHUP
             number = stop_signals.signal_of(interruption)
             runs.write_status(run_dir, runs.STATUS_INTERRUPTED,
                               epochs_completed=len(runs.read_history(run_dir)),
                               reason=f"interrupted by {signal.Signals(number).name}",
-                              resume=resume_command(run_dir))
+                              resume=shell_commands.resume_command(run_dir))
             raise TrainingInterrupted(run_dir, number) from None
         except BaseException as error:
             runs.write_status(run_dir, runs.STATUS_FAILED,
@@ -259,7 +263,17 @@ def _run(model, config, prepared, run_dir, first_epoch, extra_callbacks, verbose
                               epochs_completed=len(runs.read_history(run_dir)))
             raise
     runs.write_status(run_dir, runs.STATUS_FINISHED, finished=runs.now_iso(), **metrics)
+    _remove_checkpoint(run_dir)
     return run_dir
+
+
+def _remove_checkpoint(run_dir: Path) -> None:
+    """Delete the training state of a run recorded finished: it cannot be resumed any more."""
+    folder = run_dir / runs.CHECKPOINT_DIR
+    for stale in callbacks.EpochCheckpoint.checkpoints(folder):
+        stale.unlink()
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def train(config: TrainConfig, extra_callbacks=(), verbose: int | str = "auto") -> Path:
@@ -271,26 +285,35 @@ def train(config: TrainConfig, extra_callbacks=(), verbose: int | str = "auto") 
     _set_determinism(config)
     model = build_configured_model(config, prepared)
     run_dir = runs.create_run_dir(config.runs_dir, config.init_specs[0].name)
-    runs.write_json_atomic(run_dir / runs.CONFIG_FILE, {
-        "config": config.to_dict(), "data": data_summary, "versions": _versions(),
-        "created": runs.now_iso(), "command": sys.argv})
-    print(f"kexp: run folder {run_dir}", flush=True)
-    print(f"kexp: data {data_summary['description']}; training on "
-          f"{data_summary['used_train_samples']}, validating on "
-          f"{data_summary['used_validation_samples']}, testing on "
-          f"{data_summary['used_test_samples']} once at the end", flush=True)
-    return _run(model, config, prepared, run_dir, 0, extra_callbacks, verbose)
+    with run_lock.hold(run_dir):
+        runs.write_json_atomic(run_dir / runs.CONFIG_FILE, {
+            "config": config.to_dict(), "data": data_summary, "versions": _versions(),
+            "created": runs.now_iso(), "command": sys.argv})
+        print(f"kexp: run folder {run_dir}", flush=True)
+        print(f"kexp: data {data_summary['description']}; training on "
+              f"{data_summary['used_train_samples']}, validating on "
+              f"{data_summary['used_validation_samples']}, testing on "
+              f"{data_summary['used_test_samples']} once at the end", flush=True)
+        return _run(model, config, prepared, run_dir, 0, extra_callbacks, verbose)
 
 
 def resume(run_dir: Path, extra_callbacks=(), verbose: int | str = "auto") -> Path:
-    """Continue an interrupted, failed or crashed run from its last completed epoch."""
+    """Continue an interrupted, failed or crashed run from its last completed epoch (a run whose
+    training had finished only redoes its end: evaluation, model and figures). The run folder is
+    locked first: a second process resuming it is refused."""
     run_dir = Path(run_dir)
+    with run_lock.hold(run_dir):
+        return _resume_locked(run_dir, extra_callbacks, verbose)
+
+
+def _resume_locked(run_dir: Path, extra_callbacks, verbose) -> Path:
     status = runs.read_status(run_dir)
     if status.get("status") in (runs.STATUS_FINISHED, runs.STATUS_RUNNING):
         raise runs.RunError(f"Invalid value for `resume`: '{run_dir}' is {status['status']}. "
                             "Expected an interrupted, failed or crashed run.")
     recorded = runs.read_config(run_dir)
     config = TrainConfig.from_dict(recorded["config"]).validate()
+    first_epoch, checkpoint = _checkpoint_to_resume(run_dir, config)
     prepared, data_summary = prepare_data(config)
     if data_summary["sha256"] != recorded["data"]["sha256"]:
         raise runs.RunError(f"Cannot resume '{run_dir}': its data was "
@@ -298,19 +321,54 @@ def resume(run_dir: Path, extra_callbacks=(), verbose: int | str = "auto") -> Pa
                             f"but now {data_summary['source']} loads "
                             f"({data_summary['sha256'][:12]}).")
     _set_determinism(config)
+    if checkpoint is not None and checkpoint.suffix == ".keras":  # a checkpoint of an older kexp
+        model = saving.load_model(checkpoint)  # safe mode: a Lambda layer is refused
+    else:
+        model = build_configured_model(config, prepared)
+        if checkpoint is not None:
+            callbacks.restore_training_state(model, checkpoint)
+    _trim_history(run_dir, first_epoch)
+    attempt = status.get("attempt") or 1
+    kernels = run_dir / runs.KERNELS_DIR
+    if (kernels / runs.snapshot_name(runs.INTERRUPTED)).exists():  # not part of this attempt
+        os.replace(kernels / runs.snapshot_name(runs.INTERRUPTED),
+                   kernels / runs.snapshot_name(runs.archived_interrupted_label(attempt)))
+    done = "; its training had finished: only evaluating and drawing" * (
+        first_epoch == config.epochs)
+    print(f"kexp: resuming {run_dir} after epoch {first_epoch} of {config.epochs}{done}",
+          flush=True)
+    return _run(model, config, prepared, run_dir, first_epoch, extra_callbacks, verbose,
+                attempt + 1)
+
+
+def _checkpoint_to_resume(run_dir: Path, config: TrainConfig) -> tuple[int, Path | None]:
+    """(completed epochs, checkpoint) a resume starts from, after reading every kernel snapshot
+    (a resume must not build on a damaged record). No checkpoint means epoch 0, but only where
+    the run stopped in or right after its first epoch (the history row is written just before
+    the checkpoint): a run whose checkpoint is gone is refused, never retrained from scratch."""
+    for _, path in runs.snapshot_sequence(run_dir):
+        runs.load_kernels(path)
+    completed = len(runs.read_history(run_dir))
     latest = callbacks.EpochCheckpoint.latest(run_dir / runs.CHECKPOINT_DIR)
     if latest is None:
-        model, first_epoch = build_configured_model(config, prepared), 0
-    elif latest[1].suffix == ".keras":  # a checkpoint of an older kexp: the whole model
-        first_epoch, path = latest
-        model = saving.load_model(path)  # safe mode: a Lambda layer is refused
-    else:
-        first_epoch, path = latest
-        model = build_configured_model(config, prepared)
-        callbacks.restore_training_state(model, path)
-    _trim_history(run_dir, first_epoch)
-    print(f"kexp: resuming {run_dir} after epoch {first_epoch} of {config.epochs}", flush=True)
-    return _run(model, config, prepared, run_dir, first_epoch, extra_callbacks, verbose)
+        if completed > 1:
+            raise runs.RunError(
+                f"Cannot resume '{run_dir}': {completed} epoch(s) were completed, but "
+                f"'{run_dir / runs.CHECKPOINT_DIR}' holds no checkpoint to continue from "
+                "(deleted?). Expected the checkpoint of its last epoch; train a new run.")
+        print(f"kexp: {run_dir} has no checkpoint yet: it starts again from epoch 1", flush=True)
+        return 0, None
+    first_epoch, path = latest
+    if first_epoch > config.epochs:
+        raise runs.RunError(f"Cannot resume '{run_dir}': its checkpoint {path.name} is after "
+                            f"epoch {first_epoch} of the {config.epochs} planned. Expected a "
+                            "checkpoint written by this run.")
+    if completed < first_epoch:  # a crash tears at most the last row, never earlier ones
+        raise runs.RunError(f"Cannot resume '{run_dir}': its {runs.HISTORY_FILE} holds "
+                            f"{completed} whole row(s), but its checkpoint is after epoch "
+                            f"{first_epoch}. Expected a row per completed epoch (the file was "
+                            "cut or edited); train a new run.")
+    return first_epoch, path
 
 
 def _trim_history(run_dir: Path, epochs_kept: int) -> None:
@@ -321,7 +379,7 @@ def _trim_history(run_dir: Path, epochs_kept: int) -> None:
         return
     with open(path, newline="", encoding="utf-8") as handle:
         text = handle.read()
-    lines = runs.complete_lines(text).splitlines(keepends=True)
+    lines = files.complete_lines(text).splitlines(keepends=True)
     kept = "".join(lines[:epochs_kept + 1]) if epochs_kept else ""  # header + rows
     if kept != text:
         runs.write_bytes_atomic(path, kept.encode())

@@ -49,3 +49,24 @@ def file_events(monkeypatch) -> list[str]:
     monkeypatch.setattr(os, "fsync", recording_fsync)
     monkeypatch.setattr(os, "replace", recording_replace)
     return events
+
+
+@pytest.fixture(scope="session")
+def interrupted_run(tmp_path_factory, tiny_config_values) -> Path:
+    """A real run stopped by Ctrl-C after the first of its two epochs: status `interrupted`, a
+    checkpoint, kernels initial / epoch_001 / interrupted. Its runs folder's name has a space, a
+    quote and a dollar sign, as a hostile user's would. Tests copy it before changing it."""
+    import keras
+
+    from kexp.config import TrainConfig
+    from kexp.training import TrainingInterrupted, train
+
+    class CtrlCAfterTheFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise KeyboardInterrupt
+
+    runs_dir = tmp_path_factory.mktemp("interrupted") / "runs dir's $HOME"
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train(TrainConfig(runs_dir=str(runs_dir), **tiny_config_values),
+              extra_callbacks=[CtrlCAfterTheFirstEpoch()], verbose=0)
+    return stopped.value.run_dir

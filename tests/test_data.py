@@ -110,7 +110,7 @@ def test_npz_contents_are_validated(tmp_path, mutate, message):
 def test_corrupt_npz_names_the_file(tmp_path):
     path = tmp_path / "corrupt.npz"
     path.write_bytes(b"PK\x03\x04 this is not a zip archive")
-    with pytest.raises(DataError, match="corrupt.npz: not a valid .npz"):
+    with pytest.raises(DataError, match="corrupt.npz': not a valid .npz"):
         data.load(str(path))
 
 

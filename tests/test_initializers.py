@@ -43,6 +43,17 @@ def test_near_misses_keras_would_explain_badly_are_rejected(spec):
     ("glorot_uniform:scale=2", r"Expected no parameters"),
     ("variance_scaling:mode=fan_sideways", r"Expected one of: fan_in, fan_out, fan_avg"),
     ("random_uniform:minval=1,maxval=0", r"minval=1.0 must be below maxval=0.0"),
+    # A parameter given twice would silently take its last value.
+    ("random_normal:stddev=0.5,stddev=7", r"'stddev' is given twice in 'random_normal:stddev="),
+    ("random_uniform:minval=-1,maxval=1,minval=-2", r"'minval' is given twice"),
+    ("variance_scaling:mode=fan_in,mode=fan_out", r"'mode' is given twice"),
+    # Values beyond float32 would make the weights inf.
+    ("random_normal:stddev=1e40", r"`random_normal:stddev`: '1e40'\. Expected a positive number "
+                                  r"\(at most 3\.403e\+38"),
+    ("random_normal:mean=-4e38", r"`random_normal:mean`: '-4e38'\. Expected a number"),
+    ("random_uniform:maxval=1e39", r"`random_uniform:maxval`: '1e39'"),
+    ("orthogonal:gain=1e300", r"`orthogonal:gain`: '1e300'"),
+    ("gaussian:sigma=3.5e38", r"`gaussian:sigma`: '3.5e38'"),
 ])
 def test_malformed_parameters_are_rejected(spec, message):
     with pytest.raises(InitializerError, match=message):

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kexp import runs
+from kexp import files, runs, shell_commands
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY_DATA = ["--data", "mnist-5k", "--train-samples", "256", "--test-samples", "128"]
@@ -111,15 +111,15 @@ def assert_every_file_loads(run_dir: Path) -> list[str]:
 
     loaded = []
     for path in sorted(run_dir.rglob("*")):
-        if path.is_dir() or is_temporary(path):
-            continue
+        if path.is_dir() or is_temporary(path) or path.name == runs.LOCK_FILE:
+            continue  # the lock file of a killed process: the next writer takes it over
         if path.suffix == ".json":
             runs.read_json(path)
+        elif path.suffix == ".npz" and path.parent.name == runs.KERNELS_DIR:
+            arrays = runs.load_kernels(path)  # never unpickles
+            assert all(array.dtype == np.float32 for array in arrays.values()), path
         elif path.suffix == ".npz":
-            arrays = runs.load_kernels(path)  # checkpoints too: never unpickles
-            assert arrays, path
-            if path.parent.name == runs.KERNELS_DIR:
-                assert all(array.dtype == np.float32 for array in arrays.values()), path
+            assert files.read_npz(path, runs.RunError), path  # a checkpoint
         elif path.suffix == ".keras":
             load_model(path)
         elif path.suffix == ".csv":
@@ -341,7 +341,7 @@ def test_stop_signal_leaves_an_interrupted_run_that_renders_and_resumes_bit_iden
     completed = history_rows(run_dir)
     assert status["status"] == runs.STATUS_INTERRUPTED
     assert signal_name in status["reason"] and status["epochs_completed"] == completed
-    assert status["resume"] == f"python -m kexp train --resume {run_dir}"
+    assert status["resume"] == shell_commands.resume_command(run_dir)
     assert 1 <= completed < int(SIGNAL_EPOCHS)
     kernels = run_dir / runs.KERNELS_DIR
     for label in ("initial", f"epoch_{completed:03d}", "interrupted"):
@@ -364,7 +364,8 @@ def test_stop_signal_leaves_an_interrupted_run_that_renders_and_resumes_bit_iden
         list(range(1, int(SIGNAL_EPOCHS) + 1))
     labels = [label for label, _ in runs.snapshot_sequence(run_dir)]
     assert labels == ["initial", *[f"epoch_{e:03d}" for e in range(1, int(SIGNAL_EPOCHS) + 1)],
-                      "interrupted", "final"]
+                      "final"]  # the first attempt's interrupted.npz is kept out of it:
+    assert (kernels / "interrupted_attempt_1.npz").is_file()
     assert (kernels / "initial.npz").read_bytes() == initial_bytes
     assert (run_dir / runs.MODEL_FILE).is_file()
     assert not (run_dir / "checkpoint").exists()
@@ -512,6 +513,7 @@ def test_resume_refuses_a_checkpoint_with_a_lambda_layer(tmp_path):
     runs.write_json_atomic(run_dir / runs.CONFIG_FILE,
                            {"config": config.to_dict(), "data": data_summary})
     runs.write_status(run_dir, runs.STATUS_INTERRUPTED, reason="interrupted (Ctrl-C / SIGINT)")
+    (run_dir / runs.HISTORY_FILE).write_text("epoch,seconds,loss\n1,1.0,2.3\n")  # epoch 1 done
     (run_dir / runs.CHECKPOINT_DIR).mkdir()
     _lambda_model_file(run_dir / runs.CHECKPOINT_DIR / "epoch_001.keras")
 
@@ -522,7 +524,7 @@ def test_resume_refuses_a_checkpoint_with_a_lambda_layer(tmp_path):
     assert "Refused to load" in result.stderr and "`Lambda` layer" in result.stderr
     assert "safe_mode=False" not in result.stderr
     assert runs.read_status(run_dir)["status"] == runs.STATUS_INTERRUPTED
-    assert not (run_dir / runs.HISTORY_FILE).exists()
+    assert (run_dir / runs.HISTORY_FILE).read_text() == "epoch,seconds,loss\n1,1.0,2.3\n"
 
 
 def test_kexp_never_turns_keras_safe_mode_off():

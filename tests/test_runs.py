@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from kexp import runs
+from kexp.config import TrainConfig
 from kexp.runs import RunError
 
 
@@ -51,9 +52,15 @@ def test_writers_that_need_a_file_name_are_fsynced_before_the_rename(tmp_path, f
     assert path.read_bytes() == b"png" and os.listdir(tmp_path) == ["figure.png"]
 
 
-def test_read_config_reads_the_recorded_config(tmp_path):
+def test_read_config_reads_the_recorded_config_with_every_setting(tmp_path):
     run_dir = make_run(tmp_path, "20260101-000000-a")
-    assert runs.read_config(run_dir) == {"config": {}}
+    recorded = {"config": {"epochs": 3}, "data": {"source": "mnist-5k", "sha256": "ab"}}
+    runs.write_json_atomic(run_dir / runs.CONFIG_FILE, recorded)
+    read = runs.read_config(run_dir)
+    assert read["data"] == recorded["data"] and read["config"] == TrainConfig(epochs=3).to_dict()
+    runs.write_json_atomic(run_dir / runs.CONFIG_FILE, {"config": {}})
+    with pytest.raises(RunError, match=r"config.json': `data` is missing\. Expected a JSON"):
+        runs.read_config(run_dir)
 
 
 def test_npz_round_trip_and_no_pickles(tmp_path):
@@ -61,7 +68,7 @@ def test_npz_round_trip_and_no_pickles(tmp_path):
     path = runs.write_npz_atomic(tmp_path / "k.npz", arrays)
     assert np.array_equal(runs.load_kernels(path)["conv1"], arrays["conv1"])
     np.savez(tmp_path / "evil.npz", conv1=np.array([object()], dtype=object))
-    with pytest.raises(ValueError, match="allow_pickle"):
+    with pytest.raises(RunError, match="evil.npz'.*object arrays would need unpickling"):
         runs.load_kernels(tmp_path / "evil.npz")
 
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from kexp import runs
+from kexp import runs, shell_commands
 from kexp.config import MODEL_NAMES, ConfigError, TrainConfig
 from kexp.models import DEFAULT_CONV2_FILTERS
 
@@ -145,7 +145,7 @@ def test_a_run_whose_figures_fail_is_finished_but_loud(tmp_path, monkeypatch, ca
     assert status["status"] == runs.STATUS_FINISHED
     assert "No space left on device" in status["figures_error"]
     assert "were not drawn" in err and "No space left on device" in err
-    assert f"make visualize RUN={run_dir}" in err
+    assert shell_commands.visualize_command(run_dir) in err  # a command that works when pasted
     assert cli.main(["runs", "--runs-dir", str(runs_dir)]) == 0
     line = next(line for line in capsys.readouterr().out.splitlines() if run_dir.name in line)
     assert "finished" in line and "FIGURES NOT DRAWN" in line

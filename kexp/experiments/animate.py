@@ -50,9 +50,10 @@ def snapshot_title(label: str, batches_per_epoch: int | None, epochs_completed: 
 
 def conv1_frames(run_dir: Path, layer: str = "conv1") -> list[tuple[str, np.ndarray]]:
     """(label, kernel) for every snapshot of `layer`, in training order."""
-    frames = []
+    frames, first = [], None
     for label, path in runs.snapshot_sequence(run_dir):
-        kernels = runs.load_kernels(path)
+        kernels = runs.load_kernels(path, like=first)
+        first = first or kernels
         if layer not in kernels:
             raise runs.RunError(f"Invalid value for `layer`: '{layer}'. Expected one of: "
                                 f"{', '.join(kernels)} (in {path}).")

@@ -88,13 +88,14 @@ def add_parser(subparsers) -> None:
 
 def run_command(args) -> int:
     """`kexp compare ...`: 0 when the study ran (failed trainings are rows), 128+N when signal N
-    (Ctrl-C, SIGTERM, SIGHUP) stopped it."""
+    (Ctrl-C, SIGTERM, SIGHUP) stopped its sweep. Ctrl-C before or after the sweep ends it like
+    any command (kexp.cli.main)."""
     study = plan.Study(initializers=args.inits, seeds=args.seeds, epochs=args.epochs,
                        data=args.data, train_samples=args.train_samples, model=args.model,
                        snapshot_every_batches=args.snapshot_batches,
                        tensorboard=args.tensorboard, jobs=args.jobs, runs_dir=args.runs_dir)
     try:
         run_study(study)
-    except KeyboardInterrupt as interruption:
-        return 128 + stop_signals.signal_of(interruption)
+    except stop_signals.StopRequested as interruption:  # said so: run_study names the summary
+        return 128 + interruption.signal_number
     return 0

@@ -18,6 +18,7 @@ numpy only: the sweep runs the trainings and the page draws; both read their lay
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import math
 import os
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kexp import analysis, initializers, runs
+from kexp import analysis, data, initializers, runs
 from kexp.config import ConfigError, TrainConfig
 
 # The study's defaults: small enough that the whole sweep takes minutes on 2 CPU cores.
@@ -86,7 +87,8 @@ class Study:
     runs_dir: str = TrainConfig().runs_dir
 
     def validate(self) -> "Study":
-        """Check every training's config before anything starts, with TrainConfig's messages."""
+        """Check every training's config, that no two initializer specs are the same one, and
+        that the data loads, before anything starts, with TrainConfig's messages."""
         if not self.initializers:
             raise ConfigError("Invalid value for `initializers`: ''. Expected one or more of: "
                               f"{', '.join(initializers.initializer_names())}.")
@@ -95,15 +97,35 @@ class Study:
         if isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs < 1:
             raise ConfigError(f"Invalid value for `jobs`: {self.jobs!r}. "
                               "Expected a whole number >= 1.")
-        for name, values in (("initializers", self.initializers), ("seeds", self.seeds)):
-            repeated = sorted({str(value) for value in values if values.count(value) > 1})
-            if repeated:
-                raise ConfigError(f"Invalid value for `{name}`: '{', '.join(repeated)}' "
-                                  "given twice. Expected each at most once.")
+        repeated = sorted({str(seed) for seed in self.seeds if self.seeds.count(seed) > 1})
+        if repeated:
+            raise ConfigError(f"Invalid value for `seeds`: '{', '.join(repeated)}' given twice. "
+                              "Expected each at most once.")
+        seen: dict[str, str] = {}
         for init in self.initializers:
+            spec = str(initializers.parse_spec(init))  # every parameter filled in
+            if spec in seen:
+                raise ConfigError(f"Invalid value for `initializers`: '{seen[spec]}' and "
+                                  f"'{init}' are the same initializer ({spec}). Expected each "
+                                  "at most once.")
+            seen[spec] = init
             for seed in self.seeds:
                 self.train_config(init, seed).validate()
+        self.check_data()
         return self
+
+    def check_data(self) -> None:
+        """Load every data source the trainings will read (the study's, and image_patches'
+        own) once, so a missing or damaged one stops the study before its folder exists."""
+        data.load(self.data)
+        patch_sources = {spec.params["data"] for spec in map(initializers.parse_spec,
+                                                            self.initializers)
+                         if spec.name == "image_patches"} - {self.data}
+        for source in sorted(patch_sources):
+            try:
+                data.load(source)
+            except data.DataError as error:
+                raise initializers.patch_data_unavailable(source, error) from error
 
     def train_config(self, init: str, seed: int) -> TrainConfig:
         return TrainConfig(model=self.model, init=init, seed=seed, epochs=self.epochs,
@@ -131,9 +153,13 @@ class Training:
         return f"{self.init} seed {self.seed}"
 
     def file(self, compare_dir: Path, suffix: str) -> Path:
-        """logs/<init>-seed<S><suffix>: the training's log, config or result file."""
-        stem = re.sub(r"[^A-Za-z0-9_.=-]+", "-", f"{self.init}-seed{self.seed}")
-        return Path(compare_dir) / LOGS_SUBDIR / f"{stem}{suffix}"
+        """logs/<init>-seed<S><suffix>: the training's log, config or result file. Where the
+        spec has characters a file name does not keep, a hash of it keeps two specs apart
+        ('mean= 2' and 'mean=-2' would both read 'mean=-2')."""
+        stem = re.sub(r"[^A-Za-z0-9_.=-]+", "-", self.init)
+        if stem != self.init:
+            stem += "-" + hashlib.sha256(self.init.encode()).hexdigest()[:6]
+        return Path(compare_dir) / LOGS_SUBDIR / f"{stem}-seed{self.seed}{suffix}"
 
 
 def trainings(study: Study) -> list[Training]:

@@ -1,0 +1,105 @@
+"""Ctrl-C outside a training's `fit`: while data loads, a model is built, figures or an animation
+are drawn, runs are listed or a study is checked, every command ends with one line and exit code
+130, and leaves no temporary file behind. (Ctrl-C inside `fit` is test_reliability's: the run is
+marked interrupted and the exit code is 128+N.)"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kexp import cli, data, plots, runs
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--data", "mnist-5k", "--train-samples", "256", "--test-samples", "64", "--epochs", "1"]
+
+
+def ctrl_c(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+def half_written_then_ctrl_c(figure, path, **kwargs):
+    """matplotlib's savefig that is stopped half way through writing its file."""
+    Path(path).write_bytes(b"\x89PNG half")
+    raise KeyboardInterrupt
+
+
+def temporaries(folder: Path) -> list[Path]:
+    return [path for path in folder.rglob("*") if ".tmp" in path.name]
+
+
+STAGES = {
+    # case: (module, attribute replaced, arguments after the command's run folder options)
+    "train while data loads": (data, "load", ["train", *TINY]),
+    "train while the model is built": ("kexp.training", "build_model", ["train", *TINY]),
+    "resume while data loads": (data, "load", ["train", "--resume", "RUN"]),
+    "visualize while a figure is saved": ("matplotlib.figure.Figure", "savefig",
+                                          ["visualize", "RUN"]),
+    "animate while frames are drawn": (plots, "tile", ["animate", "RUN"]),
+    "runs while statuses are read": (runs, "read_status", ["runs"]),
+    "compare while its data is checked": (data, "load", ["compare", "--inits", "zeros",
+                                                         "--seeds", "0", "--epochs", "1"]),
+}
+
+
+@pytest.mark.parametrize("case", list(STAGES))
+def test_ctrl_c_ends_any_command_with_one_line_and_exit_130(interrupted_run, tmp_path,
+                                                            monkeypatch, capsys, case):
+    import importlib
+
+    module, attribute, arguments = STAGES[case]
+    run_dir = shutil.copytree(interrupted_run, tmp_path / "runs" / interrupted_run.name)
+    status_before = (run_dir / runs.STATUS_FILE).read_text()
+    if isinstance(module, str):
+        path, _, owner = module.rpartition(".")
+        module = (getattr(importlib.import_module(path), owner) if owner[0].isupper()
+                  else importlib.import_module(module))
+    monkeypatch.setattr(module, attribute, half_written_then_ctrl_c if attribute == "savefig"
+                        else ctrl_c)
+    arguments = [str(run_dir) if argument == "RUN" else argument for argument in arguments]
+
+    code = cli.main([*arguments, "--runs-dir", str(tmp_path / "runs")])
+
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 130 and lines == [f"kexp {arguments[0]}: interrupted (Ctrl-C)"], lines
+    assert not temporaries(tmp_path)
+    assert sorted(path.name for path in (tmp_path / "runs").iterdir()) == [run_dir.name]
+    assert (run_dir / runs.STATUS_FILE).read_text() == status_before
+    assert not (run_dir / runs.LOCK_FILE).exists()
+
+
+def default_stop_signals() -> None:
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("command", [["train", *TINY], ["visualize", "RUN"]])
+def test_a_real_ctrl_c_at_a_random_moment_never_prints_a_traceback(trained_run, tmp_path,
+                                                                   command):
+    """SIGINT while Python, TensorFlow or matplotlib start, data loads or a model is built:
+    one line, exit 130 (or 0 when the command was quicker), no temporary file."""
+    runs_dir = tmp_path / "runs"
+    run_dir = shutil.copytree(trained_run, runs_dir / trained_run.name)
+    command = [str(run_dir) if argument == "RUN" else argument for argument in command]
+    process = subprocess.Popen([sys.executable, "-m", "kexp", *command, "--runs-dir",
+                                str(runs_dir)], cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, preexec_fn=default_stop_signals,
+                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    moment = random.Random().uniform(0.1, 1.2)  # mostly before `fit` or the drawing ends
+    time.sleep(moment)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    context = f"SIGINT {moment:.2f} s after the start: {err[-2000:]}"
+    assert process.returncode in (0, 130), context
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, context
+    if process.returncode == 130:  # one line, or the two of a run interrupted in `fit`
+        assert "interrupted (Ctrl-C)" in err or "interrupted by SIGINT" in err, context
+    assert not temporaries(runs_dir), context
