@@ -9,9 +9,16 @@ KERAS_FACTS.md). No Keras here, so listing and plotting start fast.
     runs/<timestamp>-<init>-<id>/
       config.json  status.json  history.csv  model.keras
       kernels/     initial.npz, epoch_001_batch_00004.npz, epoch_001.npz, ..., interrupted.npz,
-                   final.npz: conv kernels by layer name (or layer path, e.g. block/conv)
+                   final.npz: conv kernels by layer name (or layer path, e.g. block/conv), and
+                   each conv layer's bias under "<layer path>/bias" (Keras' own variable path;
+                   no layer path continues past a Conv2D, so it never equals a kernel's key)
+      views/       probe_digits.npz: the test digits the filter views use (images, labels,
+                   indices into the run's test digits); optimal_inputs.npz: each conv filter's
+                   optimal input before and after training ("<when>/<layer path>" keys),
+                   written at the end of training or by `kexp explain`
       figures/     conv1_before_after.png, conv2_before_after.png, conv2_summary.png,
-                   histograms.png (and conv1_evolution.gif, drawn by `kexp animate`)
+                   histograms.png, feature_maps.png, top_patches.png, optimal_inputs.png
+                   (and conv1_evolution.gif, drawn by `kexp animate`)
       checkpoint/  epoch_NNN.npz while training: the state `--resume` continues from
       tensorboard/ with --tensorboard
 """
@@ -49,6 +56,10 @@ CONFIG_FILE = "config.json"
 STATUS_FILE = "status.json"
 HISTORY_FILE = "history.csv"
 MODEL_FILE = "model.keras"
+VIEWS_DIR = "views"
+PROBE_DIGITS_FILE = "probe_digits.npz"
+OPTIMAL_INPUTS_FILE = "optimal_inputs.npz"
+BIAS_SUFFIX = "/bias"  # a snapshot keeps conv layer P's bias under "P/bias"
 
 # Kernel snapshots: <label>.npz in kernels/; epoch labels also name the checkpoints.
 INITIAL = "initial"
@@ -63,6 +74,9 @@ CONV2_FIGURE = "conv2_before_after.png"
 CONV2_SUMMARY_FIGURE = "conv2_summary.png"
 HISTOGRAMS_FIGURE = "histograms.png"
 EVOLUTION_FIGURE = "conv1_evolution.gif"
+FEATURE_MAPS_FIGURE = "feature_maps.png"
+TOP_PATCHES_FIGURE = "top_patches.png"
+OPTIMAL_INPUTS_FIGURE = "optimal_inputs.png"
 
 
 class RunError(KexpError):
@@ -200,7 +214,22 @@ def read_json(path: Path) -> dict:
 def load_kernels(path: Path) -> dict[str, np.ndarray]:
     """Kernel snapshot arrays by layer name; never unpickles."""
     with np.load(path, allow_pickle=False) as archive:
-        return {name: archive[name] for name in archive.files}
+        return {name: archive[name] for name in archive.files
+                if not is_bias_key(name, archive.files)}
+
+
+def is_bias_key(key: str, keys) -> bool:
+    """Whether snapshot key `key` is the bias of another key's layer ("conv1/bias" beside
+    "conv1"), not the kernel of a nested layer named "bias"."""
+    return key.endswith(BIAS_SUFFIX) and key[:-len(BIAS_SUFFIX)] in keys
+
+
+def load_biases(path: Path) -> dict[str, np.ndarray]:
+    """The conv biases of a kernel snapshot by layer path ({} for snapshots written before
+    kexp kept them); never unpickles."""
+    with np.load(path, allow_pickle=False) as archive:
+        return {name[:-len(BIAS_SUFFIX)]: archive[name] for name in archive.files
+                if is_bias_key(name, archive.files)}
 
 
 def read_config(run_dir: Path) -> dict:

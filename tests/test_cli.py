@@ -55,7 +55,8 @@ def test_make_visualize_recreates_deleted_figures(repo_root, trained_run):
     assert result.returncode == 0, result.stderr
     drawn = sorted(path.name for path in figures.iterdir())
     assert drawn == ["conv1_before_after.png", "conv2_before_after.png", "conv2_summary.png",
-                     "histograms.png"]
+                     "feature_maps.png", "histograms.png", "optimal_inputs.png",
+                     "top_patches.png"]
     assert all((figures / name).stat().st_size > 10_000 for name in drawn)
 
 
@@ -68,6 +69,7 @@ def test_visualize_does_not_import_tensorflow(repo_root, trained_run):
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "drew conv1_before_after.png" in result.stdout
+    assert "feature_maps.png, top_patches.png, optimal_inputs.png" in result.stdout
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 

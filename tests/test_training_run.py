@@ -17,7 +17,10 @@ def test_run_folder_is_complete(trained_run):
     assert kernels == ["epoch_001.npz", "epoch_002.npz", "final.npz", "initial.npz"]
     figures = sorted(p.name for p in (trained_run / "figures").iterdir())
     assert figures == ["conv1_before_after.png", "conv2_before_after.png", "conv2_summary.png",
-                       "histograms.png"]
+                       "feature_maps.png", "histograms.png", "optimal_inputs.png",
+                       "top_patches.png"]
+    views = sorted(p.name for p in (trained_run / "views").iterdir())
+    assert views == ["optimal_inputs.npz", "probe_digits.npz"]
     assert not list(trained_run.rglob("*.tmp*")) and not (trained_run / "checkpoint").exists()
 
 
