@@ -17,6 +17,9 @@ from kexp import runs
 CMAP = "RdBu_r"
 SEPARATOR_COLOUR = "0.35"
 DPI = 110
+# zlib level of the PNGs: 1 saved large mosaics twice as fast as the default 6, for files about
+# 15% larger (measured on a run's feature-map figure).
+PNG_COMPRESS_LEVEL = 1
 
 
 def symmetric_limit(*arrays: np.ndarray) -> float:
@@ -68,8 +71,11 @@ def save_figure(figure: Figure, path: Path, palette_colours: int | None = None) 
     `palette_colours` the PNG is quantized to that many colours: a third of the size or less and
     no visible change for flat-coloured plots (the README's copies stay small)."""
     path = Path(path)
+    file_format = path.suffix.lstrip(".") or "png"
+    options = {"pil_kwargs": {"compress_level": PNG_COMPRESS_LEVEL}} if file_format == "png" else {}
+
     def write(temporary):
-        figure.savefig(temporary, dpi=DPI, format=path.suffix.lstrip(".") or "png")
+        figure.savefig(temporary, dpi=DPI, format=file_format, **options)
         if palette_colours:
             with Image.open(temporary) as image:
                 quantized = image.convert("RGB").quantize(palette_colours)

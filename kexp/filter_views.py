@@ -94,9 +94,12 @@ def conv2d(inputs: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> n
 def max_pool(maps: np.ndarray, size: int) -> np.ndarray:
     """Keras' MaxPooling2D(size) ('valid', stride = size): rows and columns that do not fill
     a window are dropped."""
-    n, h, w, c = maps.shape
-    h, w = h // size * size, w // size * size
-    return maps[:, :h, :w].reshape(n, h // size, size, w // size, size, c).max(axis=(2, 4))
+    h, w = maps.shape[1] // size * size, maps.shape[2] // size * size
+    pooled = maps[:, 0:h:size, 0:w:size]
+    for row in range(size):
+        for col in range(size):
+            pooled = np.maximum(pooled, maps[:, row:h:size, col:w:size])
+    return pooled
 
 
 def snapshot_feature_maps(model_name: str, kernels: dict[str, np.ndarray],

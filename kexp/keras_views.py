@@ -191,6 +191,17 @@ def _soft_relu(pre_activation):
     return temperature * tf.math.softplus(pre_activation / temperature)
 
 
+def _runner(model: keras.Model, path: str, layer: keras.layers.Conv2D):
+    """What to call to get `layer`'s output: the model cut at that layer where Keras can cut
+    it (a layer of the model itself: the layers after it are not computed), else the model."""
+    if "/" not in path:
+        try:
+            return keras.Model(model.inputs, layer.output)
+        except (AttributeError, ValueError, TypeError):  # a subclassed model, a shared layer
+            pass
+    return model
+
+
 def optimal_inputs(model: keras.Model, layers=None, steps: int = OPTIMAL_STEPS, seed: int = 0,
                    rms: float = INPUT_RMS, nonnegative: bool = False
                    ) -> dict[str, dict[str, np.ndarray]]:
@@ -198,48 +209,48 @@ def optimal_inputs(model: keras.Model, layers=None, steps: int = OPTIMAL_STEPS, 
     filter's mean activation over its map, among images of root-mean-square pixel `rms` (a
     digit's brightness): gradient ascent with normalised steps, projected back onto that norm
     after each step (and onto pixels >= 0 with `nonnegative`, for inputs that are ink on
-    paper, as MNIST digits are), from seeded noise. Returns {layer path: {"images": (filters, h, w, c),
-    "activation": (filters,) the mean activation reached}}. The same seed gives the same start
-    for every model of one architecture, so two states of a run compare."""
+    paper, as MNIST digits are), from seeded noise. Returns {layer path: {"images": (filters,
+    h, w, c), "activation": (filters,) the mean activation reached}}. The same seed gives the
+    same start for every model of one architecture, so two states of a run compare."""
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ViewError(f"Invalid value for `steps`: {steps!r}. Expected a whole number >= 1.")
     chosen = _chosen_layers(model, layers)
     shape = _input_shape(model)
-    slices, start = {}, 0
-    for path, layer in chosen.items():
-        slices[path] = (start, start + layer.filters)
-        start += layer.filters
+    count = sum(layer.filters for layer in chosen.values())
     norm = rms * float(np.sqrt(np.prod(shape)))
-    noise = np.random.default_rng(seed).normal(size=(start, *shape))
+    noise = np.random.default_rng(seed).normal(size=(count, *shape))
     noise = np.abs(noise) if nonnegative else noise
-    images = tf.constant(noise * norm / np.linalg.norm(noise.reshape(start, -1), axis=1)
+    images = tf.constant(noise * norm / np.linalg.norm(noise.reshape(count, -1), axis=1)
                          [:, None, None, None], tf.float32)
+    bounds = np.cumsum([0] + [layer.filters for layer in chosen.values()])
+    runners = {path: _runner(model, path, layer) for path, layer in chosen.items()}
+    smooth = {path: layer.activation is keras.activations.relu for path, layer in chosen.items()}
 
     def unit(tensor):
-        return tensor / (tf.norm(tf.reshape(tensor, (start, -1)), axis=1)[:, None, None, None]
+        return tensor / (tf.norm(tf.reshape(tensor, (count, -1)), axis=1)[:, None, None, None]
                          + 1e-12)
 
-    def own_filter_means(maps):  # (filters,): each image's mean map of its own filter
-        return tf.concat([tf.linalg.diag_part(tf.reduce_mean(maps[path][low:high], axis=(1, 2)))
-                          for path, (low, high) in slices.items()], axis=0)
+    def own_filter_mean(maps):  # each image's mean map of its own filter
+        return tf.linalg.diag_part(tf.reduce_mean(maps, axis=(1, 2)))
 
-    smooth = {path: layer.activation is keras.activations.relu for path, layer in chosen.items()}
     with recording_conv_outputs(chosen) as (before_activation, outputs):
         @tf.function
         def ascend(images, step_length):
             with tf.GradientTape() as tape:
                 tape.watch(images)
-                model(images, training=False)
-                reached = own_filter_means(outputs)
-                # ReLU's stand-in: softplus gives a filter that nothing in the start image
-                # activates a direction (towards its least negative spots) where ReLU gives 0.
-                surrogate = own_filter_means({path: (
-                    _soft_relu(before_activation[path]) if smooth[path] else outputs[path])
-                    for path in chosen})
-                total = tf.reduce_sum(surrogate)  # each image's gradient is its own filter's
+                reached, surrogate = [], []
+                for index, path in enumerate(chosen):  # each layer's filters, their images
+                    runners[path](images[bounds[index]:bounds[index + 1]], training=False)
+                    reached.append(own_filter_mean(outputs[path]))
+                    # ReLU's stand-in: softplus gives a filter that nothing in the start image
+                    # activates a direction (to its least negative spots) where ReLU gives 0.
+                    surrogate.append(own_filter_mean(_soft_relu(before_activation[path])
+                                                     if smooth[path] else outputs[path]))
+                total = tf.reduce_sum(tf.concat(surrogate, 0))  # an image's: its filter's
             gradient = tape.gradient(total, images)
             stepped = images + step_length * norm * unit(gradient)
-            return unit(tf.nn.relu(stepped) if nonnegative else stepped) * norm, reached
+            return (unit(tf.nn.relu(stepped) if nonnegative else stepped) * norm,
+                    tf.concat(reached, 0))
 
         for step in range(steps):
             length = FIRST_STEP * (LAST_STEP / FIRST_STEP) ** (step / max(steps - 1, 1))
@@ -247,7 +258,7 @@ def optimal_inputs(model: keras.Model, layers=None, steps: int = OPTIMAL_STEPS, 
         _, reached = ascend(images, tf.constant(0.0, tf.float32))
     images, reached = images.numpy(), reached.numpy()
     return {path: {"images": images[low:high], "activation": reached[low:high]}
-            for path, (low, high) in slices.items()}
+            for path, low, high in zip(chosen, bounds[:-1], bounds[1:])}
 
 
 def with_snapshot(model: keras.Model, kernels: dict[str, np.ndarray],

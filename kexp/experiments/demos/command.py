@@ -15,8 +15,9 @@ import numpy as np
 
 from kexp import runs
 from kexp.config import TrainConfig
-from kexp.experiments.demos import (cross_correlation, designed_filters, flip_invariance,
-                                    gaussian_blur, initialization, learned_filters, peak_filter)
+from kexp.experiments.demos import (cross_correlation, designed_filters, filter_complexity,
+                                    flip_invariance, gaussian_blur, initialization,
+                                    learned_filters, peak_filter)
 from kexp.experiments.demos.common import DemoContext
 
 DEMOS_DIR = "demos"
@@ -38,8 +39,9 @@ DEMOS = {
     "cross_correlation": cross_correlation.demo_cross_correlation,
     "flip_invariance": flip_invariance.demo_flip_invariance,
     "gaussian_blur": gaussian_blur.demo_gaussian_blur,
+    "deeper_filters": filter_complexity.demo_deeper_filters,  # issue 9
 }
-DEMO_NAMES = tuple(DEMOS)  # position + 1 is the item number in issue 3
+DEMO_NAMES = tuple(DEMOS)  # position + 1 is the item number in issue 3 (15: in issue 9)
 
 
 class DemoError(ValueError):
