@@ -117,6 +117,17 @@ def snapshot_feature_maps(model_name: str, kernels: dict[str, np.ndarray],
     return maps
 
 
+def run_snapshot_maps(run_dir: Path, snapshot: Path, images: np.ndarray
+                      ) -> dict[str, np.ndarray] | None:
+    """Every conv layer's maps of `images` from one snapshot file of a run (whose model
+    config.json names); None when the snapshot has no biases (kexp kept only kernels then)."""
+    kernels, biases = runs.load_kernels(snapshot), runs.load_biases(snapshot)
+    if set(biases) != set(kernels):
+        return None
+    model_name = runs.read_config(run_dir)["config"]["model"]
+    return snapshot_feature_maps(model_name, kernels, biases, images)
+
+
 @dataclass
 class TopPatches:
     """The k input patches that excite each filter of one layer most, at most one per image,
@@ -174,6 +185,10 @@ def read_probe_digits(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     path = Path(run_dir) / runs.VIEWS_DIR / runs.PROBE_DIGITS_FILE
     with np.load(path, allow_pickle=False) as archive:
         return data.to_model_inputs(archive["images"]), archive["labels"]
+
+
+def has_probe_digits(run_dir: Path) -> bool:
+    return (Path(run_dir) / runs.VIEWS_DIR / runs.PROBE_DIGITS_FILE).exists()
 
 
 def first_of_each_class(labels: np.ndarray) -> np.ndarray:

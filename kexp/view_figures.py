@@ -154,19 +154,17 @@ def run_patches_and_maps(run_dir: Path, snapshots: dict[str, Path]):
     """The probe digits' labels and images, and per state ("before", "after": snapshot paths)
     every conv layer's maps and strongest patches; None when the run lacks what they need
     (probe digits, or biases in its snapshots: runs trained before kexp kept them)."""
-    run_dir = Path(run_dir)
-    if not (run_dir / runs.VIEWS_DIR / runs.PROBE_DIGITS_FILE).exists():
+    if not filter_views.has_probe_digits(run_dir):
         return None
     images, labels = filter_views.read_probe_digits(run_dir)
     model_name = runs.read_config(run_dir)["config"]["model"]
     maps, patches = {}, {}
     for when, snapshot in snapshots.items():
-        kernels, biases = runs.load_kernels(snapshot), runs.load_biases(snapshot)
-        if set(biases) != set(kernels):
+        maps[when] = filter_views.run_snapshot_maps(run_dir, snapshot, images)
+        if maps[when] is None:
             return None
-        maps[when] = filter_views.snapshot_feature_maps(model_name, kernels, biases, images)
-        fields = filter_views.receptive_fields(filter_views.run_stages(model_name, kernels),
-                                               images.shape[1])
+        fields = filter_views.receptive_fields(
+            filter_views.run_stages(model_name, runs.load_kernels(snapshot)), images.shape[1])
         patches[when] = {layer: filter_views.strongest_patches(images, layer_maps,
                                                                fields[layer])
                          for layer, layer_maps in maps[when].items()}
