@@ -9,13 +9,10 @@ KERAS_FACTS.md). No Keras here, so listing and plotting start fast.
     runs/<timestamp>-<init>-<id>/
       config.json  status.json  history.csv  model.keras
       kernels/     initial.npz, epoch_001_batch_00004.npz, epoch_001.npz, ..., interrupted.npz,
-                   final.npz: conv kernels by layer name (or layer path, e.g. block/conv), and
-                   each conv layer's bias under "<layer path>/bias" (Keras' own variable path;
-                   no layer path continues past a Conv2D, so it never equals a kernel's key)
-      views/       probe_digits.npz: the test digits the filter views use (images, labels,
-                   indices into the run's test digits); optimal_inputs.npz: each conv filter's
-                   optimal input before and after training ("<when>/<layer path>" keys),
-                   written at the end of training or by `kexp explain`
+                   final.npz: conv kernels by layer path (conv1, block/conv), biases under
+                   "<layer path>/bias" (no layer path continues past a Conv2D: never a clash)
+      views/       probe_digits.npz (the test digits the filter views use), optimal_inputs.npz
+                   (before and after training; written at its end or by `kexp explain`)
       figures/     conv1_before_after.png, conv2_before_after.png, conv2_summary.png,
                    histograms.png, feature_maps.png, top_patches.png, optimal_inputs.png
                    (and conv1_evolution.gif, drawn by `kexp animate`)

@@ -453,5 +453,7 @@ def test_15_training_makes_conv2_oriented_not_more_complex_than_conv1(complexity
     assert mean["conv2_after"] > mean["conv2_before"] + 0.08  # training makes oriented strokes
     assert mean["conv2_after"] > mean["conv1_after"] - 0.12  # about as simple as conv1's
     bright = {key: entry["brightness_detectors"] for key, entry in complexity_numbers.items()}
-    assert bright["conv1_after"] > bright["conv1_before"] + 4  # conv1: not all edge detectors
+    # conv1 is not "all edge detectors": early in training many of its filters count ink (the
+    # 60-epoch default run keeps 2 of 32, README)
+    assert bright["conv1_after"] > bright["conv1_before"] + 4
     assert bright["conv2_before"] == bright["conv2_after"] == 0
