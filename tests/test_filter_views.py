@@ -128,7 +128,7 @@ def test_probe_digits_are_reproducible_one_per_class_first(trained_run):
     assert set(probe_labels) <= set(range(10))
 
 
-def test_snapshots_keep_biases_apart_from_kernels(trained_run):
+def test_snapshots_keep_biases_apart_from_kernels(trained_run, tmp_path):
     final = trained_run / runs.KERNELS_DIR / runs.snapshot_name(runs.FINAL)
     model = keras.saving.load_model(trained_run / runs.MODEL_FILE)
     assert sorted(runs.load_kernels(final)) == ["conv1", "conv2"]
@@ -137,8 +137,8 @@ def test_snapshots_keep_biases_apart_from_kernels(trained_run):
         np.testing.assert_array_equal(biases[layer], bias)
     initial = runs.load_biases(trained_run / runs.KERNELS_DIR / "initial.npz")
     assert all(not bias.any() for bias in initial.values())  # zeros, as the models start
-    path = runs.write_npz_atomic(final.parent / "x.npz", {"block/bias": np.ones(2),
-                                                          "conv1": np.ones(3)})
+    path = runs.write_npz_atomic(tmp_path / "x.npz", {"block/bias": np.ones(2),
+                                                      "conv1": np.ones(3)})
     assert sorted(runs.load_kernels(path)) == ["block/bias", "conv1"]  # a layer named "bias"
     assert runs.load_biases(path) == {}
 

@@ -400,7 +400,7 @@ def test_demo_command_lists_runs_and_rejects(tmp_path, capsys):
 
     assert cli.main(["demo", "--list"]) == 0
     listed = capsys.readouterr().out.splitlines()
-    assert len(listed) == 14 and listed[2].split()[1] == "peak_filter"
+    assert len(listed) == 15 and listed[2].split()[1] == "peak_filter"
     assert cli.main(["demo", "bogus"]) == 2
     assert "Invalid value for `name`: 'bogus'. Expected one of: all" in capsys.readouterr().err
     assert cli.main(["demo", "11", "--runs-dir", str(tmp_path),

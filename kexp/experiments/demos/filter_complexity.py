@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kexp import analysis, filter_views, plots, view_figures
+from kexp import analysis, filter_views
 from kexp.experiments.demos.common import EPOCHS, MODEL, DemoContext, new_figure
 
 LAYERS = ("conv1", "conv2")
@@ -57,6 +57,8 @@ def demo_deeper_filters(ctx: DemoContext) -> dict:
     """15. Second-layer filters are more complex than first-layer edge detectors: the
     single-orientation fraction of every filter's optimal input, conv1 vs conv2, before and
     after training."""
+    from kexp import plots, view_figures  # matplotlib: only when a demo draws
+
     run = ctx.run("glorot_uniform")
     optimal = filter_views.read_optimal_inputs(run["run_dir"])
     numbers = complexity_numbers(optimal)
