@@ -3,7 +3,7 @@
 - keras_file: the whole model as a `.keras` zip, saved to a temporary name and renamed, as kexp's
   checkpoint did before (`model.save`; no fsync);
 - npz: `kexp.callbacks.training_state` (model and optimizer variables) written atomically with
-  `kexp.runs.write_npz_atomic` (fsync, rename): what kexp's EpochCheckpoint writes today;
+  `kexp.atomic.write_npz_atomic` (fsync, rename): what kexp's EpochCheckpoint writes today;
 - npz_background: the same arrays copied in the foreground and written by a background thread;
   the foreground pays the copy (and a wait, if the previous write has not finished).
 The last exists only here, as a measurement; kexp does not write checkpoints this way.
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import keras
 
-from kexp import callbacks, runs
+from kexp import atomic, callbacks, runs
 
 SYNCHRONOUS = ("keras_file", "npz")
 BACKGROUND = "npz_background"
@@ -26,13 +26,13 @@ OPTIONS = (*SYNCHRONOUS, BACKGROUND)
 
 
 def save_keras_file(model: keras.Model, path: Path) -> None:
-    temporary = runs.temporary_sibling(path)
+    temporary = atomic.temporary_sibling(path)
     model.save(temporary)
     os.replace(temporary, path)
 
 
 def save_npz(model: keras.Model, path: Path) -> None:
-    runs.write_npz_atomic(path, callbacks.training_state(model))
+    atomic.write_npz_atomic(path, callbacks.training_state(model))
 
 
 class BackgroundNpzWriter:
@@ -51,7 +51,7 @@ class BackgroundNpzWriter:
 
     def _write(self, path: Path, state: dict) -> None:
         started = time.perf_counter()
-        runs.write_npz_atomic(path, state)
+        atomic.write_npz_atomic(path, state)
         self.write_seconds.append(time.perf_counter() - started)
 
     def wait(self) -> None:

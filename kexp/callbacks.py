@@ -17,7 +17,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from kexp import files, runs
+from kexp import atomic, files, runs
 
 
 
@@ -66,11 +66,18 @@ class SerializableCallback(keras.callbacks.Callback):
         return cls(**config)
 
 
+def conv_biases(model: keras.Model) -> dict[str, np.ndarray]:
+    """Biases of every Conv2D layer that has one, by layer path, as float32 numpy arrays: with
+    the kernels they are all a layer computes, so a feature map can be recomputed later."""
+    return {path: np.asarray(keras.ops.convert_to_numpy(layer.bias), dtype=np.float32)
+            for path, layer in conv_layers(model).items() if layer.use_bias}
+
+
 @keras.saving.register_keras_serializable(package="kexp")
 class KernelSnapshots(SerializableCallback):
     """Save the kernels of every Conv2D layer, nested ones included (keys: layer paths, see
-    conv_layers), to `directory`: initial.npz at the start, epoch_NNN.npz every `every_epochs`
-    epochs, epoch_NNN_batch_BBBBB.npz every `every_batches` batches of the first epoch (where
+    conv_layers; each layer's bias beside them under "<layer path>/bias"), to `directory`:
+    initial.npz at the start, epoch_NNN.npz every `every_epochs` epochs, epoch_NNN_batch_BBBBB.npz every `every_batches` batches of the first epoch (where
     filters change most), and final.npz at the end.
 
     Keras skips `on_train_end` on Ctrl-C; call `save(kexp.runs.INTERRUPTED)` from your own
@@ -111,9 +118,14 @@ class KernelSnapshots(SerializableCallback):
         return kernels
 
     def save(self, label: str) -> Path:
-        """Write the current kernels to `<directory>/<label>.npz` atomically."""
+        """Write the current kernels, and their layers' biases under "<layer path>/bias", to
+        `<directory>/<label>.npz` atomically."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        path = runs.write_npz_atomic(self.directory / runs.snapshot_name(label), self.kernels())
+        kernels = self.kernels()
+        biases = {f"{path}{runs.BIAS_SUFFIX}": bias
+                  for path, bias in conv_biases(self.model).items() if path in kernels}
+        path = atomic.write_npz_atomic(self.directory / runs.snapshot_name(label),
+                                     {**kernels, **biases})
         self.saved.append(path)
         return path
 
@@ -244,7 +256,7 @@ class EpochCheckpoint(SerializableCallback):
 
     def _write(self, path: Path, state: dict[str, np.ndarray]) -> None:
         try:
-            runs.write_npz_atomic(path, state)
+            atomic.write_npz_atomic(path, state)
             for older in self.checkpoints(self.directory):
                 if older != path:
                     older.unlink()

@@ -17,13 +17,13 @@ from kexp import initializers, runs, shell_commands
 from kexp.cli_options import add_command, add_run, add_runs_dir, whole_number
 from kexp.config import DEFAULTS, TrainConfig
 from kexp.errors import KexpError
-from kexp.experiments import animate
+from kexp.experiments import animate, explain
 from kexp.experiments.compare import command as compare_command
 from kexp.experiments.demos import command as demos_command
 
 # The experiments' modules: each has add_parser(subparsers) and imports TensorFlow only when its
 # command runs.
-COMMAND_MODULES = (compare_command, animate, demos_command)
+COMMAND_MODULES = (compare_command, animate, demos_command, explain)
 
 
 def _layer_list(text: str) -> list[str]:

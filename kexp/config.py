@@ -15,6 +15,12 @@ from kexp.errors import KexpError
 
 # Built by kexp.models; named here so that validating a config does not import Keras.
 MODEL_NAMES = ("mnist_cnn", "convnet", "convnet_dense")
+# The layers from the image to conv2 of each model, in order: "convN" is a Conv2D with a ReLU
+# ('valid' padding, stride 1), "poolN" a POOL_SIZE x POOL_SIZE max-pool with the same stride.
+# kexp.models builds them; kexp.filter_views replays them from saved kernels with numpy alone.
+CONV_STAGES = {"mnist_cnn": ("conv1", "conv2"), "convnet": ("conv1", "pool1", "conv2"),
+               "convnet_dense": ("conv1", "pool1", "conv2")}
+POOL_SIZE = 2
 FREEZABLE_LAYERS = ("conv1", "conv2")
 SCHEDULES = ("cosine", "constant")
 

@@ -9,3 +9,7 @@ input it reports is a value.
 
 class KexpError(ValueError):
     """Bad input or a bad run folder; the message names the value and what would be valid."""
+
+
+class RunError(KexpError):
+    """A run folder that does not exist, is outside the runs directory, or cannot be read."""

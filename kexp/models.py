@@ -80,15 +80,18 @@ def build_model(name: str = config_module.DEFAULTS.model,
     seeds = _Seeds(seed)
     conv1 = _conv("conv1", CONV1_FILTERS, init_spec, seeds, "conv1" not in freeze)
     conv2 = _conv("conv2", conv2_filters, init2_spec, seeds, "conv2" not in freeze)
+    front = {"conv1": conv1, "conv2": conv2,
+             "pool1": layers.MaxPooling2D(config_module.POOL_SIZE, name="pool1")}
+    stack = [front[stage] for stage in config_module.CONV_STAGES[name]]
     if name == "mnist_cnn":
-        stack = [conv1, conv2, layers.MaxPooling2D(2, name="pool"),
-                 layers.Dropout(0.25, seed=seeds.next(), name="dropout1"),
-                 layers.Flatten(name="flatten"), _dense("dense1", 128, "relu", seeds),
-                 layers.Dropout(0.5, seed=seeds.next(), name="dropout2")]
+        stack += [layers.MaxPooling2D(config_module.POOL_SIZE, name="pool"),
+                  layers.Dropout(0.25, seed=seeds.next(), name="dropout1"),
+                  layers.Flatten(name="flatten"), _dense("dense1", 128, "relu", seeds),
+                  layers.Dropout(0.5, seed=seeds.next(), name="dropout2")]
     else:
-        stack = [conv1, layers.MaxPooling2D(2, name="pool1"), conv2,
-                 layers.MaxPooling2D(2, name="pool2"), layers.Flatten(name="flatten"),
-                 layers.Dropout(0.5, seed=seeds.next(), name="dropout")]
+        stack += [layers.MaxPooling2D(config_module.POOL_SIZE, name="pool2"),
+                  layers.Flatten(name="flatten"),
+                  layers.Dropout(0.5, seed=seeds.next(), name="dropout")]
         if name == "convnet_dense":
             stack += [_dense("dense1", 128, "relu", seeds),
                       layers.Dropout(0.3, seed=seeds.next(), name="dropout2")]

@@ -13,37 +13,12 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
-from PIL import Image
 
-from kexp import initializers, runs
+from kexp import initializers, runs, view_figures
 from kexp.analysis import relative_change
-
-CMAP = "RdBu_r"
-SEPARATOR_COLOUR = "0.35"
-DPI = 110
-
-
-def symmetric_limit(*arrays: np.ndarray) -> float:
-    """The largest |value| across `arrays`: the shared colour scale is [-limit, +limit]."""
-    limit = max((float(np.nanmax(np.abs(a))) for a in arrays if a.size), default=0.0)
-    return limit if limit > 0 else 1.0
-
-
-def tile(tiles: np.ndarray, rows: int, cols: int, pad: int = 1) -> np.ndarray:
-    """Lay out `tiles` (n, h, w) on a rows x cols grid, separated by NaN lines (drawn grey)."""
-    count, height, width = tiles.shape
-    mosaic = np.full((rows * (height + pad) + pad, cols * (width + pad) + pad), np.nan)
-    for index in range(count):
-        row, col = divmod(index, cols)
-        top, left = pad + row * (height + pad), pad + col * (width + pad)
-        mosaic[top:top + height, left:left + width] = tiles[index]
-    return mosaic
-
-
-def grid_shape(count: int) -> tuple[int, int]:
-    """Rows and columns for `count` tiles: 32 -> 4 x 8, 64 -> 8 x 8."""
-    cols = 8 if count >= 8 else count
-    return math.ceil(count / cols), cols
+# The drawing pieces live in kexp.drawing; scripts and the experiments reach them as plots.X.
+from kexp.drawing import (CMAP, DPI, SEPARATOR_COLOUR, draw_mosaic, draw_tiles,  # noqa: F401
+                          grid_shape, save_figure, symmetric_limit, tile)
 
 
 def filter_tiles(kernel: np.ndarray) -> np.ndarray:
@@ -58,40 +33,6 @@ def conv2_mosaic(kernel: np.ndarray, pad: int = 1) -> np.ndarray:
     kh, kw, c_in, c_out = kernel.shape
     tiles = np.transpose(kernel, (3, 2, 0, 1)).reshape(c_out * c_in, kh, kw)
     return tile(tiles, c_out, c_in, pad)
-
-
-def draw_mosaic(ax, mosaic: np.ndarray, limit: float, title: str):
-    """Draw a tiled mosaic on one symmetric colour scale (-limit..limit); separators stay grey."""
-    ax.set_facecolor(SEPARATOR_COLOUR)
-    image = ax.imshow(np.ma.masked_invalid(mosaic), cmap=CMAP, vmin=-limit, vmax=limit,
-                      interpolation="nearest")
-    ax.set_title(title, fontsize=10)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    return image
-
-
-def draw_tiles(ax, tiles: np.ndarray, limit: float, title: str, cols: int | None = None):
-    """Draw tiles (n, h, w) as one mosaic on the symmetric scale, `cols` per row (default: the
-    grid_shape layout, 8 per row)."""
-    rows, cols = (grid_shape(len(tiles)) if cols is None
-                  else (math.ceil(len(tiles) / cols), cols))
-    return draw_mosaic(ax, tile(tiles, rows, cols), limit, title)
-
-
-def save_figure(figure: Figure, path: Path, palette_colours: int | None = None) -> Path:
-    """Save `figure` through a temporary sibling and a rename: never a half-written PNG. With
-    `palette_colours` the PNG is quantized to that many colours: a third of the size or less and
-    no visible change for flat-coloured plots (the README's copies stay small)."""
-    path = Path(path)
-    def write(temporary):
-        figure.savefig(temporary, dpi=DPI, format=path.suffix.lstrip(".") or "png")
-        if palette_colours:
-            with Image.open(temporary) as image:
-                quantized = image.convert("RGB").quantize(palette_colours)
-            quantized.save(temporary, format="png", optimize=True)
-
-    return runs.write_path_atomic(path, write)
 
 
 def plot_filter_grids(before: np.ndarray, after: np.ndarray, path: Path, layer: str = "conv1",
@@ -227,7 +168,8 @@ def render_run(run_dir: Path) -> list[Path]:
     recorded_run = runs.read_config(run_dir)
     recorded = recorded_run["config"]
     after_label, after_path = _after_snapshot(run_dir)
-    before = runs.load_kernels(run_dir / runs.KERNELS_DIR / runs.snapshot_name(runs.INITIAL))
+    initial_path = run_dir / runs.KERNELS_DIR / runs.snapshot_name(runs.INITIAL)
+    before = runs.load_kernels(initial_path)
     after = runs.load_kernels(after_path, like=before)
     figures = run_dir / runs.FIGURES_DIR
     figures.mkdir(exist_ok=True)
@@ -250,4 +192,5 @@ def render_run(run_dir: Path) -> list[Path]:
                 for layer in before if layer in specs}
     written.append(plot_histograms(before, after, figures / runs.HISTOGRAMS_FIGURE, theories,
                                    suptitle=f"Kernel weights — {description}"))
+    written += view_figures.render_views(run_dir, initial_path, after_path, description)
     return written

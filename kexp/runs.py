@@ -11,9 +11,13 @@ fast.
     runs/<timestamp>-<init>-<id>/
       config.json  status.json  history.csv  model.keras
       kernels/     initial.npz, epoch_001_batch_00004.npz, epoch_001.npz, ..., interrupted.npz,
-                   final.npz: conv kernels by layer name (or layer path, e.g. block/conv)
+                   final.npz: conv kernels by layer path (conv1, block/conv), biases under
+                   "<layer path>/bias" (no layer path continues past a Conv2D: never a clash)
+      views/       probe_digits.npz (the test digits the filter views use), optimal_inputs.npz
+                   (before and after training; written at its end or by `kexp explain`)
       figures/     conv1_before_after.png, conv2_before_after.png, conv2_summary.png,
-                   histograms.png (and conv1_evolution.gif, drawn by `kexp animate`)
+                   histograms.png, feature_maps.png, top_patches.png, optimal_inputs.png
+                   (and conv1_evolution.gif, drawn by `kexp animate`)
       checkpoint/  epoch_NNN.npz while training: the state `--resume` continues from
       tensorboard/ with --tensorboard
       .lock        while a process trains or resumes the run (kexp.run_lock)
@@ -23,22 +27,19 @@ A resume keeps the interrupted.npz of attempt N as interrupted_attempt_N.npz, ou
 from __future__ import annotations
 
 import datetime as _dt
-import io
 import itertools
-import json
 import os
 import re
 import socket
-import tempfile
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
-from kexp import files
+from kexp import atomic, files
 from kexp.config import DEFAULTS, TrainConfig
-from kexp.errors import KexpError
+from kexp.errors import RunError
 
 STATUS_RUNNING = "running"
 STATUS_FINISHED = "finished"
@@ -55,6 +56,10 @@ STATUS_FILE = "status.json"
 HISTORY_FILE = "history.csv"
 MODEL_FILE = "model.keras"
 LOCK_FILE = ".lock"  # held by the one process writing the run (kexp.run_lock)
+VIEWS_DIR = "views"
+PROBE_DIGITS_FILE = "probe_digits.npz"
+OPTIMAL_INPUTS_FILE = "optimal_inputs.npz"
+BIAS_SUFFIX = "/bias"  # a snapshot keeps conv layer P's bias under "P/bias"
 
 # Kernel snapshots: <label>.npz in kernels/; epoch labels also name the checkpoints.
 INITIAL = "initial"
@@ -69,10 +74,9 @@ CONV2_FIGURE = "conv2_before_after.png"
 CONV2_SUMMARY_FIGURE = "conv2_summary.png"
 HISTOGRAMS_FIGURE = "histograms.png"
 EVOLUTION_FIGURE = "conv1_evolution.gif"
-
-
-class RunError(KexpError):
-    """A run folder that does not exist, is outside the runs directory, or cannot be read."""
+FEATURE_MAPS_FIGURE = "feature_maps.png"
+TOP_PATCHES_FIGURE = "top_patches.png"
+OPTIMAL_INPUTS_FIGURE = "optimal_inputs.png"
 
 
 def epoch_label(epoch: int) -> str:
@@ -148,64 +152,6 @@ def create_run_dir(runs_root: str | os.PathLike, label: str) -> Path:
     return create_exclusive_dir(runs_root, names, (KERNELS_DIR, FIGURES_DIR))
 
 
-def _write_atomic(path: Path, write) -> Path:
-    """Write through `write(file_object)` to a temporary sibling, fsync, then rename into place.
-    The file gets the mode any other file of the run gets (mkstemp alone would make it 0600)."""
-    path = files.check_replaceable(Path(path), RunError)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), files.file_mode())
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
-    return path
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> Path:
-    return _write_atomic(path, lambda handle: handle.write(data))
-
-
-def write_json_atomic(path: Path, payload: dict) -> Path:
-    text = json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n"
-    return write_bytes_atomic(path, text.encode())
-
-
-def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> Path:
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return write_bytes_atomic(path, buffer.getvalue())
-
-
-def temporary_sibling(path: Path) -> Path:
-    """A fresh temporary name beside `path` with the same suffix, for writers that need a path
-    (Keras' model.save checks the extension); the caller renames it into place with os.replace."""
-    path = Path(path)
-    return path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
-
-
-def write_path_atomic(path: Path, save) -> Path:
-    """For writers that take a file name (Keras' model.save, matplotlib's savefig): `save` writes
-    a temporary sibling with the same suffix, which is fsynced and renamed into place like every
-    other file of a run; no temporary is left behind when `save` fails."""
-    path = files.check_replaceable(Path(path), RunError)
-    temporary = temporary_sibling(path)
-    try:
-        save(temporary)
-        with open(temporary, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
-    return path
-
-
 def read_json(path: Path) -> dict:
     """A JSON object kexp wrote; a damaged file raises RunError naming it (kexp.files)."""
     return files.read_json_object(path, RunError)
@@ -213,21 +159,42 @@ def read_json(path: Path) -> dict:
 
 def load_kernels(path: Path, like: dict[str, np.ndarray] | None = None
                  ) -> dict[str, np.ndarray]:
-    """Kernel snapshot arrays by layer name: float kernels (kh, kw, c_in, c_out), and 1-D
-    arrays whose name ends in "bias". With `like` (another snapshot of the run) the layers
-    and shapes must be the same, so two snapshots can be drawn side by side."""
-    arrays = files.read_npz(path, RunError, "a kernel snapshot written by kexp")
-    for name, array in arrays.items():
-        if (array.dtype.kind != "f" or array.size == 0
-                or array.ndim != (1 if name.endswith("bias") else 4)):
-            raise RunError(f"Cannot read '{path}': its array '{name}' has shape {array.shape} "
-                           f"and dtype {array.dtype}. Expected float conv kernels "
-                           "(kh, kw, c_in, c_out) by layer name.")
-    shapes = {name: array.shape for name, array in arrays.items()}
+    """Kernel snapshot arrays by layer name (or path): float kernels (kh, kw, c_in, c_out),
+    without the biases stored beside them (`load_biases`). With `like` (another snapshot of the
+    run) the layers and shapes must be the same, so two snapshots can be drawn side by side."""
+    arrays = _read_snapshot(path)
+    kernels = {name: array for name, array in arrays.items() if not is_bias_key(name, arrays)}
+    shapes = {name: array.shape for name, array in kernels.items()}
     if like is not None and shapes != {name: array.shape for name, array in like.items()}:
         raise RunError(f"Cannot read '{path}': its layers {shapes} differ from the run's other "
                        "snapshots. Expected a snapshot of the same model.")
+    return kernels
+
+
+def _read_snapshot(path: Path) -> dict[str, np.ndarray]:
+    """Every array of a snapshot, checked: 4-D float kernels and their 1-D float biases."""
+    arrays = files.read_npz(path, RunError, "a kernel snapshot written by kexp")
+    for name, array in arrays.items():
+        if (array.dtype.kind != "f" or array.size == 0
+                or array.ndim != (1 if is_bias_key(name, arrays) else 4)):
+            raise RunError(f"Cannot read '{path}': its array '{name}' has shape {array.shape} "
+                           f"and dtype {array.dtype}. Expected float conv kernels "
+                           "(kh, kw, c_in, c_out) by layer name, and their biases.")
     return arrays
+
+
+def is_bias_key(key: str, keys) -> bool:
+    """Whether snapshot key `key` is the bias of another key's layer ("conv1/bias" beside
+    "conv1"), not the kernel of a nested layer named "bias"."""
+    return key.endswith(BIAS_SUFFIX) and key[:-len(BIAS_SUFFIX)] in keys
+
+
+def load_biases(path: Path) -> dict[str, np.ndarray]:
+    """The conv biases of a kernel snapshot by layer path ({} for snapshots written before
+    kexp kept them)."""
+    arrays = _read_snapshot(path)
+    return {name[:-len(BIAS_SUFFIX)]: array for name, array in arrays.items()
+            if is_bias_key(name, arrays)}
 
 
 CONFIG_KINDS = {"config": files.OBJECT, "data": files.OBJECT}
@@ -262,7 +229,7 @@ def write_status(run_dir: Path, status: str, **fields) -> dict:
         payload["started"] = payload["updated"]
     payload["pid"] = os.getpid()
     payload["host"] = socket.gethostname()
-    write_json_atomic(path, payload)
+    atomic.write_json_atomic(path, payload)
     return payload
 
 

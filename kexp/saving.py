@@ -14,7 +14,8 @@ from pathlib import Path
 
 import keras
 
-from kexp import files, keras_initializers, layers, runs  # noqa: F401  (registers kexp's classes)
+# keras_initializers and layers are imported to register kexp's classes with Keras.
+from kexp import atomic, files, keras_initializers, layers, runs  # noqa: F401
 
 
 class ModelLoadError(runs.RunError):
@@ -24,7 +25,7 @@ class ModelLoadError(runs.RunError):
 def save_model_atomic(model: keras.Model, path: str | os.PathLike) -> Path:
     """model.save to a temporary name beside `path`, fsync, then rename: a crash or a full disk
     never leaves a truncated model where a good one was."""
-    return runs.write_path_atomic(Path(path), model.save)
+    return atomic.write_path_atomic(Path(path), model.save)
 
 
 def load_model(path: str | os.PathLike) -> keras.Model:

@@ -23,8 +23,8 @@ import matplotlib
 import numpy as np
 import tensorflow as tf
 
-from kexp import (augment, callbacks, data, files, plots, run_lock, runs, saving,
-                  shell_commands, stop_signals)
+from kexp import (atomic, augment, callbacks, data, files, filter_views, keras_views, plots,
+                  run_lock, runs, saving, shell_commands, stop_signals)
 from kexp.config import TrainConfig
 from kexp.models import build_model
 
@@ -224,12 +224,22 @@ def _finish(model, config: TrainConfig, prepared: PreparedData, run_dir: Path,
     metrics = {"test_loss": float(test_loss), "test_accuracy": float(test_accuracy),
                "train_accuracy": history[-1].get("accuracy") if history else None,
                "epochs_completed": len(history), "seconds": round(time.time() - started, 2)}
+    views_started = time.perf_counter()
+    try:  # the one part of the figures that needs gradients, so TensorFlow, computed once here
+        keras_views.write_optimal_inputs(run_dir, model, config.seed)
+    except Exception as error:  # `kexp explain` computes them again; the run stands
+        data.warn(f"optimal inputs were not computed ({error}); run: python -m kexp explain "
+                  f"{run_dir}")
+        metrics["optimal_inputs_error"] = str(error)
+    figures_started = time.perf_counter()
+    metrics["optimal_inputs_seconds"] = round(figures_started - views_started, 2)
     try:
         metrics["figures"] = [path.name for path in plots.render_run(run_dir)]
     except Exception as error:  # figures can be re-made with `kexp visualize`; the run stands
         data.warn(f"figures were not drawn ({error}); run: "
                   f"{shell_commands.visualize_command(run_dir)}")
         metrics["figures_error"] = str(error)
+    metrics["figures_seconds"] = round(time.perf_counter() - figures_started, 2)
     return metrics
 
 
@@ -286,9 +296,10 @@ def train(config: TrainConfig, extra_callbacks=(), verbose: int | str = "auto") 
     model = build_configured_model(config, prepared)
     run_dir = runs.create_run_dir(config.runs_dir, config.init_specs[0].name)
     with run_lock.hold(run_dir):
-        runs.write_json_atomic(run_dir / runs.CONFIG_FILE, {
+        atomic.write_json_atomic(run_dir / runs.CONFIG_FILE, {
             "config": config.to_dict(), "data": data_summary, "versions": _versions(),
             "created": runs.now_iso(), "command": sys.argv})
+        filter_views.write_probe_digits(run_dir, prepared.x_test, prepared.y_test)
         print(f"kexp: run folder {run_dir}", flush=True)
         print(f"kexp: data {data_summary['description']}; training on "
               f"{data_summary['used_train_samples']}, validating on "
@@ -328,6 +339,8 @@ def _resume_locked(run_dir: Path, extra_callbacks, verbose) -> Path:
         if checkpoint is not None:
             callbacks.restore_training_state(model, checkpoint)
     _trim_history(run_dir, first_epoch)
+    if not (run_dir / runs.VIEWS_DIR / runs.PROBE_DIGITS_FILE).exists():  # a run of kexp <= 0.1
+        filter_views.write_probe_digits(run_dir, prepared.x_test, prepared.y_test)
     attempt = status.get("attempt") or 1
     kernels = run_dir / runs.KERNELS_DIR
     if (kernels / runs.snapshot_name(runs.INTERRUPTED)).exists():  # not part of this attempt
@@ -382,4 +395,4 @@ def _trim_history(run_dir: Path, epochs_kept: int) -> None:
     lines = files.complete_lines(text).splitlines(keepends=True)
     kept = "".join(lines[:epochs_kept + 1]) if epochs_kept else ""  # header + rows
     if kept != text:
-        runs.write_bytes_atomic(path, kept.encode())
+        atomic.write_bytes_atomic(path, kept.encode())

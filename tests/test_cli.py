@@ -55,7 +55,8 @@ def test_make_visualize_recreates_deleted_figures(repo_root, trained_run):
     assert result.returncode == 0, result.stderr
     drawn = sorted(path.name for path in figures.iterdir())
     assert drawn == ["conv1_before_after.png", "conv2_before_after.png", "conv2_summary.png",
-                     "histograms.png"]
+                     "feature_maps.png", "histograms.png", "optimal_inputs.png",
+                     "top_patches.png"]
     assert all((figures / name).stat().st_size > 10_000 for name in drawn)
 
 
@@ -68,6 +69,7 @@ def test_visualize_does_not_import_tensorflow(repo_root, trained_run):
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "drew conv1_before_after.png" in result.stdout
+    assert "feature_maps.png, top_patches.png, optimal_inputs.png" in result.stdout
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
@@ -88,7 +90,7 @@ def test_runs_lists_the_finished_run(repo_root, trained_run):
 def _crash_leftovers(root, trained_run):
     """A runs folder as crashes leave it, oldest first: a run killed before its first snapshot
     (no initial.npz), one killed during its first epoch (initial.npz only), then a whole run."""
-    from kexp import runs
+    from kexp import atomic, runs
 
     before_snapshot = root / "20260101-000000-glorot_uniform-before"
     first_epoch = root / "20260101-000001-glorot_uniform-first"
@@ -96,7 +98,7 @@ def _crash_leftovers(root, trained_run):
         (run_dir / runs.KERNELS_DIR).mkdir(parents=True)
         (run_dir / runs.FIGURES_DIR).mkdir()
         shutil.copy(trained_run / runs.CONFIG_FILE, run_dir / runs.CONFIG_FILE)
-        runs.write_json_atomic(run_dir / runs.STATUS_FILE, {"status": "running", "pid": 2**22 + 7,
+        atomic.write_json_atomic(run_dir / runs.STATUS_FILE, {"status": "running", "pid": 2**22 + 7,
                                                             "host": "elsewhere"})
     shutil.copy(trained_run / runs.KERNELS_DIR / "initial.npz", first_epoch / runs.KERNELS_DIR)
     whole = shutil.copytree(trained_run, root / "20260102-000000-glorot_uniform-whole")
@@ -114,7 +116,8 @@ def test_visualize_all_draws_every_drawable_run_and_names_the_others(tmp_path, t
     assert cli.main(["visualize", "all", "--runs-dir", str(root)]) == 0
     out, err = capsys.readouterr()
     assert f"{whole}: drew conv1_before_after.png" in out
-    assert len(list((whole / "figures").glob("*.png"))) == 4
+    assert sorted(path.name for path in (whole / "figures").glob("*.png")) == \
+        sorted(path.name for path in (trained_run / "figures").glob("*.png"))  # every figure
     not_drawn = [line for line in err.splitlines() if line.startswith("kexp visualize: not drawn")]
     assert len(not_drawn) == 2, err
     assert before_snapshot.name in not_drawn[0] and "found in kernels/: none" in not_drawn[0]

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kexp import analysis, cli, runs
+from kexp import analysis, atomic, cli, runs
 from kexp.config import ConfigError, TrainConfig
 from kexp.experiments import animate
 from kexp.experiments.compare import command, page, plan
@@ -149,9 +149,9 @@ def test_a_filter_that_moved_from_exactly_0_shows_as_inf_not_a_blank_cell(tmp_pa
     run_dir = runs.create_run_dir(tmp_path / "runs", "zeros")
     zeros = {"conv1": np.zeros((3, 3, 1, 32), np.float32),
              "conv2": np.zeros((3, 3, 32, 32), np.float32)}
-    runs.write_npz_atomic(run_dir / runs.KERNELS_DIR / "initial.npz", zeros)
+    atomic.write_npz_atomic(run_dir / runs.KERNELS_DIR / "initial.npz", zeros)
     moved = {**zeros, "conv1": np.full((3, 3, 1, 32), 0.01, np.float32)}
-    runs.write_npz_atomic(run_dir / runs.KERNELS_DIR / "final.npz", moved)
+    atomic.write_npz_atomic(run_dir / runs.KERNELS_DIR / "final.npz", moved)
     training = plan.Training("zeros", 0, TrainConfig(), status=runs.STATUS_INTERRUPTED,
                              run_dir=run_dir)
     row, details = plan.measure(training, tmp_path)

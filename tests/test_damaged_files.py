@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kexp import cli, data, runs
+from kexp import atomic, cli, data, runs
 from kexp.data import DataError
 
 # A file of the interrupted run -> the commands that read it (the others must not care).
@@ -118,7 +118,7 @@ def test_fields_of_the_wrong_kind_are_reported_by_name(interrupted_run, tmp_path
     recorded = runs.read_json(run_dir / name)
     for key, value in change.items():
         recorded[key] = {**recorded[key], **value} if isinstance(value, dict) else value
-    runs.write_json_atomic(run_dir / name, recorded)
+    atomic.write_json_atomic(run_dir / name, recorded)
     code, out, err = run_command("runs", run_dir, capsys)
     assert code == 0 and listed in out, out + err
     code, out, err = run_command("visualize", run_dir, capsys)
@@ -223,8 +223,8 @@ def test_writes_refuse_to_replace_what_is_not_a_regular_file(interrupted_run, tm
                                                              case):
     target = NOT_REGULAR[case](tmp_path)
     kind = stat.S_IFMT(os.lstat(target).st_mode)
-    for write in (lambda: runs.write_bytes_atomic(target, b"data"),
-                  lambda: runs.write_path_atomic(target, lambda temporary:
+    for write in (lambda: atomic.write_bytes_atomic(target, b"data"),
+                  lambda: atomic.write_path_atomic(target, lambda temporary:
                                                  temporary.write_bytes(b"data"))):
         with pytest.raises(runs.RunError, match="it is (a directory|not a regular file)"):
             write()
@@ -241,9 +241,9 @@ def test_every_file_of_a_run_gets_the_mode_the_umask_gives(tmp_path, umask):
 
     previous = os.umask(umask)
     try:
-        written = [runs.write_json_atomic(tmp_path / "status.json", {"status": "running"}),
-                   runs.write_npz_atomic(tmp_path / "initial.npz", {"conv1": np.zeros(1)}),
-                   runs.write_path_atomic(tmp_path / "figure.png",
+        written = [atomic.write_json_atomic(tmp_path / "status.json", {"status": "running"}),
+                   atomic.write_npz_atomic(tmp_path / "initial.npz", {"conv1": np.zeros(1)}),
+                   atomic.write_path_atomic(tmp_path / "figure.png",
                                           lambda temporary: temporary.write_bytes(b"png"))]
         log = EpochLog(tmp_path / "history.csv")
         log.on_epoch_begin(0)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kexp import files, runs, shell_commands
+from kexp import atomic, files, runs, shell_commands
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY_DATA = ["--data", "mnist-5k", "--train-samples", "256", "--test-samples", "128"]
@@ -169,7 +169,7 @@ def _outside_run(tmp_path: Path) -> str:
     """A genuine-looking run folder beside (not inside) the runs directory."""
     outside = tmp_path / "outside"
     (outside / runs.KERNELS_DIR).mkdir(parents=True)
-    runs.write_json_atomic(outside / runs.CONFIG_FILE, {"config": {}})
+    atomic.write_json_atomic(outside / runs.CONFIG_FILE, {"config": {}})
     return "../outside"
 
 
@@ -510,7 +510,7 @@ def test_resume_refuses_a_checkpoint_with_a_lambda_layer(tmp_path):
                          runs_dir=str(runs_dir))
     _, data_summary = prepare_data(config)
     run_dir = runs.create_run_dir(runs_dir, "planted")
-    runs.write_json_atomic(run_dir / runs.CONFIG_FILE,
+    atomic.write_json_atomic(run_dir / runs.CONFIG_FILE,
                            {"config": config.to_dict(), "data": data_summary})
     runs.write_status(run_dir, runs.STATUS_INTERRUPTED, reason="interrupted (Ctrl-C / SIGINT)")
     (run_dir / runs.HISTORY_FILE).write_text("epoch,seconds,loss\n1,1.0,2.3\n")  # epoch 1 done

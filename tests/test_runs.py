@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from kexp import runs
+from kexp import atomic, runs
 from kexp.config import TrainConfig
 from kexp.runs import RunError
 
@@ -14,7 +14,7 @@ from kexp.runs import RunError
 def make_run(root, name):
     run_dir = root / name
     (run_dir / "kernels").mkdir(parents=True)
-    runs.write_json_atomic(run_dir / runs.CONFIG_FILE, {"config": {}})
+    atomic.write_json_atomic(run_dir / runs.CONFIG_FILE, {"config": {}})
     return run_dir
 
 
@@ -26,20 +26,20 @@ def test_run_folders_are_distinct_and_exclusive(tmp_path):
 
 def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
     path = tmp_path / "status.json"
-    runs.write_json_atomic(path, {"status": "running"})
+    atomic.write_json_atomic(path, {"status": "running"})
 
     def explode(handle):
         handle.write(b'{"status": "fin')
         raise OSError(28, "No space left on device")
 
-    with pytest.raises(OSError):
-        runs._write_atomic(path, explode)
+    with pytest.raises(atomic.DiskFull, match=r"The disk is full: could not write '.*status.json'"):
+        atomic._write_atomic(path, explode)
     assert json.loads(path.read_text()) == {"status": "running"}
     assert os.listdir(tmp_path) == ["status.json"]  # no temporary file left behind
 
 
 def test_writers_that_need_a_file_name_are_fsynced_before_the_rename(tmp_path, file_events):
-    path = runs.write_path_atomic(tmp_path / "figure.png",
+    path = atomic.write_path_atomic(tmp_path / "figure.png",
                                   lambda temporary: temporary.write_bytes(b"png"))
     assert file_events == ["fsync", "replace"] and path.read_bytes() == b"png"
 
@@ -47,25 +47,25 @@ def test_writers_that_need_a_file_name_are_fsynced_before_the_rename(tmp_path, f
         temporary.write_bytes(b"half")
         raise OSError(28, "No space left on device")
 
-    with pytest.raises(OSError):
-        runs.write_path_atomic(path, explode)
+    with pytest.raises(atomic.DiskFull, match=r"The disk is full: could not write '.*figure.png'"):
+        atomic.write_path_atomic(path, explode)
     assert path.read_bytes() == b"png" and os.listdir(tmp_path) == ["figure.png"]
 
 
 def test_read_config_reads_the_recorded_config_with_every_setting(tmp_path):
     run_dir = make_run(tmp_path, "20260101-000000-a")
     recorded = {"config": {"epochs": 3}, "data": {"source": "mnist-5k", "sha256": "ab"}}
-    runs.write_json_atomic(run_dir / runs.CONFIG_FILE, recorded)
+    atomic.write_json_atomic(run_dir / runs.CONFIG_FILE, recorded)
     read = runs.read_config(run_dir)
     assert read["data"] == recorded["data"] and read["config"] == TrainConfig(epochs=3).to_dict()
-    runs.write_json_atomic(run_dir / runs.CONFIG_FILE, {"config": {}})
+    atomic.write_json_atomic(run_dir / runs.CONFIG_FILE, {"config": {}})
     with pytest.raises(RunError, match=r"config.json': `data` is missing\. Expected a JSON"):
         runs.read_config(run_dir)
 
 
 def test_npz_round_trip_and_no_pickles(tmp_path):
     arrays = {"conv1": np.ones((3, 3, 1, 32), np.float32)}
-    path = runs.write_npz_atomic(tmp_path / "k.npz", arrays)
+    path = atomic.write_npz_atomic(tmp_path / "k.npz", arrays)
     assert np.array_equal(runs.load_kernels(path)["conv1"], arrays["conv1"])
     np.savez(tmp_path / "evil.npz", conv1=np.array([object()], dtype=object))
     with pytest.raises(RunError, match="evil.npz'.*object arrays would need unpickling"):
@@ -104,7 +104,7 @@ def test_snapshot_sequence_is_in_training_order(tmp_path):
     run_dir = make_run(tmp_path, "r")
     for stem in ["final", "epoch_002", "epoch_001", "initial", "epoch_001_batch_00010",
                  "epoch_001_batch_00002", "interrupted", "notes"]:
-        runs.write_npz_atomic(run_dir / "kernels" / f"{stem}.npz", {"conv1": np.zeros(1)})
+        atomic.write_npz_atomic(run_dir / "kernels" / f"{stem}.npz", {"conv1": np.zeros(1)})
     labels = [label for label, _ in runs.snapshot_sequence(run_dir)]
     assert labels == ["initial", "epoch_001_batch_00002", "epoch_001_batch_00010", "epoch_001",
                       "epoch_002", "interrupted", "final"]

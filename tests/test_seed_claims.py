@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 
 from kexp import analysis, convolution, initializers
-from kexp.experiments.demos import (common, cross_correlation, flip_invariance, gaussian_blur,
-                                    initialization, learned_filters, peak_filter)
+from kexp.experiments.demos import (common, cross_correlation, filter_complexity,
+                                    flip_invariance, gaussian_blur, initialization,
+                                    learned_filters, peak_filter)
 
 keras = pytest.importorskip("keras")
 
@@ -466,7 +467,7 @@ def test_demo_command_lists_runs_and_rejects(tmp_path, capsys):
 
     assert cli.main(["demo", "--list"]) == 0
     listed = capsys.readouterr().out.splitlines()
-    assert len(listed) == 14 and listed[2].split()[1] == "peak_filter"
+    assert len(listed) == 15 and listed[2].split()[1] == "peak_filter"
     assert cli.main(["demo", "bogus"]) == 2
     assert "Invalid value for `name`: 'bogus'. Expected one of: all" in capsys.readouterr().err
     assert cli.main(["demo", "11", "--runs-dir", str(tmp_path),
@@ -484,3 +485,46 @@ def test_importing_the_demo_command_does_not_import_tensorflow():
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True).stdout.strip()
     assert output == "False"
+
+
+# --- 15. are second-layer filters more complex than first-layer edge detectors? ------------
+
+def test_15_single_orientation_fraction_tells_simple_from_complex_patterns():
+    score = {name: analysis.single_orientation_fraction(pattern[None])[0]
+             for name, pattern in filter_complexity.reference_patterns().items()}
+    assert score["grating"] > 0.85 and score["stroke"] > 0.7  # one orientation
+    assert 0.25 < score["cross"] < 0.55  # two
+    assert score["ring"] < 0.3 and score["noise"] < 0.35  # every orientation
+    rotated = analysis.single_orientation_fraction(
+        np.rot90(filter_complexity.reference_patterns()["stroke"])[None])[0]
+    assert rotated == pytest.approx(score["stroke"], abs=0.02)
+    stripes = np.tile([1.0, 0.0], (28, 14))
+    assert analysis.pattern_fraction(np.full((1, 28, 28), 0.3))[0] < 1e-9
+    assert analysis.pattern_fraction(stripes[None])[0] == pytest.approx(0.5)
+
+
+@pytest.fixture(scope="module")
+def complexity_numbers(tmp_path_factory):
+    """A short real run (convnet, 2 epochs on 1,000 digits) and its filters' numbers."""
+    from kexp import filter_views, training
+
+    from kexp.config import TrainConfig
+
+    # The demos' model and recipe (no augmentation, constant learning rate), on less data.
+    config = TrainConfig(model="convnet", epochs=2, batch_size=64, data="mnist-5k",
+                         train_samples=1000, test_samples=128, seed=0, learning_rate=3e-3,
+                         runs_dir=str(tmp_path_factory.mktemp("runs")), **common.RECIPE)
+    run_dir = training.train(config, verbose=0)
+    return filter_complexity.complexity_numbers(filter_views.read_optimal_inputs(run_dir))
+
+
+def test_15_training_makes_conv2_oriented_not_more_complex_than_conv1(complexity_numbers):
+    mean = {key: entry["single_orientation_mean"] for key, entry in complexity_numbers.items()}
+    assert mean["conv2_before"] < mean["conv1_before"] - 0.1  # random conv2 mixes orientations
+    assert mean["conv2_after"] > mean["conv2_before"] + 0.08  # training makes oriented strokes
+    assert mean["conv2_after"] > mean["conv1_after"] - 0.12  # about as simple as conv1's
+    bright = {key: entry["brightness_detectors"] for key, entry in complexity_numbers.items()}
+    # conv1 is not "all edge detectors": early in training many of its filters count ink (the
+    # 60-epoch default run keeps 2 of 32, README)
+    assert bright["conv1_after"] > bright["conv1_before"] + 4
+    assert bright["conv2_before"] == bright["conv2_after"] == 0

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kexp import runs
+from kexp import atomic, runs
 from kexp.config import TrainConfig
 
 ANIMATION_FILE = "conv1_evolution.gif"
@@ -108,7 +108,7 @@ def animate_run(run_dir: Path, output: Path | None = None, layer: str = "conv1")
                      duration=durations, loop=0, optimize=False)
     output = Path(output) if output else run_dir / runs.FIGURES_DIR / ANIMATION_FILE
     output.parent.mkdir(parents=True, exist_ok=True)
-    return runs.write_bytes_atomic(output, buffer.getvalue())
+    return atomic.write_bytes_atomic(output, buffer.getvalue())
 
 
 def add_parser(subparsers) -> None:

@@ -16,7 +16,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from kexp import runs, training
+from kexp import atomic, runs, training
 from kexp.config import TrainConfig
 
 
@@ -34,7 +34,7 @@ def train_and_report(config: TrainConfig, result_path: Path) -> int:
         traceback.print_exc()
         reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
         run_dir = runs.run_of_process(config.runs_dir, os.getpid())
-    runs.write_json_atomic(result_path, {"run_dir": None if run_dir is None else str(run_dir),
+    atomic.write_json_atomic(result_path, {"run_dir": None if run_dir is None else str(run_dir),
                                          "status": status, "reason": reason})
     return exit_code
 

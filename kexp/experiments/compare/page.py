@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kexp import runs
+from kexp import atomic, runs
 from kexp.experiments import animate
 from kexp.experiments.compare import plan
 
@@ -23,7 +23,8 @@ from kexp.experiments.compare import plan
 # by all panels would leave every ordinary initializer white, so the shared scale is
 # symmetric-logarithmic, linear within +-LINEAR_WITHIN.
 LINEAR_WITHIN = 0.02
-RUN_FIGURES = ("conv1_before_after.png", animate.ANIMATION_FILE, "histograms.png",
+RUN_FIGURES = ("conv1_before_after.png", animate.ANIMATION_FILE, runs.FEATURE_MAPS_FIGURE,
+               runs.TOP_PATCHES_FIGURE, runs.OPTIMAL_INPUTS_FIGURE, "histograms.png",
                "conv2_summary.png", "conv2_before_after.png")
 RUN_FILES = (runs.CONFIG_FILE, runs.STATUS_FILE, runs.HISTORY_FILE)
 
@@ -48,9 +49,24 @@ def _row_label(row: dict) -> str:
             f"{row['conv1_distinct_initial']} -> {row['conv1_distinct_final']}{copies}")
 
 
+def _maps(axes, details: dict, titled: bool) -> None:
+    """conv1's 32 maps of one test digit before | after training, on the row's own scale (the
+    same for both): what the filters do to a digit, beside the filters themselves."""
+    from kexp import plots, view_figures
+
+    pair = [np.moveaxis(details[f"conv1_maps_{when}"], -1, 0) for when in ("before", "after")]
+    limit = view_figures.layer_limit(*pair)
+    for ax, maps, when in zip(axes, pair, ("before", "after")):
+        plots.draw_mosaic(ax, plots.tile(maps, *plots.grid_shape(len(maps))), limit,
+                          f"conv1 maps of a test '{plan.MAPS_DIGIT}', {when}\n(own scale per "
+                          "row)" if titled else "", cmap=view_figures.ACTIVATION_CMAP, low=0.0,
+                          separator=view_figures.LIGHT_SEPARATOR)
+
+
 def _grids(figure, grouped: dict, epochs: int) -> None:
     """Left block: per initializer, conv1 before | after on one symmetric-log colour scale, and
-    the change after - before on one linear scale shared by all initializers."""
+    the change after - before on one linear scale shared by all initializers; then conv1's maps
+    of one digit before | after."""
     from matplotlib.colors import Normalize, SymLogNorm
 
     from kexp import plots
@@ -69,9 +85,14 @@ def _grids(figure, grouped: dict, epochs: int) -> None:
                              base=10)
     change_norm = Normalize(vmin=-change_limit, vmax=change_limit)
     titles = ("before training", f"after {epochs} epoch(s)", "change (after - before)")
-    axes = figure.subplots(len(shown), 3, squeeze=False)
+    axes = figure.subplots(len(shown), 5, squeeze=False)
     images = [None, None]
-    for index, (init, (row, _)) in enumerate(shown.items()):
+    for index, (init, (row, details)) in enumerate(shown.items()):
+        if "conv1_maps_before" in details:
+            _maps(axes[index, 3:], details, titled=index == 0)
+        else:
+            for ax in axes[index, 3:]:
+                ax.axis("off")
         for column, title in enumerate(titles):
             ax = axes[index, column]
             ax.set_xticks([])
@@ -92,7 +113,7 @@ def _grids(figure, grouped: dict, epochs: int) -> None:
                                   fontsize=9)
     labels = (f"weight (before and after, all rows; log beyond +-{LINEAR_WITHIN})",
               "change (all rows; linear)")
-    for image, columns, label in zip(images, (axes[:, :2], axes[:, 2]), labels):
+    for image, columns, label in zip(images, (axes[:, :2], axes[:, 2:3]), labels):
         if image is not None:
             colorbar = figure.colorbar(image, ax=columns, shrink=0.5, aspect=35,
                                        location="bottom", label=label)
@@ -196,8 +217,8 @@ def plot_comparison(measured: list[tuple[dict, dict]], path: Path, study: plan.S
     grouped = _by_initializer(measured)
     colours = _colours(grouped)
     height = max(9.0, 1.15 * len(grouped) + 2.0)
-    figure = Figure(figsize=(19, height), layout="constrained")
-    left, right = figure.subfigures(1, 2, width_ratios=[1.2, 1])
+    figure = Figure(figsize=(26, height), layout="constrained")
+    left, right = figure.subfigures(1, 2, width_ratios=[2.1, 1])
     _grids(left, grouped, study.epochs)
     axes = right.subplot_mosaic([["accuracy", "loss"], ["change", "change"],
                                  ["edges", "edges"]])
@@ -322,4 +343,4 @@ def write_index(compare_dir: Path, study: plan.Study, measured: list[tuple[dict,
             "<link rel=\"icon\" href=\"data:,\">"
             f"<style>{STYLE_SHEET}</style></head>\n<body>\n" + "\n".join(body)
             + "\n</body></html>\n")
-    return runs.write_bytes_atomic(compare_dir / plan.INDEX_FILE, page.encode())
+    return atomic.write_bytes_atomic(compare_dir / plan.INDEX_FILE, page.encode())

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kexp import analysis, data, initializers, runs
+from kexp import analysis, atomic, data, filter_views, initializers, runs
 from kexp.config import ConfigError, TrainConfig
 
 # The study's defaults: small enough that the whole sweep takes minutes on 2 CPU cores.
@@ -57,6 +57,7 @@ FIGURE_FILE = "comparison.png"
 SUMMARY_CSV = "summary.csv"
 SUMMARY_JSON = "summary.json"
 INDEX_FILE = "index.html"
+MAPS_DIGIT = 2  # the class of the probe digit whose conv1 maps the figure shows per initializer
 
 SUMMARY_COLUMNS = (
     "initializer", "seed", "status", "reason", "run", "train_accuracy", "test_accuracy",
@@ -221,7 +222,26 @@ def measure(training: Training, compare_dir: Path) -> tuple[dict, dict]:
                conv1_edge_likeness_final=_round(edge_after.mean(), 4))
     details.update(conv1_before=conv1_before, conv1_after=conv1_after,
                    edge_before=edge_before, edge_after=edge_after)
+    details.update(digit_maps(training.run_dir, sequence[0][1], sequence[-1][1]))
     return row, details
+
+
+def digit_maps(run_dir: Path, before: Path, after: Path) -> dict:
+    """conv1's maps of one probe digit (class MAPS_DIGIT) before and after training, for the
+    figure: {"digit": (28, 28), "conv1_maps_before"/"_after": (h, w, 32)}; {} for runs
+    without probe digits or biases."""
+    if not filter_views.has_probe_digits(run_dir):
+        return {}
+    images, labels = filter_views.read_probe_digits(run_dir)
+    chosen = np.flatnonzero(labels == MAPS_DIGIT)[:1]
+    if not len(chosen):
+        return {}
+    found = {when: filter_views.run_snapshot_maps(run_dir, path, images[chosen])
+             for when, path in (("before", before), ("after", after))}
+    if None in found.values():
+        return {}
+    return {"digit": images[chosen[0], ..., 0], **{f"conv1_maps_{when}": maps["conv1"][0]
+                                                    for when, maps in found.items()}}
 
 
 def write_summary(compare_dir: Path, study: Study, rows: list[dict]) -> list[Path]:
@@ -232,6 +252,6 @@ def write_summary(compare_dir: Path, study: Study, rows: list[dict]) -> list[Pat
     writer.writerows({key: "" if value is None else value for key, value in row.items()}
                      for row in rows)
     settings = {key: value for key, value in vars(study).items() if key != "runs_dir"}
-    return [runs.write_bytes_atomic(compare_dir / SUMMARY_CSV, buffer.getvalue().encode()),
-            runs.write_json_atomic(compare_dir / SUMMARY_JSON,
+    return [atomic.write_bytes_atomic(compare_dir / SUMMARY_CSV, buffer.getvalue().encode()),
+            atomic.write_json_atomic(compare_dir / SUMMARY_JSON,
                                    {"created": runs.now_iso(), "study": settings, "rows": rows})]

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from kexp import runs, stop_signals
+from kexp import atomic, runs, stop_signals
 from kexp.experiments.compare import plan
 
 CHILD_MODULE = f"{__package__}.child"
@@ -30,7 +30,7 @@ def say(line: str) -> None:
 def _start(training: plan.Training, compare_dir: Path) -> subprocess.Popen:
     """Start the child with its run folder in <compare>/runs and its output in <compare>/logs."""
     config = dataclasses.replace(training.config, runs_dir=str(compare_dir / plan.RUNS_SUBDIR))
-    config_path = runs.write_json_atomic(training.file(compare_dir, plan.CONFIG_SUFFIX),
+    config_path = atomic.write_json_atomic(training.file(compare_dir, plan.CONFIG_SUFFIX),
                                          config.to_dict())
     training.log_path = training.file(compare_dir, plan.LOG_SUFFIX)
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}

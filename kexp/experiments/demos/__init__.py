@@ -15,6 +15,7 @@ summary.txt under <runs-dir>/demos/.
     cross_correlation  9 'valid' shapes, 11 the 1-D worked example, 12 Conv2D = cross-correlation
     flip_invariance    13 a true-convolution layer learns the flipped kernels
     gaussian_blur      14 a conv layer learns Gaussian smoothing
+    filter_complexity  15 are conv2's filters more complex than conv1's? (optimal inputs)
     command            the registry of demos, the summary files and `kexp demo`
 
 TensorFlow and matplotlib are imported only inside the demos that need them, so `kexp --help`

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from kexp import runs
+from kexp import atomic, runs
 from kexp.config import TrainConfig
-from kexp.experiments.demos import (cross_correlation, designed_filters, flip_invariance,
-                                    gaussian_blur, initialization, learned_filters, peak_filter)
+from kexp.experiments.demos import (cross_correlation, designed_filters, filter_complexity,
+                                    flip_invariance, gaussian_blur, initialization,
+                                    learned_filters, peak_filter)
 from kexp.experiments.demos.common import DemoContext
 
 DEMOS_DIR = "demos"
@@ -38,8 +39,9 @@ DEMOS = {
     "cross_correlation": cross_correlation.demo_cross_correlation,
     "flip_invariance": flip_invariance.demo_flip_invariance,
     "gaussian_blur": gaussian_blur.demo_gaussian_blur,
+    "deeper_filters": filter_complexity.demo_deeper_filters,  # issue 9
 }
-DEMO_NAMES = tuple(DEMOS)  # position + 1 is the item number in issue 3
+DEMO_NAMES = tuple(DEMOS)  # position + 1 is the item number in issue 3 (15: in issue 9)
 
 
 class DemoError(ValueError):
@@ -87,9 +89,9 @@ def run_demos(names: list[str], out_dir: Path, figures_dir: Path | None = None) 
         summary[f"{number:02d}_{name}"] = result
         print(f"kexp demo {number:2d} {name} ({result['seconds']} s): {result['summary']}",
               flush=True)
-        runs.write_json_atomic(summary_path, summary)
+        atomic.write_json_atomic(summary_path, summary)
     lines = [f"{key}: {value['summary']}" for key, value in sorted(summary.items())]
-    runs.write_bytes_atomic(ctx.out_dir / SUMMARY_TEXT, ("\n".join(lines) + "\n").encode())
+    atomic.write_bytes_atomic(ctx.out_dir / SUMMARY_TEXT, ("\n".join(lines) + "\n").encode())
     return summary
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kexp import runs
+from kexp import atomic, runs
 from kexp.config import TrainConfig
 
 # Every training demo uses these settings: small enough for 2 CPU cores in a few minutes. They
@@ -56,7 +56,7 @@ class DemoContext:
         path = plots.save_figure(figure, self.out_dir / f"{stem}.png", PALETTE_COLOURS)
         if self.figures_dir:
             self.figures_dir.mkdir(parents=True, exist_ok=True)
-            runs.write_bytes_atomic(self.figures_dir / path.name, path.read_bytes())
+            atomic.write_bytes_atomic(self.figures_dir / path.name, path.read_bytes())
         return path
 
     def run(self, init: str, freeze: tuple[str, ...] = (), learning_rate: float = LEARNING_RATE

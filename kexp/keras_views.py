@@ -1,0 +1,296 @@
+"""What each filter of a Keras model responds to: feature maps, strongest patches and optimal
+inputs, for kexp's models and for anybody's model with Conv2D layers.
+
+Keras has no forward hooks, and the output of a Conv2D inside a nested block cannot be asked
+for from the outer model's graph, so the conv layers' outputs are recorded while the model runs
+(`recording_conv_outputs`). The optimal input of a filter is found by gradient ascent on the
+image, which needs TensorFlow: training computes it once at its end and writes it into the run
+folder (views/optimal_inputs.npz), where plots read it without TensorFlow. Run folders given
+to `feature_maps` and `top_patches` are read with numpy alone (kexp.filter_views).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kexp import atomic, callbacks, filter_views, runs
+from kexp.errors import KexpError
+
+OPTIMAL_STEPS = 64  # ascent steps: 91-98% of the mean activation 256 steps reach, at a quarter
+FIRST_STEP, LAST_STEP = 0.3, 0.02  # step length as a fraction of the image's norm, decayed
+SOFTNESS = 0.05  # see _soft_relu
+INPUT_RMS = 0.3  # root-mean-square pixel of an optimal input: about an MNIST digit's (0.33)
+WHEN = ("before", "after")  # the two states of a run the views compare
+
+
+class ViewError(KexpError):
+    """Images, layers or a model the filter views cannot work with."""
+
+
+def as_images(images, side: int | None = None) -> np.ndarray:
+    """float32 (n, h, w, channels) from (n, h, w) or (n, h, w, channels) images; uint8 images
+    are scaled to [0, 1] as kexp trains on them."""
+    array = np.asarray(images)
+    if array.ndim == 3:
+        array = array[..., None]
+    if array.ndim != 4 or not len(array) or (side is not None and array.shape[1] != side):
+        raise ViewError(f"Invalid value for `images`: shape {np.shape(images)}. Expected "
+                        "(n, height, width) or (n, height, width, channels) with n >= 1"
+                        + (f" and height {side}" if side else "") + ".")
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    return array.astype(np.float32)
+
+
+def _chosen_layers(model: keras.Model, layers) -> dict[str, keras.layers.Conv2D]:
+    found = callbacks.conv_layers(model)
+    if not found:
+        raise ViewError(f"Invalid value for `model`: {model.name!r} has no Conv2D layer. "
+                        "Expected a model with at least one.")
+    unknown = [name for name in (layers or ()) if name not in found]
+    if unknown:
+        raise ViewError(f"Invalid value for `layers`: {unknown}. Expected Conv2D layer paths "
+                        f"of this model: {', '.join(found)}.")
+    return {name: found[name] for name in (layers or found)}
+
+
+@contextlib.contextmanager
+def recording_conv_outputs(layers: dict[str, keras.layers.Conv2D]):
+    """While open, every call of the given layers stores its output before and after its
+    activation in the two dicts it yields (by layer path); each layer's activation is wrapped
+    for that and restored on exit."""
+    before_activation: dict = {}
+    after_activation: dict = {}
+
+    def recorder(path, activation):
+        def recording_activation(outputs):
+            before_activation[path] = outputs
+            after_activation[path] = activation(outputs)
+            return after_activation[path]
+        return recording_activation
+
+    originals = {path: layer.activation for path, layer in layers.items()}
+    for path, layer in layers.items():
+        layer.activation = recorder(path, originals[path])
+    try:
+        yield before_activation, after_activation
+    finally:
+        for path, layer in layers.items():
+            layer.activation = originals[path]
+
+
+def _model_maps(model: keras.Model, images: np.ndarray, layers=None) -> dict[str, np.ndarray]:
+    chosen = _chosen_layers(model, layers)
+    with recording_conv_outputs(chosen) as (_, outputs):
+        model(images, training=False)
+    return {path: keras.ops.convert_to_numpy(outputs[path]) for path in chosen}
+
+
+def _run_snapshot(run_dir, snapshot: str):
+    run_dir = Path(run_dir)
+    path = run_dir / runs.KERNELS_DIR / runs.snapshot_name(snapshot)
+    if not path.exists():
+        labels = [label for label, _ in runs.snapshot_sequence(run_dir)]
+        raise ViewError(f"Invalid value for `snapshot`: {snapshot!r}. Expected one of the "
+                        f"snapshots of '{run_dir}': {', '.join(labels) or 'none'}.")
+    return (runs.read_config(run_dir)["config"]["model"], runs.load_kernels(path),
+            runs.load_biases(path))
+
+
+def feature_maps(model_or_run, images, layers=None, snapshot: str = runs.FINAL
+                 ) -> dict[str, np.ndarray]:
+    """Every Conv2D layer's output (activation applied) for `images`, by layer path, as numpy
+    (n, h, w, filters). `model_or_run`: a Keras model, or a kexp run folder (read with numpy
+    from its `snapshot`, e.g. "initial")."""
+    if isinstance(model_or_run, (str, os.PathLike)):
+        model_name, kernels, biases = _run_snapshot(model_or_run, snapshot)
+        maps = filter_views.snapshot_feature_maps(model_name, kernels, biases,
+                                                  as_images(images, 28))
+        return {name: maps[name] for name in (layers or maps)}
+    return _model_maps(model_or_run, as_images(images), layers)
+
+
+def keras_stages(model: keras.Model) -> list[filter_views.Stage]:
+    """The geometry of `model`'s layers in the order `.layers` lists them (nested blocks
+    included), up to its last Conv2D: right for a chain of layers (a Sequential, or a functional
+    model without branches). Layers other than Conv2D and 2-D pooling must keep the size."""
+    stages: list[filter_views.Stage] = []
+    resizing = (keras.layers.Cropping2D, keras.layers.ZeroPadding2D, keras.layers.UpSampling2D,
+                keras.layers.Conv2DTranspose, keras.layers.DepthwiseConv2D,
+                keras.layers.SeparableConv2D, keras.layers.Resizing)
+
+    def visit(layers, prefix: str) -> None:
+        for layer in layers:
+            path = f"{prefix}{layer.name}"
+            if isinstance(layer, keras.layers.Conv2D):
+                size, stride, dilation = layer.kernel_size, layer.strides, layer.dilation_rate
+                kind, padding = "conv", layer.padding
+            elif isinstance(layer, (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)):
+                size, stride, dilation = layer.pool_size, layer.strides, (1, 1)
+                kind, padding = "pool", layer.padding
+            elif isinstance(getattr(layer, "layers", None), (list, tuple)):
+                visit(layer.layers, f"{path}/")
+                continue
+            elif isinstance(layer, resizing):
+                raise ViewError(f"Invalid value for `model`: layer {path!r} "
+                                f"({type(layer).__name__}) changes the image geometry in a way "
+                                "top_patches does not follow. Expected Conv2D, 2-D pooling and "
+                                "layers that keep the size.")
+            else:
+                continue
+            if size[0] != size[1] or stride[0] != stride[1] or tuple(dilation) != (1, 1):
+                raise ViewError(f"Invalid value for `model`: layer {path!r} has size {size}, "
+                                f"strides {stride}, dilation {dilation}. Expected square "
+                                "windows and strides without dilation.")
+            stages.append(filter_views.Stage(kind, path, size[0], stride[0], padding))
+
+    visit(model.layers, "")
+    last_conv = max(index for index, stage in enumerate(stages) if stage.kind == "conv")
+    return stages[:last_conv + 1]
+
+
+def top_patches(model_or_run, images, k: int = filter_views.TOP_K, layers=None,
+                snapshot: str = runs.FINAL) -> dict[str, filter_views.TopPatches]:
+    """For every Conv2D layer (by layer path), the `k` patches of `images` (one per image at
+    most) that excite each of its filters most, cut at the layer's receptive field."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ViewError(f"Invalid value for `k`: {k!r}. Expected a whole number >= 1.")
+    images = as_images(images)
+    maps = feature_maps(model_or_run, images, layers, snapshot)
+    if isinstance(model_or_run, (str, os.PathLike)):
+        model_name, kernels, _ = _run_snapshot(model_or_run, snapshot)
+        stages = filter_views.run_stages(model_name, kernels)
+    else:
+        stages = keras_stages(model_or_run)
+    fields = filter_views.receptive_fields(stages, images.shape[1])
+    return {name: filter_views.strongest_patches(images, maps[name], fields[name], k)
+            for name in maps}
+
+
+def _input_shape(model: keras.Model) -> tuple[int, ...]:
+    try:
+        shape = tuple(model.inputs[0].shape[1:])
+    except (AttributeError, IndexError, TypeError, ValueError):
+        shape = ()
+    if len(shape) != 3 or None in shape:
+        raise ViewError(f"Invalid value for `model`: {model.name!r} has no fixed input shape "
+                        "(height, width, channels). Expected a model built on keras.Input.")
+    return shape
+
+
+def _soft_relu(pre_activation):
+    """softplus at a temperature of SOFTNESS times the map's spread: ReLU within a few percent
+    where a filter is active, but never flat."""
+    temperature = SOFTNESS * tf.stop_gradient(tf.math.reduce_std(pre_activation)) + 1e-6
+    return temperature * tf.math.softplus(pre_activation / temperature)
+
+
+def _runner(model: keras.Model, path: str, layer: keras.layers.Conv2D):
+    """What to call to get `layer`'s output: the model cut at that layer where Keras can cut
+    it (a layer of the model itself: the layers after it are not computed), else the model."""
+    if "/" not in path:
+        try:
+            return keras.Model(model.inputs, layer.output)
+        except (AttributeError, ValueError, TypeError):  # a subclassed model, a shared layer
+            pass
+    return model
+
+
+def optimal_inputs(model: keras.Model, layers=None, steps: int = OPTIMAL_STEPS, seed: int = 0,
+                   rms: float = INPUT_RMS, nonnegative: bool = False
+                   ) -> dict[str, dict[str, np.ndarray]]:
+    """For every filter of the chosen Conv2D layers, the input image that maximises the
+    filter's mean activation over its map, among images of root-mean-square pixel `rms` (a
+    digit's brightness): gradient ascent with normalised steps, projected back onto that norm
+    after each step (and onto pixels >= 0 with `nonnegative`, for inputs that are ink on
+    paper, as MNIST digits are), from seeded noise. Returns {layer path: {"images": (filters,
+    h, w, c), "activation": (filters,) the mean activation reached}}. The same seed gives the
+    same start for every model of one architecture, so two states of a run compare."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ViewError(f"Invalid value for `steps`: {steps!r}. Expected a whole number >= 1.")
+    chosen = _chosen_layers(model, layers)
+    shape = _input_shape(model)
+    count = sum(layer.filters for layer in chosen.values())
+    norm = rms * float(np.sqrt(np.prod(shape)))
+    noise = np.random.default_rng(seed).normal(size=(count, *shape))
+    noise = np.abs(noise) if nonnegative else noise
+    images = tf.constant(noise * norm / np.linalg.norm(noise.reshape(count, -1), axis=1)
+                         [:, None, None, None], tf.float32)
+    bounds = np.cumsum([0] + [layer.filters for layer in chosen.values()])
+    runners = {path: _runner(model, path, layer) for path, layer in chosen.items()}
+    smooth = {path: layer.activation is keras.activations.relu for path, layer in chosen.items()}
+
+    def unit(tensor):
+        return tensor / (tf.norm(tf.reshape(tensor, (count, -1)), axis=1)[:, None, None, None]
+                         + 1e-12)
+
+    def own_filter_mean(maps):  # each image's mean map of its own filter
+        return tf.linalg.diag_part(tf.reduce_mean(maps, axis=(1, 2)))
+
+    with recording_conv_outputs(chosen) as (before_activation, outputs):
+        @tf.function
+        def ascend(images, step_length):
+            with tf.GradientTape() as tape:
+                tape.watch(images)
+                reached, surrogate = [], []
+                for index, path in enumerate(chosen):  # each layer's filters, their images
+                    runners[path](images[bounds[index]:bounds[index + 1]], training=False)
+                    reached.append(own_filter_mean(outputs[path]))
+                    # ReLU's stand-in: softplus gives a filter that nothing in the start image
+                    # activates a direction (to its least negative spots) where ReLU gives 0.
+                    surrogate.append(own_filter_mean(_soft_relu(before_activation[path])
+                                                     if smooth[path] else outputs[path]))
+                total = tf.reduce_sum(tf.concat(surrogate, 0))  # an image's: its filter's
+            gradient = tape.gradient(total, images)
+            stepped = images + step_length * norm * unit(gradient)
+            return (unit(tf.nn.relu(stepped) if nonnegative else stepped) * norm,
+                    tf.concat(reached, 0))
+
+        for step in range(steps):
+            length = FIRST_STEP * (LAST_STEP / FIRST_STEP) ** (step / max(steps - 1, 1))
+            images, _ = ascend(images, tf.constant(length, tf.float32))
+        _, reached = ascend(images, tf.constant(0.0, tf.float32))
+    images, reached = images.numpy(), reached.numpy()
+    return {path: {"images": images[low:high], "activation": reached[low:high]}
+            for path, low, high in zip(chosen, bounds[:-1], bounds[1:])}
+
+
+def with_snapshot(model: keras.Model, kernels: dict[str, np.ndarray],
+                  biases: dict[str, np.ndarray]) -> keras.Model:
+    """A copy of `model` whose Conv2D layers hold a snapshot's kernels and biases (missing
+    biases: zero, as kexp's models start): the model's conv layers as they were then."""
+    copy = keras.models.clone_model(model)
+    for path, layer in callbacks.conv_layers(copy).items():
+        layer.kernel.assign(kernels[path])
+        if layer.use_bias:
+            layer.bias.assign(biases.get(path, np.zeros(layer.filters, np.float32)))
+    return copy
+
+
+def write_optimal_inputs(run_dir: Path, model: keras.Model, seed: int = 0) -> Path:
+    """Compute the optimal inputs of every conv filter of a run before training (the initial
+    snapshot) and after (its last snapshot) and write them to views/optimal_inputs.npz, with
+    the mean activation each reached. `model`: the run's model (the conv weights are replaced).
+    kexp's digits are ink on blank paper (pixels >= 0), so the optimal inputs are too."""
+    run_dir = Path(run_dir)
+    sequence = runs.snapshot_sequence(run_dir)
+    arrays = {}
+    for when, (label, path) in zip(WHEN, (sequence[0], sequence[-1])):
+        biases = runs.load_biases(path)
+        if not biases and when == "after":  # the start's are zero; the trained ones are not
+            raise ViewError(f"Cannot compute the optimal inputs of '{run_dir}': its snapshot "
+                            f"'{label}' has no biases (kexp kept only kernels then). Expected "
+                            "a run trained by this kexp: train it again.")
+        state = with_snapshot(model, runs.load_kernels(path), biases)
+        for layer, found in optimal_inputs(state, seed=seed, nonnegative=True).items():
+            for kind, array in found.items():
+                arrays[filter_views.optimal_input_key(kind, when, layer)] = array
+    folder = run_dir / runs.VIEWS_DIR
+    folder.mkdir(exist_ok=True)
+    return atomic.write_npz_atomic(folder / runs.OPTIMAL_INPUTS_FILE, arrays)
