@@ -168,7 +168,8 @@ class EpochLog(SerializableCallback):
         row = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - self._epoch_started, 4)}
         row.update({key: float(value) for key, value in sorted((logs or {}).items())})
         new_file = not self.path.exists() or self.path.stat().st_size == 0
-        with open(self.path, "a", newline="", encoding="utf-8") as handle:
+        with atomic.reporting_disk_full(self.path), \
+                open(self.path, "a", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(row))
             if new_file:
                 writer.writeheader()

@@ -227,6 +227,8 @@ def _finish(model, config: TrainConfig, prepared: PreparedData, run_dir: Path,
     views_started = time.perf_counter()
     try:  # the one part of the figures that needs gradients, so TensorFlow, computed once here
         keras_views.write_optimal_inputs(run_dir, model, config.seed)
+    except atomic.DiskFull:  # not a drawing problem: the run fails and says where
+        raise
     except Exception as error:  # `kexp explain` computes them again; the run stands
         data.warn(f"optimal inputs were not computed ({error}); run: python -m kexp explain "
                   f"{run_dir}")
@@ -235,6 +237,8 @@ def _finish(model, config: TrainConfig, prepared: PreparedData, run_dir: Path,
     metrics["optimal_inputs_seconds"] = round(figures_started - views_started, 2)
     try:
         metrics["figures"] = [path.name for path in plots.render_run(run_dir)]
+    except atomic.DiskFull:
+        raise
     except Exception as error:  # figures can be re-made with `kexp visualize`; the run stands
         data.warn(f"figures were not drawn ({error}); run: "
                   f"{shell_commands.visualize_command(run_dir)}")
@@ -268,9 +272,13 @@ def _run(model, config, prepared, run_dir, first_epoch, extra_callbacks, verbose
                               resume=shell_commands.resume_command(run_dir))
             raise TrainingInterrupted(run_dir, number) from None
         except BaseException as error:
-            runs.write_status(run_dir, runs.STATUS_FAILED,
-                              reason=f"{type(error).__name__}: {error}",
-                              epochs_completed=len(runs.read_history(run_dir)))
+            try:
+                runs.write_status(run_dir, runs.STATUS_FAILED,
+                                  reason=f"{type(error).__name__}: {error}",
+                                  epochs_completed=len(runs.read_history(run_dir)))
+            except atomic.DiskFull as full:  # the disk is too full even for status.json
+                data.warn(f"{full} The run's status.json still says running; `kexp runs` "
+                          "shows it as crashed.")
             raise
     runs.write_status(run_dir, runs.STATUS_FINISHED, finished=runs.now_iso(), **metrics)
     _remove_checkpoint(run_dir)

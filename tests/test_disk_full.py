@@ -1,0 +1,102 @@
+"""A disk that fills during a run: whatever file was being written (a kernel snapshot, the resume
+checkpoint, a history row, a figure), the run ends `failed` with a message that says the disk is
+full and which file, every file written before is intact and loadable, and once there is space
+again the run resumes from its last checkpoint and finishes.
+
+The full disk is injected at the write itself: `os.fsync` of the file named by the case raises
+ENOSPC, as it does on a full filesystem (the data is only known to fit when it reaches the disk).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+
+import numpy as np
+import pytest
+
+from kexp import atomic, runs
+from kexp.config import TrainConfig
+
+pytestmark = pytest.mark.slow
+
+EPOCHS = 3
+# A case: the pattern of the file (as /proc names the open file) whose fsync finds the disk full.
+CASES = {
+    "kernel snapshot": r"/kernels/\.epoch_002\.npz\.",
+    "resume checkpoint": r"/checkpoint/\.epoch_002\.npz\.",
+    "history row": r"/history\.csv$",
+    "figure": r"/figures/\.conv1_before_after\.",
+}
+
+
+@pytest.fixture
+def fill_disk_at(monkeypatch):
+    """Make the fsync of the first file matching a pattern fail with ENOSPC (the history case:
+    its second row). Returns the list of paths it refused."""
+    real_fsync = os.fsync
+    refused: list[str] = []
+
+    def install(pattern: str, skip: int = 0):
+        seen = {"count": 0}
+
+        def fsync(fd):
+            path = os.readlink(f"/proc/self/fd/{fd}")
+            if not refused and re.search(pattern, path):
+                seen["count"] += 1
+                if seen["count"] > skip:
+                    refused.append(path)
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return real_fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+        return refused
+
+    yield install
+    monkeypatch.setattr(os, "fsync", real_fsync)
+
+
+def assert_every_file_loads(run_dir):
+    for path in sorted(run_dir.rglob("*")):
+        if path.name.startswith(".") and ".tmp" in path.name:
+            pytest.fail(f"a temporary file was left behind: {path}")
+        if path.suffix == ".npz" and path.parent.name == runs.KERNELS_DIR:
+            assert runs.load_kernels(path), path
+        elif path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                assert archive.files, path
+        elif path.name == runs.STATUS_FILE:
+            runs.read_status(run_dir)
+        elif path.name == runs.HISTORY_FILE:
+            runs.read_history(run_dir)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_full_disk_fails_the_run_naming_the_file_and_it_resumes_afterwards(
+        tmp_path, fill_disk_at, case):
+    from kexp.training import resume, train
+
+    config = TrainConfig(data="mnist-5k", train_samples=256, test_samples=64, batch_size=64,
+                         epochs=EPOCHS, seed=2, runs_dir=str(tmp_path / "runs"))
+    refused = fill_disk_at(CASES[case], skip=1 if case == "history row" else 0)
+    with pytest.raises(atomic.DiskFull, match=r"^The disk is full: could not write '") as full:
+        train(config, verbose=0)
+    assert refused, "the injected full disk was never reached"
+    written = os.path.basename(refused[0]).lstrip(".").split(".npz.")[0].split(".png")[0]
+    assert written.split(".")[0] in str(full.value), (str(full.value), refused)
+
+    (run_dir,) = runs.list_runs(tmp_path / "runs")
+    status = runs.read_status(run_dir)
+    assert status["status"] == runs.STATUS_FAILED
+    assert "The disk is full" in status["reason"] and written.split(".")[0] in status["reason"]
+    assert_every_file_loads(run_dir)
+    assert runs.load_kernels(run_dir / runs.KERNELS_DIR / "epoch_001.npz")["conv1"].shape == \
+        (3, 3, 1, 32)
+
+    fill_disk_at(r"(?!)")  # space again: no file is refused any more
+    resume(run_dir, verbose=0)
+    status = runs.read_status(run_dir)
+    assert status["status"] == runs.STATUS_FINISHED, status
+    assert [row["epoch"] for row in runs.read_history(run_dir)] == list(range(1, EPOCHS + 1))
+    assert (run_dir / runs.MODEL_FILE).is_file()
