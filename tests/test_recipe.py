@@ -147,7 +147,9 @@ def test_resumed_augmented_scheduled_run_ends_bit_identical_to_an_uninterrupted_
         history = runs.read_history(run_dir)
         assert [row["epoch"] for row in history] == [1, 2, 3]
         if stop_after:
-            assert (run_dir / runs.KERNELS_DIR / "interrupted.npz").exists()
+            # the first attempt's interrupted kernels, kept out of the training sequence
+            assert (run_dir / runs.KERNELS_DIR /
+                    runs.snapshot_name(runs.archived_interrupted_label(1))).exists()
             recorded = json.loads((run_dir / runs.CONFIG_FILE).read_text())["config"]
             assert recorded["augment"] is True and recorded["warmup_epochs"] == 1
     for layer in ("conv1", "conv2"):
@@ -211,7 +213,8 @@ def test_resume_is_bit_identical_for_other_starts_and_a_frozen_layer(resumed_var
     kernels = {way: {label: runs.load_kernels(run_dir / runs.KERNELS_DIR / f"{label}.npz")
                      for label in ("initial", "final")} for way, run_dir in runs_of.items()}
     resumed = runs_of["resumed"]
-    assert (resumed / runs.KERNELS_DIR / "interrupted.npz").exists()
+    assert (resumed / runs.KERNELS_DIR /
+            runs.snapshot_name(runs.archived_interrupted_label(1))).exists()
     assert runs.read_status(resumed)["status"] == runs.STATUS_FINISHED
     assert [row["epoch"] for row in runs.read_history(resumed)] == [1, 2]
     recorded = runs.read_config(resumed)["config"]
