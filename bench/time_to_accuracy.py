@@ -18,7 +18,8 @@ import keras
 import numpy as np
 
 from kexp import data, runs
-from kexp.training import prepare_data, train
+from kexp.inputs import prepare_data
+from kexp.training import train
 
 from common import bench_config, log, spread
 

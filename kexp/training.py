@@ -9,13 +9,11 @@ the kernels at that moment are saved, and `resume` continues from the last compl
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import platform
 import signal
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -23,7 +21,7 @@ import matplotlib
 import numpy as np
 import tensorflow as tf
 
-from kexp import (atomic, augment, callbacks, data, files, filter_views, keras_views, plots,
+from kexp import (atomic, callbacks, data, files, filter_views, inputs, keras_views, plots,
                   run_lock, runs, saving, shell_commands, stop_signals)
 from kexp.config import TrainConfig
 from kexp.models import build_model
@@ -45,45 +43,6 @@ def _versions() -> dict:
             "matplotlib": matplotlib.__version__, "platform": platform.platform()}
 
 
-def epoch_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int,
-                  first_epoch: int, epochs: int, augmentation: dict | None = None):
-    """A tf.data pipeline over epochs first_epoch..epochs-1 whose order in epoch e is a
-    permutation seeded by (seed, e): a new order every epoch (a seeded `fit(shuffle=True)`
-    repeats one, tensorflow#35682) and the same orders again when a run is resumed.
-    `augmentation` (kexp.augment.random_affine's keyword arguments) transforms each batch from a
-    seed folded from (seed, epoch, batch), so a resumed run replays the same augmented batches."""
-    count = len(images)
-    images_tensor = tf.constant(images)
-    labels_tensor = tf.constant(labels)
-
-    def one_epoch(epoch):
-        epoch_seed = tf.stack([tf.constant(seed, tf.int64), epoch])
-        order = tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64),
-                                                         seed=epoch_seed)
-        batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size).enumerate()
-        return batches.map(lambda index, batch: (
-            tf.random.experimental.stateless_fold_in(epoch_seed, index), batch))
-
-    def gather(batch_seed, batch):
-        batch_images = tf.gather(images_tensor, batch)
-        if augmentation:
-            batch_images = augment.random_affine(batch_images, batch_seed, **augmentation)
-        return batch_images, tf.gather(labels_tensor, batch)
-
-    return (tf.data.Dataset.range(first_epoch, epochs)
-            .flat_map(one_epoch)
-            .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
-            .prefetch(tf.data.AUTOTUNE))
-
-
-def augmentation_settings(config: TrainConfig) -> dict | None:
-    """kexp.augment.random_affine's settings for `config`, or None when augmentation is off."""
-    if not config.augment:
-        return None
-    return {"rotation_degrees": config.rotation_degrees, "shift_fraction": config.shift_fraction,
-            "zoom_fraction": config.zoom_fraction}
-
-
 def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
     """The optimizer's learning rate: a float, or a Keras schedule over the planned steps. The
     schedule reads the optimizer's step counter, which the checkpoint saves, so a resumed run
@@ -98,96 +57,26 @@ def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
     return keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps)
 
 
-@dataclass
-class PreparedData:
-    """The digits a run uses: training, a validation slice of the training digits (seen by the
-    progress bar and history.csv), and test digits evaluated once, after training."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_validation: np.ndarray
-    y_validation: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-
-
-def prepare_data(config: TrainConfig) -> tuple[PreparedData, dict]:
-    """Load, trim and split the data as `config` says; returns it and what config.json records,
-    including which training digits went to validation."""
-    dataset = data.load(config.data)
-    summary = dataset.summary()
-    x_pool, y_pool = data.subsample(dataset.x_train, dataset.y_train, config.train_samples,
-                                    config.seed)
-    x_test, y_test = data.subsample(dataset.x_test, dataset.y_test, config.test_samples,
-                                    config.seed)
-    validation_count = round(config.validation_fraction * len(x_pool))
-    train_index, validation_index = data.validation_split(y_pool, validation_count, config.seed)
-    if len(train_index) == 0:
-        raise data.DataError(f"Invalid value for `validation_fraction`: "
-                             f"{config.validation_fraction}. It leaves no training digits of "
-                             f"{len(x_pool)}; use a smaller fraction or more --train-samples.")
-    prepared = PreparedData(x_pool[train_index], y_pool[train_index], x_pool[validation_index],
-                            y_pool[validation_index], x_test, y_test)
-    summary.update(
-        used_train_samples=len(train_index), used_validation_samples=len(validation_index),
-        used_test_samples=len(x_test),
-        validation=("none" if not len(validation_index) else
-                    f"{len(validation_index)} of the {len(x_pool)} training digits kept for "
-                    "val_* metrics (stratified; indices into the training digits below)"),
-        validation_indices=validation_index.tolist(),
-        test="the source's test digits, evaluated once after training (never during it)")
-    return prepared, summary
-
-
 def _set_determinism(config: TrainConfig) -> None:
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
 
 
-def steps_per_epoch(config: TrainConfig, prepared: PreparedData) -> int:
-    """Batches in one epoch of `prepared`'s training digits."""
-    return math.ceil(len(prepared.x_train) / config.batch_size)
-
-
-def build_configured_model(config: TrainConfig, prepared: PreparedData):
+def build_configured_model(config: TrainConfig, prepared: inputs.PreparedData):
     """The compiled model `config` describes, with its learning-rate schedule over `prepared`'s
     steps (also what `make bench` fits without kexp's callbacks)."""
     init, init_conv2 = config.init_specs  # parsed once, by config.validate
     return build_model(config.model, init=init, init_conv2=init_conv2,
                        conv2_filters=config.conv2_filters, freeze=config.freeze,
                        learning_rate=learning_rate_schedule(
-                           config, steps_per_epoch(config, prepared)),
+                           config, inputs.steps_per_epoch(config, prepared)),
                        seed=config.seed)
 
 
-@dataclass
-class InputPipelines:
-    """What `fit` reads: training batches over the planned epochs, the validation batches (None
-    without validation) and the steps of one epoch."""
-
-    train_batches: object
-    validation_batches: object
-    steps_per_epoch: int
-
-
-def input_pipelines(config: TrainConfig, prepared: PreparedData,
-                    first_epoch: int = 0) -> InputPipelines:
-    """The tf.data pipelines of a run (also what `make bench` times a plain fit on)."""
-    train_batches = epoch_batches(data.to_model_inputs(prepared.x_train), prepared.y_train,
-                                  config.batch_size, config.seed, first_epoch, config.epochs,
-                                  augmentation_settings(config))
-    validation_batches = None
-    if len(prepared.x_validation):
-        validation_batches = tf.data.Dataset.from_tensor_slices(
-            (data.to_model_inputs(prepared.x_validation), prepared.y_validation)
-        ).batch(config.batch_size).cache()
-    return InputPipelines(train_batches, validation_batches, steps_per_epoch(config, prepared))
-
-
-def _fit(model, config: TrainConfig, prepared: PreparedData, run_dir: Path, first_epoch: int,
-         extra_callbacks=(), verbose: int | str = "auto") -> None:
-    pipelines = input_pipelines(config, prepared, first_epoch)
+def _fit(model, config: TrainConfig, prepared: inputs.PreparedData, run_dir: Path,
+         first_epoch: int, extra_callbacks=(), verbose: int | str = "auto") -> None:
+    pipelines = inputs.input_pipelines(config, prepared, first_epoch)
     snapshots = callbacks.KernelSnapshots(run_dir / runs.KERNELS_DIR,
                                           every_epochs=config.snapshot_every_epochs,
                                           every_batches=config.snapshot_every_batches)
@@ -213,7 +102,7 @@ def _fit(model, config: TrainConfig, prepared: PreparedData, run_dir: Path, firs
         raise
 
 
-def _finish(model, config: TrainConfig, prepared: PreparedData, run_dir: Path,
+def _finish(model, config: TrainConfig, prepared: inputs.PreparedData, run_dir: Path,
             started: float) -> dict:
     # The only time the test digits are touched.
     test_loss, test_accuracy = model.evaluate(data.to_model_inputs(prepared.x_test),
@@ -298,7 +187,7 @@ def train(config: TrainConfig, extra_callbacks=(), verbose: int | str = "auto") 
     """Train `config` and return its run folder. Nothing is created before the config and the
     data have been checked."""
     config.validate()
-    prepared, data_summary = prepare_data(config)
+    prepared, data_summary = inputs.prepare_data(config)
     runs.prepare_runs_root(config.runs_dir)  # an unwritable --runs-dir fails before the build
     _set_determinism(config)
     model = build_configured_model(config, prepared)
@@ -333,7 +222,7 @@ def _resume_locked(run_dir: Path, extra_callbacks, verbose) -> Path:
     recorded = runs.read_config(run_dir)
     config = TrainConfig.from_dict(recorded["config"]).validate()
     first_epoch, checkpoint = _checkpoint_to_resume(run_dir, config)
-    prepared, data_summary = prepare_data(config)
+    prepared, data_summary = inputs.prepare_data(config)
     if data_summary["sha256"] != recorded["data"]["sha256"]:
         raise runs.RunError(f"Cannot resume '{run_dir}': its data was "
                             f"{recorded['data']['source']} ({recorded['data']['sha256'][:12]}), "

@@ -18,7 +18,7 @@ TINY = dict(data="mnist-5k", train_samples=300, batch_size=64, seed=5, epochs=1)
 
 
 def _batches(augmentation, first_epoch=0, epochs=2, seed=1):
-    from kexp.training import epoch_batches
+    from kexp.inputs import epoch_batches
 
     images = np.random.default_rng(0).random((48, 28, 28, 1), dtype=np.float32)
     labels = np.arange(48)
@@ -59,7 +59,7 @@ def test_cosine_schedule_decays_over_the_planned_steps_with_optional_warmup():
 
 
 def test_validation_is_a_stratified_slice_of_the_training_digits():
-    from kexp.training import prepare_data
+    from kexp.inputs import prepare_data
 
     prepared, summary = prepare_data(TrainConfig(**{**TINY, "validation_fraction": 0.2}))
     assert len(prepared.x_validation) == summary["used_validation_samples"] == 60

@@ -503,7 +503,7 @@ def test_resume_refuses_a_checkpoint_with_a_lambda_layer(tmp_path):
     """The user-facing loading path: `kexp train --resume` on a run whose checkpoint was
     replaced by a model that would run Python code when loaded."""
     from kexp.config import TrainConfig
-    from kexp.training import prepare_data
+    from kexp.inputs import prepare_data
 
     runs_dir = tmp_path / "runs"
     config = TrainConfig(data="mnist-5k", train_samples=256, test_samples=128, epochs=2,

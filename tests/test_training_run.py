@@ -87,7 +87,7 @@ def test_bad_settings_fail_before_anything_is_created(tmp_path, changes, message
 
 
 def test_every_epoch_has_its_own_order_and_a_seed_repeats_them():
-    from kexp.training import epoch_batches
+    from kexp.inputs import epoch_batches
 
     images = np.arange(40, dtype=np.float32).reshape(40, 1)
     labels = np.arange(40)
