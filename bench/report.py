@@ -11,8 +11,9 @@ README_BEGIN = "<!-- bench:begin -->"
 README_END = "<!-- bench:end -->"
 CHECKPOINT_LABELS = {
     "keras_file": "whole model `.keras`, temp file + rename (kexp's old checkpoint)",
-    "npz": "npz of `training_state`, written atomically with fsync (kexp's checkpoint now)",
-    "npz_background": "the same npz from a copy, written by a background thread (bench only)",
+    "npz": "npz of `training_state`, written atomically with fsync, in the foreground",
+    "npz_background": "the same npz from a copy, written by a background thread (kexp's "
+                      "`EpochCheckpoint` now)",
 }
 
 
