@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,7 +23,8 @@ import pytest
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # before anything imports ray
 
 from kexp import cli, runs  # noqa: E402
-from kexp.experiments.compare import command, engines, plan, ray_engine, ray_worker  # noqa: E402
+from kexp.experiments.compare import (command, engines, plan, ray_engine, ray_worker,  # noqa: E402
+                                       record, shipping)
 
 pytestmark = pytest.mark.slow
 
@@ -98,7 +100,6 @@ def test_resume_reruns_only_what_did_not_finish(two_engines, capsys):
     runs_before = set((on_ray / plan.RUNS_SUBDIR).iterdir())
     (on_ray / plan.SUMMARY_JSON).unlink()
     (on_ray / plan.LOGS_SUBDIR / f"zeros-seed0{plan.RESULT_SUFFIX}").unlink()
-    import shutil
     shutil.rmtree(on_ray / rows["zeros"]["run"])
 
     assert cli.main(["compare", "--resume", str(on_ray), "--cpus-per-training", "1"]) == 0
@@ -203,3 +204,28 @@ def test_the_local_pool_shares_the_cpus_out(monkeypatch):
     assert engines.LocalEngine(jobs=2).threads == 4
     assert engines.LocalEngine(jobs=16).threads == 1
     assert engines.LocalEngine(jobs=2, cpus_per_training=3).threads == 3
+
+
+def test_resume_continues_from_a_checkpoint_that_a_ray_worker_shipped(trained_run, tmp_path):
+    """An interrupted Ray study keeps each unfinished training's last checkpoint as a tar;
+    --resume lands it in runs/ so that either engine continues that run."""
+    study = plan.Study(runs_dir=str(tmp_path), **TINY)
+    compare_dir = plan.create_compare_dir(tmp_path)
+    record.write_study(compare_dir, study)
+    (glorot, zeros) = plan.trainings(study)
+    runs.write_bytes_atomic(glorot.file(compare_dir, plan.CHECKPOINT_SUFFIX),
+                            shipping.pack_run(trained_run))
+    glorot, zeros = record.recorded_trainings(compare_dir, record.read_study(compare_dir))
+    assert glorot.run_dir == compare_dir / plan.RUNS_SUBDIR / trained_run.name
+    assert runs.read_status(glorot.run_dir)["status"] == runs.STATUS_INTERRUPTED
+    assert glorot.status == zeros.status == "pending" and zeros.run_dir is None
+
+
+def test_more_cpus_per_training_than_any_node_has_is_refused_before_anything(tmp_path):
+    ray = pytest.importorskip("ray")
+    engine = ray_engine.RayEngine(cpus_per_training=64, object_store_mb=OBJECT_STORE_MB)
+    study = plan.Study(runs_dir=str(tmp_path / "runs"), **TINY)
+    with pytest.raises(ray_engine.RayEngineError,
+                       match=re.escape("Invalid value for `cpus_per_training`: 64.")):
+        command.run_study(study, say=lambda line: None, engine=engine)
+    assert not (tmp_path / "runs").exists() and not ray.is_initialized()

@@ -100,25 +100,42 @@ class RayEngine:
     @contextlib.contextmanager
     def connected(self):
         """Connect to the cluster (or start a local Ray) for the block; leave a Ray that this
-        process had already started (a notebook's, a test's) running."""
+        process had already started (a notebook's, a test's) running. A cluster without a node
+        that has `cpus_per_training` CPUs is refused here, before the study folder exists."""
         ray = require_ray(local=not self.address)
         if ray.is_initialized():
+            self._check_cpus(ray)
             yield self
             return
-        options = dict(address=self.address, log_to_driver=False, runtime_env=RUNTIME_ENV,
-                       logging_level=logging.WARNING)
-        if not self.address:
-            options.update(include_dashboard=False, object_store_memory=None if
-                           self.object_store_mb is None else self.object_store_mb * 2**20)
         try:
-            ray.init(**options)
+            ray.init(**self._init_options())
         except (ConnectionError, RuntimeError, ValueError) as error:
             raise RayEngineError(f"Invalid value for `address`: {self.address!r}. Expected a "
                                  f"running Ray cluster ({error}).") from None
         try:
+            self._check_cpus(ray)
             yield self
         finally:
             ray.shutdown()
+
+    def _init_options(self) -> dict:
+        options = dict(address=self.address, log_to_driver=False, runtime_env=RUNTIME_ENV,
+                       logging_level=logging.WARNING)
+        if not self.address:  # a local Ray's workers import the driver's own kexp
+            here = str(Path(__file__).resolve().parents[3])
+            path = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
+            options.update(include_dashboard=False, runtime_env={"env_vars": {
+                **RUNTIME_ENV["env_vars"], "PYTHONPATH": path}}, object_store_memory=None if
+                self.object_store_mb is None else self.object_store_mb * 2**20)
+        return options
+
+    def _check_cpus(self, ray) -> None:
+        largest = max((node["Resources"].get("CPU", 0) for node in ray.nodes()
+                       if node["Alive"]), default=0)
+        if self.cpus_per_training > largest:
+            raise RayEngineError(f"Invalid value for `cpus_per_training`: "
+                                 f"{self.cpus_per_training}. Expected at most the CPUs of the "
+                                 f"cluster's largest node ({largest:.0f}).")
 
     def run(self, trainings: list[plan.Training], compare_dir: Path, say=sweep.say
             ) -> list[plan.Training]:
@@ -130,9 +147,10 @@ class RayEngine:
         keeper = _start_keeper(ray, compare_dir)
         pending = {self._submit(ray, training, compare_dir, keeper):
                    (training, time.perf_counter()) for training in trainings}
-        resources = ray.cluster_resources()
+        alive = [node for node in ray.nodes() if node["Alive"]]
         say(f"kexp compare: {len(pending)} trainings sent to Ray "
-            f"({resources.get('CPU', 0):.0f} CPUs on {len(ray.nodes())} node(s))")
+            f"({sum(node['Resources'].get('CPU', 0) for node in alive):.0f} CPUs on "
+            f"{len(alive)} node(s))")
         try:
             with stop_signals.stop_on_signals():
                 self._collect(ray, pending, compare_dir, len(trainings), say)
@@ -178,6 +196,7 @@ class RayEngine:
         """Put what the task returned where the local engine would have: the run folder in
         runs/, the log and the result in logs/. A task that Ray gave up on is a failed row."""
         training.log_path = training.file(compare_dir, plan.LOG_SUFFIX)
+        arriving = time.perf_counter()
         try:
             result = ray.get(ref)
         except ray.exceptions.RayError as error:
@@ -190,6 +209,7 @@ class RayEngine:
                 training.run_dir = shipping.land_run(result["archive"],
                                                      compare_dir / plan.RUNS_SUBDIR)
             training.status, training.reason = result["status"], result["reason"]
+            result["arrival_seconds"] = round(time.perf_counter() - arriving, 2)  # fetch + land
         with open(training.log_path, "ab") as log:  # a resumed study keeps earlier attempts'
             log.write(result.pop("log"))
         result.pop("archive", None)

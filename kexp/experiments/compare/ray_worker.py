@@ -28,6 +28,10 @@ from kexp import runs
 from kexp.experiments.compare import shipping, sweep
 
 POLL_SECONDS = 1.0  # how often the task looks for a new checkpoint to send
+# A new checkpoint travels to the keeper at most this often (the first one at once): each is the
+# run folder with the model's and the optimizer's state (about 8 MB for mnist_cnn), and a lost
+# node then costs at most this much training.
+SHIP_EVERY_SECONDS = 30.0
 WORK_ROOT = "kexp-ray"  # <tmp>/kexp-ray/<worker pid>-<random>/: one folder per attempt
 
 
@@ -39,16 +43,19 @@ class TrainingProcessLost(RuntimeError):
 def train_on_worker(name: str, config: dict, threads: int, keeper) -> dict:
     """Train `config` (TrainConfig.to_dict()) with `threads` TensorFlow threads and return
     {"status", "reason", "archive" (the run folder as bytes, or None), "log" (bytes), "attempt",
-    "resumed_after_epoch", "host", "node", "seconds"}. `name` is the training's name in the
-    study, under which `keeper` holds its latest checkpoint."""
+    "resumed_after_epoch", "host", "node", "seconds" (the training's process), "task_seconds"
+    (the whole task), "shipping_seconds" (sending checkpoints)}. `name` is the training's name
+    in the study, under which `keeper` holds its latest checkpoint."""
     import ray  # a Ray worker always has it; here so that importing this module needs no Ray
 
+    started = time.perf_counter()
     attempt, checkpoint = ray.get(keeper.begin.remote(name))
     work = work_folder()
     try:
-        return {"attempt": attempt, "host": socket.gethostname(),
+        result = _train(work, name, config, threads, keeper, checkpoint, attempt)
+        return {**result, "attempt": attempt, "host": socket.gethostname(),
                 "node": ray.get_runtime_context().get_node_id(),
-                **_train(work, name, config, threads, keeper, checkpoint, attempt)}
+                "task_seconds": round(time.perf_counter() - started, 2)}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -81,10 +88,35 @@ def _the_run(runs_dir: Path) -> Path | None:
     return found[0] if found else None
 
 
-def _train(work: Path, name: str, config: dict, threads: int, keeper, checkpoint,
-           attempt: int) -> dict:
+def _ended(process: subprocess.Popen, seconds: float) -> bool:
+    """Wait up to `seconds` for the process; True at once when it ends."""
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
+def _ship_checkpoints(process: subprocess.Popen, run_dir: Path | None, runs_dir: Path,
+                      name: str, keeper) -> tuple[Path | None, float]:
+    """While the training runs, hand its newest checkpoint to the keeper (each one waited for,
+    so none lands after the result); returns the run folder and the seconds spent sending."""
     import ray  # see train_on_worker
 
+    shipped = shipping.latest_checkpoint(run_dir) if run_dir else None
+    shipped_at, spent = -SHIP_EVERY_SECONDS, 0.0
+    while not _ended(process, POLL_SECONDS):
+        run_dir = run_dir or _the_run(runs_dir)
+        newest = shipping.latest_checkpoint(run_dir) if run_dir else None
+        now = time.perf_counter()
+        if newest and newest != shipped and now - shipped_at >= SHIP_EVERY_SECONDS:
+            ray.get(keeper.keep.remote(name, shipping.pack_run(run_dir)))
+            shipped, shipped_at, spent = newest, now, spent + time.perf_counter() - now
+    return run_dir, spent
+
+
+def _train(work: Path, name: str, config: dict, threads: int, keeper, checkpoint,
+           attempt: int) -> dict:
     runs_dir = work / "runs"
     runs_dir.mkdir()
     run_dir, resumed_after = (None, 0) if checkpoint is None else _continue_from(
@@ -105,15 +137,8 @@ def _train(work: Path, name: str, config: dict, threads: int, keeper, checkpoint
         log.flush()
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, env=environment)
-        shipped = shipping.latest_checkpoint(run_dir) if run_dir else None
-        while process.poll() is None:
-            time.sleep(POLL_SECONDS)
-            run_dir = run_dir or _the_run(runs_dir)
-            newest = shipping.latest_checkpoint(run_dir) if run_dir else None
-            if newest and newest != shipped:  # waited for, so none lands after the result
-                ray.get(keeper.keep.remote(name, shipping.pack_run(run_dir)))
-                shipped = newest
-    seconds = round(time.perf_counter() - started, 1)
+        run_dir, shipping_seconds = _ship_checkpoints(process, run_dir, runs_dir, name, keeper)
+    seconds = round(time.perf_counter() - started, 2)
     result = runs.read_json(result_path) if result_path.exists() else {}
     if not result and process.returncode < 0:
         raise TrainingProcessLost(f"{name}: its training process was killed by signal "
@@ -127,4 +152,5 @@ def _train(work: Path, name: str, config: dict, threads: int, keeper, checkpoint
                                                       process.returncode)
     return {"status": status, "reason": reason, "resumed_after_epoch": resumed_after,
             "archive": None if run_dir is None else shipping.pack_run(run_dir),
-            "log": log_path.read_bytes(), "seconds": seconds}
+            "log": log_path.read_bytes(), "seconds": seconds,
+            "shipping_seconds": round(shipping_seconds, 2)}

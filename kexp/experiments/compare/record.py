@@ -3,8 +3,9 @@
 A study whose driver was interrupted (Ctrl-C, a lost terminal, a killed job) can be continued
 instead of started again. study.json holds the plan, the Study's settings, written when the
 folder is created. What became of each training is read back from the folder itself: a
-training is done when its run folder says `finished`; a run folder that stopped part-way is
-continued from its last checkpoint, and a training without one starts again.
+training is done when its run folder says `finished`; a run folder that stopped part-way (or
+the last checkpoint a Ray worker shipped) is continued from its last checkpoint, and a training
+without either starts again.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import dataclasses
 from pathlib import Path
 
 from kexp import runs
-from kexp.experiments.compare import plan
+from kexp.experiments.compare import plan, shipping
 
 
 def write_study(compare_dir: Path, study: plan.Study) -> Path:
@@ -54,6 +55,18 @@ def _run_folder(compare_dir: Path, training: plan.Training, row: dict | None) ->
     return run_dir if runs.is_run_dir(run_dir) else None
 
 
+def _shipped_checkpoint(compare_dir: Path, training: plan.Training) -> Path | None:
+    """The run folder in the checkpoint that a Ray worker last shipped, landed in runs/ so that
+    either engine continues it; None when there is none."""
+    checkpoint = training.file(compare_dir, plan.CHECKPOINT_SUFFIX)
+    if not checkpoint.is_file():
+        return None
+    run_dir = shipping.land_run(checkpoint.read_bytes(), Path(compare_dir) / plan.RUNS_SUBDIR)
+    runs.write_status(run_dir, runs.STATUS_INTERRUPTED,
+                      reason="its study stopped before it finished")
+    return run_dir
+
+
 def recorded_trainings(compare_dir: Path, study: plan.Study) -> list[plan.Training]:
     """Every planned training, with the finished ones marked `finished` (they are not run
     again) and the others carrying the run folder to continue, if they got one."""
@@ -61,7 +74,8 @@ def recorded_trainings(compare_dir: Path, study: plan.Study) -> list[plan.Traini
     trainings = plan.trainings(study)
     for training in trainings:
         row = rows.get((training.init, training.seed))
-        training.run_dir = _run_folder(compare_dir, training, row)
+        training.run_dir = _run_folder(compare_dir, training, row) or _shipped_checkpoint(
+            compare_dir, training)
         log_path = training.file(compare_dir, plan.LOG_SUFFIX)
         training.log_path = log_path if log_path.exists() else None
         if training.run_dir and runs.read_status(training.run_dir)["status"] == \
