@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+RAY_STAMP := $(VENV)/.installed-ray
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 opt = $(if $($(1)),$(2) $($(1)))
@@ -15,7 +16,7 @@ TRAIN_ARGS = $(call opt,MODEL,--model) $(call opt,INIT,--init) $(call opt,INIT_C
 	$(call opt,VALIDATION_FRACTION,--validation-fraction) \
 	$(if $(filter 0 no false off,$(AUGMENT)),--no-augment,$(if $(AUGMENT),--augment))
 
-.PHONY: venv train visualize runs test demos compare bench tensorboard clean
+.PHONY: venv train visualize runs test demos compare bench bench-compare tensorboard clean
 
 venv: $(STAMP)
 
@@ -27,6 +28,11 @@ $(STAMP): requirements.txt requirements-data.txt pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# Ray, for `kexp compare --engine ray`: optional, so only the targets that need it install it.
+$(RAY_STAMP): $(STAMP) requirements-ray.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-ray.txt -c requirements.txt
+	touch $(RAY_STAMP)
+
 train: $(STAMP)
 	$(PY) -m kexp train $(TRAIN_ARGS)
 
@@ -36,20 +42,27 @@ visualize: $(STAMP)
 runs: $(STAMP)
 	$(PY) -m kexp runs $(call opt,RUNS_DIR,--runs-dir)
 
-test: $(STAMP)
+test: $(STAMP) $(RAY_STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 demos: $(STAMP)
 	$(PY) -m kexp demo all $(call opt,RUNS_DIR,--runs-dir)
 
-compare: $(STAMP)
-	$(PY) -m kexp compare $(call opt,JOBS,--jobs) $(call opt,EPOCHS,--epochs) $(call opt,RUNS_DIR,--runs-dir)
+# ENGINE=ray [ADDRESS=host:6379] [CPUS_PER_TRAINING=N] runs the study on Ray; RESUME=runs/compare-<ts>
+# continues a study.
+compare: $(STAMP) $(if $(filter ray,$(ENGINE)),$(RAY_STAMP))
+	$(PY) -m kexp compare $(call opt,JOBS,--jobs) $(call opt,EPOCHS,--epochs) $(call opt,RUNS_DIR,--runs-dir) \
+		$(call opt,ENGINE,--engine) $(call opt,ADDRESS,--address) \
+		$(call opt,CPUS_PER_TRAINING,--cpus-per-training) $(call opt,RESUME,--resume)
 
 tensorboard: $(STAMP)
 	$(PY) -m tensorboard.main --logdir $(or $(RUNS_DIR),runs)
 
 bench: $(STAMP)
 	$(PY) bench/run.py
+
+bench-compare: $(STAMP) $(RAY_STAMP)
+	$(PY) bench/compare_engines.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache kexp.egg-info

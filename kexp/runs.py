@@ -233,7 +233,8 @@ def write_status(run_dir: Path, status: str, **fields) -> dict:
     return payload
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` exists on this machine (another user's counts)."""
     try:
         os.kill(pid, 0)
     except (ProcessLookupError, OverflowError):  # OverflowError: no pid is that large
@@ -255,7 +256,7 @@ def read_status(run_dir: Path) -> dict:
         return {"status": STATUS_CRASHED, "reason": "no status.json"}
     status = files.check_fields(read_json(path), STATUS_KINDS, path, RunError, ("status",))
     if status.get("status") == STATUS_RUNNING and status.get("host") == socket.gethostname():
-        if not _process_alive(int(status.get("pid", -1))):
+        if not process_alive(int(status.get("pid", -1))):
             status = {**status, "status": STATUS_CRASHED,
                       "reason": f"process {status.get('pid')} is gone"}
     return status

@@ -2,8 +2,10 @@
 initializers and seeds, then lay the runs side by side.
 
 plan -> sweep -> page: validate the whole study and create its folder (plan), train each
-(initializer, seed) in its own process, `--jobs N` at once (sweep), then write the summary, an
-animation per run, the comparison figure and index.html (page). The folder's layout is in plan.
+(initializer, seed) in its own process, `--jobs N` at once (sweep) or as Ray tasks on a cluster
+(`--engine ray`, ray_engine), then write the summary, an animation per run, the comparison
+figure and index.html (page). The folder's layout is in plan; `--resume` continues a study
+folder from what it recorded (record).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from kexp import runs, stop_signals
 from kexp.experiments import animate
-from kexp.experiments.compare import page, plan, sweep
+from kexp.experiments.compare import engines, page, plan, record, sweep
 
 
 def jobs_from_makeflags(makeflags: str | None = None) -> int | None:
@@ -27,34 +29,66 @@ def jobs_from_makeflags(makeflags: str | None = None) -> int | None:
 
 
 def run_study(study: plan.Study, say=sweep.say,
-              trainings: list[plan.Training] | None = None) -> Path:
-    """Validate, create the compare folder, train everything, then write the figure, the
-    tables, an animation per run and the page. Returns the compare folder. `trainings` replaces
-    the planned ones (tests use it to add a training that fails)."""
+              trainings: list[plan.Training] | None = None, engine=None) -> Path:
+    """Validate, create the compare folder, train everything on `engine` (None: the local pool
+    with `study.jobs`), then write the figure, the tables, an animation per run and the page.
+    Returns the compare folder. `trainings` replaces the planned ones (tests use it to add a
+    training that fails)."""
     study.validate()
-    compare_dir = plan.create_compare_dir(study.runs_dir)
-    say(f"kexp compare: {compare_dir}; {len(study.initializers)} initializer(s) x "
-        f"{len(study.seeds)} seed(s), {study.epochs} epoch(s) on {study.data}, "
-        f"{study.jobs} at a time")
-    trainings = plan.trainings(study) if trainings is None else trainings
+    engine = engines.LocalEngine(study.jobs) if engine is None else engine
+    with engine.connected():
+        compare_dir = plan.create_compare_dir(study.runs_dir)
+        record.write_study(compare_dir, study)
+        say(f"kexp compare: {compare_dir}; {len(study.initializers)} initializer(s) x "
+            f"{len(study.seeds)} seed(s), {study.epochs} epoch(s) on {study.data}, "
+            f"{engine.describe()}")
+        trainings = plan.trainings(study) if trainings is None else trainings
+        measured, seconds = _train(study, compare_dir, trainings, engine, say)
+    return _report(study, compare_dir, trainings, measured, seconds, say)
+
+
+def resume_study(compare_dir: Path, say=sweep.say, engine=None) -> Path:
+    """Continue the study in `compare_dir`: train only what did not finish (from its last
+    checkpoint where it has one), then rewrite the tables, the figure and the page."""
+    compare_dir = Path(compare_dir)
+    study = record.read_study(compare_dir)
+    engine = engines.LocalEngine(study.jobs) if engine is None else engine
+    trainings = record.recorded_trainings(compare_dir, study)
+    unfinished = [t for t in trainings if t.status != runs.STATUS_FINISHED]
+    with engine.connected():
+        say(f"kexp compare: resuming {compare_dir}; {len(trainings) - len(unfinished)} of "
+            f"{len(trainings)} trainings finished, {len(unfinished)} to run, "
+            f"{engine.describe()}")
+        measured, seconds = _train(study, compare_dir, trainings, engine, say, unfinished)
+    return _report(study, compare_dir, trainings, measured, seconds, say)
+
+
+def _train(study, compare_dir, trainings, engine, say, to_run=None):
+    """Run `to_run` (default: all `trainings`) on the engine; the summary is written even when
+    the sweep is interrupted. Returns every training's measurements and the seconds taken."""
     started = time.perf_counter()
     try:
-        sweep.run_trainings(trainings, compare_dir, study.jobs, say)
+        engine.run(trainings if to_run is None else to_run, compare_dir, say)
     except KeyboardInterrupt:
-        say(f"kexp compare: interrupted; {compare_dir / plan.SUMMARY_CSV} lists what finished")
+        say(f"kexp compare: interrupted; {compare_dir / plan.SUMMARY_CSV} lists what finished; "
+            f"continue with: python -m kexp compare --resume {compare_dir}")
         raise
     finally:
         measured = [plan.measure(training, compare_dir) for training in trainings]
         plan.write_summary(compare_dir, study, [row for row, _ in measured])
+    return measured, time.perf_counter() - started
+
+
+def _report(study, compare_dir, trainings, measured, seconds, say) -> Path:
     for training in trainings:
         if training.status == runs.STATUS_FINISHED:
             animate.animate_run(training.run_dir)
     page.plot_comparison(measured, compare_dir / plan.FIGURE_FILE, study)
-    page.write_index(compare_dir, study, measured, time.perf_counter() - started,
+    page.write_index(compare_dir, study, measured, seconds,
                      {(t.init, t.seed): t.log_path for t in trainings})
     failed = sum(training.status != runs.STATUS_FINISHED for training in trainings)
     say(f"kexp compare: {len(trainings) - failed} finished, {failed} failed, in "
-        f"{time.perf_counter() - started:.0f} s")
+        f"{seconds:.0f} s")
     say(f"kexp compare: open {compare_dir / plan.INDEX_FILE}")
     return compare_dir
 
@@ -83,6 +117,18 @@ def add_parser(subparsers) -> None:
                         help="trainings at once (`make -j N compare` sets N)")
     parser.add_argument("--runs-dir", default=defaults.runs_dir,
                         help="the compare-<timestamp> folder is created here")
+    parser.add_argument("--engine", default="local",
+                        help=f"where the trainings run: {' or '.join(engines.ENGINES)} (Ray "
+                             "tasks; needs `pip install kexp[ray]`)")
+    parser.add_argument("--address", default=None,
+                        help="with --engine ray: the cluster's address, e.g. HEAD:6379 or auto "
+                             "(None: a local Ray that kexp starts and stops)")
+    parser.add_argument("--cpus-per-training", type=int, default=None,
+                        help="CPUs, and TensorFlow threads, per training (None: local: this "
+                             "machine's CPUs / --jobs; ray: 1)")
+    parser.add_argument("--resume", metavar="STUDY", default=None,
+                        help="continue runs/compare-<timestamp>: train only what did not "
+                             "finish (the study's settings come from its study.json)")
     parser.set_defaults(func=run_command)
 
 
@@ -90,12 +136,16 @@ def run_command(args) -> int:
     """`kexp compare ...`: 0 when the study ran (failed trainings are rows), 128+N when signal N
     (Ctrl-C, SIGTERM, SIGHUP) stopped its sweep. Ctrl-C before or after the sweep ends it like
     any command (kexp.cli.main)."""
+    engine = engines.make_engine(args.engine, args.jobs, args.address, args.cpus_per_training)
     study = plan.Study(initializers=args.inits, seeds=args.seeds, epochs=args.epochs,
                        data=args.data, train_samples=args.train_samples, model=args.model,
                        snapshot_every_batches=args.snapshot_batches,
                        tensorboard=args.tensorboard, jobs=args.jobs, runs_dir=args.runs_dir)
     try:
-        run_study(study)
+        if args.resume:
+            resume_study(Path(args.resume), engine=engine)
+        else:
+            run_study(study, engine=engine)
     except stop_signals.StopRequested as interruption:  # said so: run_study names the summary
         return 128 + interruption.signal_number
     return 0

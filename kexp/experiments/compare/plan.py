@@ -8,6 +8,8 @@ The study folder, created exclusively:
       logs/<init>-seed<S>.log         what each training printed
       logs/<init>-seed<S>.config.json the settings its process trained (TrainConfig.to_dict())
       logs/<init>-seed<S>.result.json its run folder and how it ended, as its process reported
+      logs/<init>-seed<S>.checkpoint.tar  its latest checkpoint, while a Ray worker trains it
+      study.json                      the plan (the Study's settings): what --resume reruns
       comparison.png                  conv1 before/after per initializer, curves, change, edges
       summary.csv, summary.json       one row per training
       index.html                      a static page that shows it all and links every run
@@ -53,6 +55,8 @@ LOGS_SUBDIR = "logs"
 LOG_SUFFIX = ".log"
 CONFIG_SUFFIX = ".config.json"
 RESULT_SUFFIX = ".result.json"
+CHECKPOINT_SUFFIX = ".checkpoint.tar"
+STUDY_FILE = "study.json"
 FIGURE_FILE = "comparison.png"
 SUMMARY_CSV = "summary.csv"
 SUMMARY_JSON = "summary.json"

@@ -1,0 +1,231 @@
+"""The initializer study on Ray, with a real Ray on this machine: the same rows as the local pool,
+a node lost mid-training, `--engine ray` without Ray, `--resume`, and the engine settings' errors.
+
+Every Ray process listens on 127.0.0.1 only (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, read when ray
+is imported), without a dashboard and with a small object store; every test shuts its Ray down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # before anything imports ray
+
+from kexp import atomic, cli, runs
+from kexp.experiments.compare import (command, engines, plan, ray_engine, ray_worker,  # noqa: E402
+                                       record, shipping)
+
+pytestmark = pytest.mark.slow
+
+TINY = dict(initializers=["glorot_uniform", "zeros"], seeds=[0], epochs=1, train_samples=256)
+OBJECT_STORE_MB = 100
+# What a training's row says about the training itself (not where or how long it ran).
+SAME_ROW = ("initializer", "seed", "status", "train_accuracy", "test_accuracy", "test_loss",
+            "epochs", "conv1_mean_relative_change", "conv2_mean_relative_change",
+            "conv1_distinct_initial", "conv1_distinct_final")
+
+
+def summary_rows(compare_dir: Path) -> list[dict]:
+    return json.loads((compare_dir / plan.SUMMARY_JSON).read_text())["rows"]
+
+
+def training_processes() -> set[int]:
+    """Process ids of the study's trainings that Ray workers started on this machine."""
+    found = subprocess.run(["pgrep", "-f", f"compare.child .*/{ray_worker.WORK_ROOT}/"],
+                           capture_output=True, text=True)
+    return {int(pid) for pid in found.stdout.split()}
+
+
+def assert_complete(compare_dir: Path, row: dict, epochs: int) -> None:
+    """A finished run folder with everything a finished training leaves."""
+    run_dir = compare_dir / row["run"]
+    assert runs.read_status(run_dir)["status"] == runs.STATUS_FINISHED, row
+    assert len(runs.read_history(run_dir)) == epochs
+    for name in (runs.CONFIG_FILE, runs.MODEL_FILE, "kernels/initial.npz", "kernels/final.npz",
+                 f"figures/{runs.CONV1_FIGURE}"):
+        assert (run_dir / name).is_file(), name
+    assert not (run_dir / runs.CHECKPOINT_DIR).exists()
+    assert not list((compare_dir / plan.RUNS_SUBDIR).glob(".*"))  # no half-landed folder
+
+
+@pytest.fixture(scope="module")
+def two_engines(tmp_path_factory):
+    """The same tiny study on the local pool and on a local Ray that kexp starts itself, one
+    CPU (one TensorFlow thread) per training on both."""
+    pytest.importorskip("ray")
+    root = tmp_path_factory.mktemp("engines")
+    said: list[str] = []
+    local = command.run_study(plan.Study(runs_dir=str(root / "local"), **TINY), say=said.append,
+                              engine=engines.LocalEngine(jobs=2, cpus_per_training=1))
+    on_ray = command.run_study(plan.Study(runs_dir=str(root / "ray"), **TINY), say=said.append,
+                               engine=ray_engine.RayEngine(object_store_mb=OBJECT_STORE_MB))
+    return local, on_ray, said
+
+
+def test_local_ray_gives_the_same_rows_as_the_local_pool(two_engines):
+    import ray
+
+    local, on_ray, said = two_engines
+    assert not ray.is_initialized()  # kexp stopped the Ray it started
+    pick = [{key: row[key] for key in SAME_ROW} for row in summary_rows(local)]
+    assert pick == [{key: row[key] for key in SAME_ROW} for row in summary_rows(on_ray)]
+    for row in summary_rows(on_ray):
+        assert_complete(on_ray, row, epochs=1)
+    assert not list((on_ray / plan.LOGS_SUBDIR).glob(f"*{plan.CHECKPOINT_SUFFIX}"))
+    result = runs.read_json(on_ray / plan.LOGS_SUBDIR / f"zeros-seed0{plan.RESULT_SUFFIX}")
+    assert result["attempt"] == 1 and result["status"] == "finished"
+    assert "attempt 1" in (on_ray / plan.LOGS_SUBDIR / "zeros-seed0.log").read_text()
+    ray_lines = [line for line in said if "finished " in line][-2:]
+    assert [re.search(r"\((\d)/2\)", line).group(1) for line in ray_lines] == ["1", "2"]
+
+
+def test_resume_reruns_only_what_did_not_finish(two_engines, capsys):
+    """A study whose driver died: one run folder landed, the other never did, and no summary
+    was written. --resume trains only the missing one and rewrites the tables and the page."""
+    _, on_ray, _ = two_engines
+    rows = {row["initializer"]: row for row in summary_rows(on_ray)}
+    kept = on_ray / rows["glorot_uniform"]["run"]
+    kept_status = (kept / runs.STATUS_FILE).read_bytes()
+    runs_before = set((on_ray / plan.RUNS_SUBDIR).iterdir())
+    (on_ray / plan.SUMMARY_JSON).unlink()
+    (on_ray / plan.LOGS_SUBDIR / f"zeros-seed0{plan.RESULT_SUFFIX}").unlink()
+    shutil.rmtree(on_ray / rows["zeros"]["run"])
+
+    assert cli.main(["compare", "--resume", str(on_ray), "--cpus-per-training", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "1 of 2 trainings finished, 1 to run" in out
+    assert "started  zeros seed 0" in out and "started  glorot_uniform" not in out
+    assert (kept / runs.STATUS_FILE).read_bytes() == kept_status  # not trained again
+    resumed = {row["initializer"]: row for row in summary_rows(on_ray)}
+    assert resumed["glorot_uniform"]["run"] == rows["glorot_uniform"]["run"]
+    assert resumed["zeros"]["test_accuracy"] == rows["zeros"]["test_accuracy"]
+    for row in resumed.values():
+        assert_complete(on_ray, row, epochs=1)
+    assert len(set((on_ray / plan.RUNS_SUBDIR).iterdir()) - runs_before) == 1
+
+
+def test_a_lost_node_is_retried_from_its_checkpoint_and_the_study_completes(tmp_path):
+    """A head node with no CPUs (the driver's machine) and a worker node with 2: both trainings
+    run on the worker, which is removed once a checkpoint has reached the driver; a fresh node
+    replaces it (as an autoscaler would), and the retried tasks continue from the checkpoints."""
+    ray = pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    node_options = dict(object_store_memory=OBJECT_STORE_MB * 2**20)
+    cluster = Cluster(initialize_head=True, head_node_args=dict(
+        num_cpus=0, include_dashboard=False, **node_options,
+        _system_config={"health_check_period_ms": 1000, "health_check_failure_threshold": 3}))
+    try:
+        worker = cluster.add_node(num_cpus=2, **node_options)
+        ray.init(address=cluster.address, log_to_driver=False, logging_level="WARNING")
+        study = plan.Study(runs_dir=str(tmp_path), **{**TINY, "epochs": 4,
+                                                      "initializers": ["glorot_uniform",
+                                                                       "he_normal"]})
+        done: list[Path] = []
+        said: list[str] = []
+        sweep = threading.Thread(target=lambda: done.append(command.run_study(
+            study, say=said.append, engine=ray_engine.RayEngine(address=cluster.address))))
+        sweep.start()
+        deadline = time.monotonic() + 180
+        while not list(tmp_path.glob(f"compare-*/logs/*{plan.CHECKPOINT_SUFFIX}")):
+            assert time.monotonic() < deadline and sweep.is_alive(), said
+            time.sleep(0.1)
+        lost_trainings = training_processes()
+        cluster.remove_node(worker, allow_graceful=False)  # as a crash: no goodbye
+        cluster.add_node(num_cpus=2, **node_options)
+        while lost_trainings & training_processes() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert lost_trainings and not lost_trainings & training_processes()  # died with it
+        sweep.join(timeout=240)
+        assert done, said
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    compare_dir = done[0]
+    results = [runs.read_json(path)
+               for path in (compare_dir / plan.LOGS_SUBDIR).glob(f"*{plan.RESULT_SUFFIX}")]
+    assert [row["status"] for row in summary_rows(compare_dir)] == ["finished", "finished"]
+    for row in summary_rows(compare_dir):
+        assert_complete(compare_dir, row, epochs=4)
+    retried = [result for result in results if result["attempt"] > 1]
+    assert retried, results
+    assert any(result["resumed_after_epoch"] >= 1 for result in retried), results
+    assert not list((compare_dir / plan.LOGS_SUBDIR).glob(f"*{plan.CHECKPOINT_SUFFIX}"))
+    # The next attempt on this machine removes the folders that the lost workers left.
+    ray_worker.work_folder().rmdir()
+    assert not list((Path(tempfile.gettempdir()) / ray_worker.WORK_ROOT).iterdir())
+
+
+def test_engine_ray_without_ray_says_how_to_install_it_and_creates_nothing(tmp_path,
+                                                                            repo_root):
+    blocked = ("import sys; sys.modules['ray'] = None; from kexp import cli; "
+               "sys.exit(cli.main(sys.argv[1:]))")
+    result = subprocess.run(
+        [sys.executable, "-c", blocked, "compare", "--engine", "ray", "--runs-dir",
+         str(tmp_path / "runs")], cwd=repo_root, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "pip install 'kexp[ray]'" in result.stderr and "requirements-ray.txt" in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(name="spark"), "Invalid value for `engine`: 'spark'. Expected one of: local, ray."),
+    (dict(name="local", cpus_per_training=0),
+     "Invalid value for `cpus_per_training`: 0. Expected a whole number >= 1."),
+    (dict(name="local", address="10.0.0.1:6379"),
+     "Invalid value for `address`: '10.0.0.1:6379'. Expected none with --engine local"),
+])
+def test_bad_engine_settings_are_refused(arguments, message):
+    with pytest.raises(engines.EngineError, match=re.escape(message)):
+        engines.make_engine(**arguments)
+
+
+def test_the_command_line_refuses_a_bad_engine_before_creating_anything(tmp_path, capsys):
+    assert cli.main(["compare", "--engine", "spark", "--runs-dir", str(tmp_path / "r")]) == 2
+    assert "Invalid value for `engine`: 'spark'" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(runs.RunError, match="Invalid value for `resume`"):
+        command.resume_study(tmp_path)
+
+
+def test_the_local_pool_shares_the_cpus_out(monkeypatch):
+    monkeypatch.setattr(engines, "machine_cpus", lambda: 8)
+    assert engines.LocalEngine(jobs=2).threads == 4
+    assert engines.LocalEngine(jobs=16).threads == 1
+    assert engines.LocalEngine(jobs=2, cpus_per_training=3).threads == 3
+
+
+def test_resume_continues_from_a_checkpoint_that_a_ray_worker_shipped(trained_run, tmp_path):
+    """An interrupted Ray study keeps each unfinished training's last checkpoint as a tar;
+    --resume lands it in runs/ so that either engine continues that run."""
+    study = plan.Study(runs_dir=str(tmp_path), **TINY)
+    compare_dir = plan.create_compare_dir(tmp_path)
+    record.write_study(compare_dir, study)
+    (glorot, zeros) = plan.trainings(study)
+    atomic.write_bytes_atomic(glorot.file(compare_dir, plan.CHECKPOINT_SUFFIX),
+                            shipping.pack_run(trained_run))
+    glorot, zeros = record.recorded_trainings(compare_dir, record.read_study(compare_dir))
+    assert glorot.run_dir == compare_dir / plan.RUNS_SUBDIR / trained_run.name
+    assert runs.read_status(glorot.run_dir)["status"] == runs.STATUS_INTERRUPTED
+    assert glorot.status == zeros.status == "pending" and zeros.run_dir is None
+
+
+def test_more_cpus_per_training_than_any_node_has_is_refused_before_anything(tmp_path):
+    ray = pytest.importorskip("ray")
+    engine = ray_engine.RayEngine(cpus_per_training=64, object_store_mb=OBJECT_STORE_MB)
+    study = plan.Study(runs_dir=str(tmp_path / "runs"), **TINY)
+    with pytest.raises(ray_engine.RayEngineError,
+                       match=re.escape("Invalid value for `cpus_per_training`: 64.")):
+        command.run_study(study, say=lambda line: None, engine=engine)
+    assert not (tmp_path / "runs").exists() and not ray.is_initialized()
