@@ -142,10 +142,10 @@ def main(argv=None) -> int:
           f"{walls['local, TF threads']['median'] / walls['local']['median']:.2f}, "
           f"{cpu['local, TF threads']['median'] / cpu['local']['median']:.2f} "
           f"({fmt(cpu['local, TF threads'], 0)} s vs {fmt(cpu['local'], 0)} s) |")
-    print(f"| Ray's work around one training's process (task start, checkpoints, packing, fetch "
-          f"and landing of the run folder), s | {fmt(results['in_task_overhead'], 2)} = "
+    print(f"| Ray's work before and after one training's process (task start, packing, fetching "
+          f"and landing the run folder), s | {fmt(results['in_task_overhead'], 2)} = "
           f"{100 * results['in_task_overhead']['median'] / training['median']:.1f} % of one "
-          f"training; of it shipping checkpoints {fmt(results['shipping'], 2)} |")
+          f"training; sending checkpoints, while it trains: {fmt(results['shipping'], 2)} |")
     print(f"| run folder shipped back per training, MB | {fmt(results['archive_mb'], 1)} |")
     print(f"| same test accuracies on both engines | {'yes' if same else 'NO'} |")
     return 0

@@ -119,8 +119,10 @@ class RayEngine:
             ray.shutdown()
 
     def _init_options(self) -> dict:
-        options = dict(address=self.address, log_to_driver=False, runtime_env=RUNTIME_ENV,
-                       logging_level=logging.WARNING)
+        # "local": a Ray of kexp's own, never one that `ray start` left running on this machine
+        # (it could be stopped under the study, and kexp would stop it at the end).
+        options = dict(address=self.address or "local", log_to_driver=False,
+                       runtime_env=RUNTIME_ENV, logging_level=logging.WARNING)
         if not self.address:  # a local Ray's workers import the driver's own kexp
             here = str(Path(__file__).resolve().parents[3])
             path = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
@@ -201,7 +203,8 @@ class RayEngine:
             result = ray.get(ref)
         except ray.exceptions.RayError as error:
             training.status = runs.STATUS_FAILED
-            training.reason = (f"{type(error).__name__} after {1 + self.max_retries} attempts: "
+            training.reason = (f"Ray gave up on it ({1 + self.max_retries} attempts at most): "
+                               f"{type(error).__name__}: "
                                f"{str(error).strip().splitlines()[-1][:300]}")
             result = {"log": f"kexp compare: {training.reason}\n".encode()}
         else:
