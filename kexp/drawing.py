@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 
-from kexp import atomic, runs
+from kexp import atomic
 
 CMAP = "RdBu_r"
 SEPARATOR_COLOUR = "0.35"

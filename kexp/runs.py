@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from kexp import atomic, files
-from kexp.config import DEFAULTS, TrainConfig
+from kexp.config import TrainConfig
 from kexp.errors import RunError
 
 STATUS_RUNNING = "running"
