@@ -1,28 +1,32 @@
-"""Three ways to write the per-epoch resume checkpoint, timed inside a callback (issue 12).
+"""Four ways to write the per-epoch resume checkpoint, timed in the foreground of a callback
+(issue 12).
 
 - keras_file: the whole model as a `.keras` zip, saved to a temporary name and renamed, as kexp's
-  checkpoint did before (`model.save`; no fsync);
-- npz: `kexp.callbacks.training_state` (model and optimizer variables) written atomically with
-  `kexp.atomic.write_npz_atomic` (fsync, rename): what kexp's EpochCheckpoint writes today;
-- npz_background: the same arrays copied in the foreground and written by a background thread;
-  the foreground pays the copy (and a wait, if the previous write has not finished).
-The last exists only here, as a measurement; kexp does not write checkpoints this way.
+  first checkpoint did (`model.save`; no fsync);
+- npz: `kexp.checkpoint.training_state` (model and optimizer variables, read one by one) written
+  atomically with `kexp.atomic.write_npz_atomic` (fsync, rename);
+- npz_background: the same arrays copied one by one in the foreground and written by a background
+  thread (kexp's checkpoint of the previous release);
+- npz_compiled_read_background: kexp's `EpochCheckpoint` itself: every variable read in one
+  compiled call in the foreground, turned into numpy and written by kexp's background writer.
+The foreground pays the read (and a wait, if the previous write has not finished).
 """
 
 from __future__ import annotations
 
+import functools
 import os
-import threading
 import time
 from pathlib import Path
 
 import keras
 
-from kexp import atomic, callbacks, runs
+from kexp import atomic, background_writes, checkpoint
 
 SYNCHRONOUS = ("keras_file", "npz")
-BACKGROUND = "npz_background"
-OPTIONS = (*SYNCHRONOUS, BACKGROUND)
+PREVIOUS_BACKGROUND = "npz_background"
+KEXP_CHECKPOINT = "npz_compiled_read_background"
+OPTIONS = (*SYNCHRONOUS, PREVIOUS_BACKGROUND, KEXP_CHECKPOINT)
 
 
 def save_keras_file(model: keras.Model, path: Path) -> None:
@@ -32,63 +36,67 @@ def save_keras_file(model: keras.Model, path: Path) -> None:
 
 
 def save_npz(model: keras.Model, path: Path) -> None:
-    atomic.write_npz_atomic(path, callbacks.training_state(model))
+    atomic.write_npz_atomic(path, checkpoint.training_state(model))
 
 
-class BackgroundNpzWriter:
-    """Writes a training-state npz in a thread from arrays copied at call time; one write at a
-    time, so a slow disk makes the next call wait rather than pile up copies."""
+class PreviousBackgroundWriter:
+    """The previous release's checkpoint: wait for the last write, copy every variable one by
+    one, hand the npz to a background thread. Records how long each write took there."""
 
     def __init__(self):
         self.write_seconds: list[float] = []
-        self._thread: threading.Thread | None = None
+        self.writer = background_writes.OrderedWriter()
 
     def __call__(self, model: keras.Model, path: Path) -> None:
-        self.wait()
-        state = callbacks.training_state(model)  # fresh numpy copies of every variable
-        self._thread = threading.Thread(target=self._write, args=(path, state), daemon=True)
-        self._thread.start()
+        self.writer.wait()
+        self.writer.submit(functools.partial(self._write, path, checkpoint.training_state(model)))
 
     def _write(self, path: Path, state: dict) -> None:
         started = time.perf_counter()
         atomic.write_npz_atomic(path, state)
         self.write_seconds.append(time.perf_counter() - started)
 
-    def wait(self) -> None:
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
 
 class CheckpointOptions(keras.callbacks.Callback):
-    """After every epoch, writes the checkpoint each of the three ways into `directory` and
+    """After every epoch, writes the checkpoint each of the four ways into `directory` and
     records the seconds each took in the foreground. The two synchronous writes swap order from
-    epoch to epoch (a previous write can slow the next); the background one starts last, so its
-    thread overlaps the next epoch's training, as it would in a run, not the other writes."""
+    epoch to epoch (a previous write can slow the next); the background ones start last, so
+    their threads overlap the next epoch's training, as they would in a run."""
 
     def __init__(self, directory: Path):
         super().__init__()
         self.directory = Path(directory)
-        self.background = BackgroundNpzWriter()
+        self.previous = PreviousBackgroundWriter()
+        self.kexp_checkpoint = checkpoint.EpochCheckpoint(self.directory / KEXP_CHECKPOINT)
         self.writers = {"keras_file": (save_keras_file, "checkpoint.keras"),
                         "npz": (save_npz, "checkpoint.npz"),
-                        BACKGROUND: (self.background, "background.npz")}
+                        PREVIOUS_BACKGROUND: (self.previous, "background.npz")}
         self.seconds: dict[str, dict[int, float]] = {name: {} for name in OPTIONS}
+
+    def set_model(self, model):
+        super().set_model(model)
+        self.kexp_checkpoint.set_model(model)
 
     def on_train_begin(self, logs=None):
         self.directory.mkdir(parents=True, exist_ok=True)
 
     def on_epoch_end(self, epoch, logs=None):
         synchronous = SYNCHRONOUS if epoch % 2 == 0 else SYNCHRONOUS[::-1]
-        for name in (*synchronous, BACKGROUND):
+        for name in (*synchronous, PREVIOUS_BACKGROUND):
             write, file_name = self.writers[name]
             started = time.perf_counter()
             write(self.model, self.directory / file_name)
             self.seconds[name][epoch] = time.perf_counter() - started
+        started = time.perf_counter()
+        self.kexp_checkpoint.on_epoch_end(epoch, logs)
+        self.seconds[KEXP_CHECKPOINT][epoch] = time.perf_counter() - started
 
     def on_train_end(self, logs=None):
-        self.background.wait()
+        self.previous.writer.wait()
+        self.kexp_checkpoint.on_train_end(logs)
 
     def bytes_written(self) -> dict[str, int]:
-        return {name: (self.directory / file_name).stat().st_size
-                for name, (_, file_name) in self.writers.items()}
+        sizes = {name: (self.directory / file_name).stat().st_size
+                 for name, (_, file_name) in self.writers.items()}
+        (latest,) = checkpoint.EpochCheckpoint.checkpoints(self.kexp_checkpoint.directory)
+        return {**sizes, KEXP_CHECKPOINT: latest.stat().st_size}

@@ -8,7 +8,7 @@ import time
 
 import keras
 
-from kexp import callbacks
+from kexp import callbacks, checkpoint
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -27,9 +27,11 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._started)
 
 
-# kexp's callbacks that work after every epoch: kernel snapshot, history row, checkpoint.
+# kexp's callbacks that work after every epoch: kernel snapshot, history row, finiteness check,
+# checkpoint (each one's on_epoch_begin does nothing but note a time or a number).
 KEXP_EPOCH_CALLBACKS = {"snapshot": callbacks.KernelSnapshots, "history": callbacks.EpochLog,
-                        "checkpoint": callbacks.EpochCheckpoint}
+                        "finiteness": callbacks.StopOnNonFinite,
+                        "checkpoint": checkpoint.EpochCheckpoint}
 
 
 class CallbackClock:

@@ -95,7 +95,7 @@ class Contenders:
         return {"epoch_seconds": seconds,
                 "option_seconds": {name: [options.seconds[name][epoch]
                                           for epoch in MEASURED_EPOCHS] for name in OPTIONS},
-                "background_write_seconds": options.background.write_seconds[1:],
+                "background_write_seconds": options.previous.write_seconds[1:],
                 "bytes": options.bytes_written()}
 
     def torch(self, model_name: str) -> dict:

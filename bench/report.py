@@ -10,10 +10,13 @@ from common import fmt
 README_BEGIN = "<!-- bench:begin -->"
 README_END = "<!-- bench:end -->"
 CHECKPOINT_LABELS = {
-    "keras_file": "whole model `.keras`, temp file + rename (kexp's old checkpoint)",
-    "npz": "npz of `training_state`, written atomically with fsync, in the foreground",
-    "npz_background": "the same npz from a copy, written by a background thread (kexp's "
-                      "`EpochCheckpoint` now)",
+    "keras_file": "whole model `.keras`, temp file + rename (kexp's first checkpoint)",
+    "npz": "npz of `training_state` (variables read one by one), written atomically with fsync, "
+           "in the foreground",
+    "npz_background": "the same npz from copies read one by one, written by a background thread "
+                      "(kexp's previous checkpoint)",
+    "npz_compiled_read_background": "every variable read in one compiled call, the npz written "
+                                    "by kexp's background writer (kexp's `EpochCheckpoint` now)",
 }
 
 
@@ -32,7 +35,8 @@ def overhead_rows(results: dict) -> list[tuple[str, str]]:
          "per repeat",
          f"**{fmt(ratio['per_repeat_whole_fit'], 3)}**; ratio of median epochs "
          f"{ratio['ratio_of_median_epochs']:.3f}; goal <= 1.02"),
-        ("   time inside all of kexp's callbacks per epoch (snapshot + history + checkpoint)",
+        ("   time inside all of kexp's callbacks per epoch (snapshot + history + finiteness check "
+         "+ checkpoint)",
          f"{fmt(overhead['in_callback_seconds_per_epoch'], 1, 1000)} ms = "
          f"**{percent(overhead['in_callback_share_of_epoch'])}** of a {epoch}-digit epoch "
          f"(goal <= 1 %); medians by callback, ms: {parts}"),
@@ -51,7 +55,7 @@ def checkpoint_rows(results: dict) -> list[tuple[str, str]]:
     background = checkpoint["background_write_seconds"]
     rows.append(("   cheapest in the foreground",
                  f"**{checkpoint['cheapest']}**"
-                 + (f"; the background write itself took {fmt(background, 1, 1000)} ms"
+                 + (f"; a background npz write itself takes {fmt(background, 1, 1000)} ms"
                     if background else "")))
     return rows
 

@@ -17,7 +17,7 @@ _EXPORTS = {
     "build_model": "kexp.models",
     "KernelSnapshots": "kexp.callbacks",
     "EpochLog": "kexp.callbacks",
-    "EpochCheckpoint": "kexp.callbacks",
+    "EpochCheckpoint": "kexp.checkpoint",
     "conv_kernels": "kexp.callbacks",
     "conv_biases": "kexp.callbacks",
     "feature_maps": "kexp.keras_views",

@@ -21,8 +21,9 @@ import matplotlib
 import numpy as np
 import tensorflow as tf
 
-from kexp import (atomic, callbacks, data, files, filter_views, inputs, keras_views, plots,
-                  run_lock, runs, saving, shell_commands, stop_signals)
+from kexp import (atomic, background_writes, callbacks, checkpoint, data, files, filter_views,
+                  inputs, keras_views, plots, run_lock, runs, saving, shell_commands,
+                  stop_signals)
 from kexp.config import TrainConfig
 from kexp.models import build_model
 
@@ -77,16 +78,20 @@ def build_configured_model(config: TrainConfig, prepared: inputs.PreparedData):
 def _fit(model, config: TrainConfig, prepared: inputs.PreparedData, run_dir: Path,
          first_epoch: int, extra_callbacks=(), verbose: int | str = "auto") -> None:
     pipelines = inputs.input_pipelines(config, prepared, first_epoch)
+    # Order per epoch: snapshot, history row, finiteness check, then checkpoint. One background
+    # writer lands their files in that order, so a stop between them leaves the history at most
+    # one row ahead of the checkpoint, and resume trims it; the other way round a resumed run
+    # would lose that epoch's row. A diverged epoch is recorded (its row shows the NaN) but never
+    # checkpointed.
+    writer = background_writes.OrderedWriter()
     snapshots = callbacks.KernelSnapshots(run_dir / runs.KERNELS_DIR,
                                           every_epochs=config.snapshot_every_epochs,
-                                          every_batches=config.snapshot_every_batches)
-    # Order per epoch: snapshot, history row, finiteness check, then checkpoint. A stop between
-    # them leaves the history at most one row ahead of the checkpoint, and resume trims it; the
-    # other way round a resumed run would lose that epoch's row. A diverged epoch is recorded
-    # (its row shows the NaN) but never checkpointed.
-    checkpoint = callbacks.EpochCheckpoint(run_dir / runs.CHECKPOINT_DIR)
-    fit_callbacks = [snapshots, callbacks.EpochLog(run_dir / runs.HISTORY_FILE),
-                     callbacks.StopOnNonFinite(), checkpoint, *extra_callbacks]
+                                          every_batches=config.snapshot_every_batches,
+                                          writer=writer)
+    fit_callbacks = [snapshots, callbacks.EpochLog(run_dir / runs.HISTORY_FILE, writer=writer),
+                     callbacks.StopOnNonFinite(),
+                     checkpoint.EpochCheckpoint(run_dir / runs.CHECKPOINT_DIR, writer=writer),
+                     *extra_callbacks]
     if config.tensorboard:
         fit_callbacks.append(callbacks.tensorboard(run_dir / runs.TENSORBOARD_DIR))
     try:
@@ -94,9 +99,9 @@ def _fit(model, config: TrainConfig, prepared: inputs.PreparedData, run_dir: Pat
                   steps_per_epoch=pipelines.steps_per_epoch,
                   validation_data=pipelines.validation_batches,
                   callbacks=fit_callbacks, verbose=verbose, shuffle=False)
-    except BaseException as error:  # Keras skips on_train_end: finish what is being written
+    except BaseException as error:  # Keras skips on_train_end: land what is being written
         with contextlib.suppress(Exception):  # the stop's own reason is the one to report
-            checkpoint.wait()
+            writer.wait()
         if isinstance(error, KeyboardInterrupt):
             snapshots.save(runs.INTERRUPTED)
         raise
@@ -177,7 +182,7 @@ def _run(model, config, prepared, run_dir, first_epoch, extra_callbacks, verbose
 def _remove_checkpoint(run_dir: Path) -> None:
     """Delete the training state of a run recorded finished: it cannot be resumed any more."""
     folder = run_dir / runs.CHECKPOINT_DIR
-    for stale in callbacks.EpochCheckpoint.checkpoints(folder):
+    for stale in checkpoint.EpochCheckpoint.checkpoints(folder):
         stale.unlink()
     if folder.is_dir() and not any(folder.iterdir()):
         folder.rmdir()
@@ -221,7 +226,7 @@ def _resume_locked(run_dir: Path, extra_callbacks, verbose) -> Path:
                             "Expected an interrupted, failed or crashed run.")
     recorded = runs.read_config(run_dir)
     config = TrainConfig.from_dict(recorded["config"]).validate()
-    first_epoch, checkpoint = _checkpoint_to_resume(run_dir, config)
+    first_epoch, checkpoint_file = _checkpoint_to_resume(run_dir, config)
     prepared, data_summary = inputs.prepare_data(config)
     if data_summary["sha256"] != recorded["data"]["sha256"]:
         raise runs.RunError(f"Cannot resume '{run_dir}': its data was "
@@ -229,12 +234,12 @@ def _resume_locked(run_dir: Path, extra_callbacks, verbose) -> Path:
                             f"but now {data_summary['source']} loads "
                             f"({data_summary['sha256'][:12]}).")
     _set_determinism(config)
-    if checkpoint is not None and checkpoint.suffix == ".keras":  # a checkpoint of an older kexp
-        model = saving.load_model(checkpoint)  # safe mode: a Lambda layer is refused
+    if checkpoint_file is not None and checkpoint_file.suffix == ".keras":  # an older kexp's
+        model = saving.load_model(checkpoint_file)  # safe mode: a Lambda layer is refused
     else:
         model = build_configured_model(config, prepared)
-        if checkpoint is not None:
-            callbacks.restore_training_state(model, checkpoint)
+        if checkpoint_file is not None:
+            checkpoint.restore_training_state(model, checkpoint_file)
     _trim_history(run_dir, first_epoch)
     if not (run_dir / runs.VIEWS_DIR / runs.PROBE_DIGITS_FILE).exists():  # a run of kexp <= 0.1
         filter_views.write_probe_digits(run_dir, prepared.x_test, prepared.y_test)
@@ -259,7 +264,7 @@ def _checkpoint_to_resume(run_dir: Path, config: TrainConfig) -> tuple[int, Path
     for _, path in runs.snapshot_sequence(run_dir):
         runs.load_kernels(path)
     completed = len(runs.read_history(run_dir))
-    latest = callbacks.EpochCheckpoint.latest(run_dir / runs.CHECKPOINT_DIR)
+    latest = checkpoint.EpochCheckpoint.latest(run_dir / runs.CHECKPOINT_DIR)
     if latest is None:
         if completed > 1:
             raise runs.RunError(
