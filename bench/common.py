@@ -24,7 +24,7 @@ TORCH_PEER_MODEL = "convnet"  # bench/torch_convnet.py builds this one
 REPEATS = 5
 TRAIN_SAMPLES = 4000  # all training digits of the offline source
 SECTIONS = ("speed", "startup", "training", "accuracy")  # in the order bench/suite.py runs them
-EPOCHS_PER_FIT = 4  # the first is tracing and warm-up, the others are measured
+EPOCHS_PER_FIT = 6  # the first is tracing and warm-up, the others are measured
 CONTENDER_TEST_SAMPLES = 128  # kexp's end-of-run evaluation in the repeats; never timed
 
 

@@ -168,7 +168,8 @@ class KernelSnapshots(SerializableCallback):
 
     def kernels(self) -> dict[str, np.ndarray]:
         """The selected layers' kernels now, by layer path, as float32 numpy arrays."""
-        return {path: array for path, array in float32_arrays(self._read.by_name(self._variables())).items()
+        arrays = float32_arrays(self._read.by_name(self._variables()))
+        return {path: array for path, array in arrays.items()
                 if not path.endswith(runs.BIAS_SUFFIX)}
 
     def _write(self, path: Path, tensors: dict[str, tf.Tensor]) -> None:

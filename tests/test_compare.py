@@ -280,23 +280,25 @@ def test_make_dash_j_sets_the_number_of_jobs():
     assert {"glorot_uniform", "zeros"} <= set(plan.study_initializers())
 
 
-@pytest.mark.parametrize("signal_name", ["SIGTERM"])  # SIGINT/SIGHUP: the same code path
-def test_a_stopped_study_keeps_finished_rows_and_interrupts_the_running_one(tmp_path,
-                                                                           signal_name):
-    """A scheduler's SIGTERM (or Ctrl-C) stops the sweep the way Ctrl-C stops a training: the
-    running child saves its kernels and is `interrupted`, finished rows stay, the rest is
-    `skipped`, and the exit code is 128+N."""
+@pytest.mark.parametrize("moment", ["training", "starting"])
+def test_a_stopped_study_keeps_finished_rows_and_interrupts_the_running_one(tmp_path, moment):
+    """A scheduler's SIGTERM (Ctrl-C and SIGHUP take the same code path) stops the sweep the
+    way it stops a training: the running child saves its kernels and is `interrupted`,
+    finished rows stay, the rest is `skipped`, and the exit code is 128+N. A child stopped while
+    Python and TensorFlow were still starting had not trained: its row is `skipped` too."""
     import os
     import signal
     import subprocess
     import sys
     import time
 
-    number = getattr(signal, signal_name)
-
     def default_dispositions():
         for each in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(each, signal.SIG_DFL)
+
+    def second_training_has_a_history_row() -> bool:
+        return any(len(runs.read_history(run_dir)) >= 1 for run_dir in
+                   sorted((tmp_path / "runs").glob(f"compare-*/{plan.RUNS_SUBDIR}/*"))[1:])
 
     output = tmp_path / "compare.out"
     with open(output, "w") as handle:
@@ -309,18 +311,25 @@ def test_a_stopped_study_keeps_finished_rows_and_interrupts_the_running_one(tmp_
     deadline = time.monotonic() + 240
     while "started  he_normal" not in output.read_text() and time.monotonic() < deadline:
         assert process.poll() is None, output.read_text()
+        time.sleep(0.05)
+    # "starting": the child is importing TensorFlow (seconds); "training": it is in `fit`.
+    while moment == "training" and not second_training_has_a_history_row():
+        assert process.poll() is None and time.monotonic() < deadline, output.read_text()
         time.sleep(0.2)
-    time.sleep(4.0)  # the second training is under way
-    process.send_signal(number)
-    assert process.wait(timeout=120) == 128 + number, output.read_text()[-3000:]
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) == 128 + signal.SIGTERM, output.read_text()[-3000:]
 
     (compare_dir,) = (tmp_path / "runs").iterdir()
     rows = {row["initializer"]: row
             for row in json.loads((compare_dir / plan.SUMMARY_JSON).read_text())["rows"]}
     assert rows["glorot_uniform"]["status"] == runs.STATUS_FINISHED
-    assert rows["he_normal"]["status"] == runs.STATUS_INTERRUPTED
-    assert signal_name in rows["he_normal"]["reason"]
     assert rows["orthogonal"]["status"] == "skipped"
+    if moment == "starting":
+        assert rows["he_normal"]["status"] == "skipped", rows["he_normal"]["reason"]
+        assert "while this training was starting" in rows["he_normal"]["reason"]
+        return
+    assert rows["he_normal"]["status"] == runs.STATUS_INTERRUPTED, rows["he_normal"]["reason"]
+    assert "SIGTERM" in rows["he_normal"]["reason"]
     interrupted_run = Path(rows["he_normal"]["run"])
     if not interrupted_run.is_absolute():
         interrupted_run = compare_dir / interrupted_run

@@ -126,6 +126,9 @@ def run_trainings(trainings: list[plan.Training], compare_dir: Path, jobs: int, 
         for process, (training, started) in running.items():
             _stop(process, stop_signals.signal_of(interruption))
             _finish(training, compare_dir, process)
+            if training.run_dir is None:  # stopped while Python and TensorFlow were starting
+                training.status = "skipped"
+                training.reason = "the sweep was interrupted while this training was starting"
         for training in waiting:
             training.status, training.reason = "skipped", "the sweep was interrupted"
         raise
