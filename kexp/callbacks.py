@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kexp import atomic, background_writes, runs
+from kexp import atomic, background_writes, runs, stop_signals
 
 
 def copies(values: list[tf.Variable]) -> list[tf.Tensor]:
@@ -248,6 +248,29 @@ class EpochLog(SerializableCallback):
             writer.writerow(row)
             handle.flush()
             os.fsync(handle.fileno())
+
+
+class StopWhenRequested(keras.callbacks.Callback):
+    """Raise a stop signal that arrived during `fit` (kexp.stop_signals.deferred) where Keras
+    calls back between steps, in the main thread: the start of the next training or
+    validation batch, or an epoch's edge. Batch-begin hooks do not make Keras wait for the
+    device, so the check costs a function call per batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.async_safe = True
+
+    def on_train_batch_begin(self, batch, logs=None):
+        stop_signals.raise_if_requested()
+
+    def on_test_batch_begin(self, batch, logs=None):
+        stop_signals.raise_if_requested()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        stop_signals.raise_if_requested()
+
+    def on_epoch_end(self, epoch, logs=None):
+        stop_signals.raise_if_requested()
 
 
 def tensorboard(log_dir: str | os.PathLike) -> keras.callbacks.TensorBoard:

@@ -88,17 +88,19 @@ def _fit(model, config: TrainConfig, prepared: inputs.PreparedData, run_dir: Pat
                                           every_epochs=config.snapshot_every_epochs,
                                           every_batches=config.snapshot_every_batches,
                                           writer=writer)
+    # A stop signal that came during an epoch's last batch is raised after that epoch's files.
     fit_callbacks = [snapshots, callbacks.EpochLog(run_dir / runs.HISTORY_FILE, writer=writer),
                      callbacks.StopOnNonFinite(),
                      checkpoint.EpochCheckpoint(run_dir / runs.CHECKPOINT_DIR, writer=writer),
-                     *extra_callbacks]
+                     callbacks.StopWhenRequested(), *extra_callbacks]
     if config.tensorboard:
         fit_callbacks.append(callbacks.tensorboard(run_dir / runs.TENSORBOARD_DIR))
     try:
-        model.fit(pipelines.train_batches, epochs=config.epochs, initial_epoch=first_epoch,
-                  steps_per_epoch=pipelines.steps_per_epoch,
-                  validation_data=pipelines.validation_batches,
-                  callbacks=fit_callbacks, verbose=verbose, shuffle=False)
+        with stop_signals.deferred():  # a stop signal is raised between steps, not inside them
+            model.fit(pipelines.train_batches, epochs=config.epochs, initial_epoch=first_epoch,
+                      steps_per_epoch=pipelines.steps_per_epoch,
+                      validation_data=pipelines.validation_batches,
+                      callbacks=fit_callbacks, verbose=verbose, shuffle=False)
     except BaseException as error:  # Keras skips on_train_end: land what is being written
         with contextlib.suppress(Exception):  # the stop's own reason is the one to report
             writer.wait()
