@@ -13,7 +13,7 @@ import signal
 import sys
 
 from kexp import config as config_module
-from kexp import initializers, runs, shell_commands
+from kexp import data, initializers, runs, shell_commands
 from kexp.cli_options import add_command, add_run, add_runs_dir, whole_number
 from kexp.config import DEFAULTS, TrainConfig
 from kexp.errors import KexpError
@@ -86,19 +86,25 @@ def _add_train_parser(subparsers) -> None:
 
 
 def _train_command(args) -> int:
+    # Every argument is checked before TensorFlow is imported (seconds): a typo is answered at
+    # once, and nothing is created for a bad value.
+    if args.resume is not None:
+        if args.resume in ("", "all"):
+            raise runs.RunError(f"Invalid value for `resume`: '{args.resume}'. Expected "
+                                f"one run folder inside '{args.runs_dir}' (see kexp runs).")
+        resumed_dir = runs.resolve_run(args.resume, args.runs_dir)[0]
+    else:
+        values = {key: value for key, value in vars(args).items()
+                  if key not in ("func", "command", "resume")}
+        config = TrainConfig(**values).validate()
+        data.check_source(config.data)
+        runs.prepare_runs_root(config.runs_dir)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from kexp import training  # here, not at the top: only training imports TensorFlow
 
     try:
-        if args.resume is not None:
-            if args.resume in ("", "all"):
-                raise runs.RunError(f"Invalid value for `resume`: '{args.resume}'. Expected "
-                                    f"one run folder inside '{args.runs_dir}' (see kexp runs).")
-            run_dir = training.resume(runs.resolve_run(args.resume, args.runs_dir)[0])
-        else:
-            values = {key: value for key, value in vars(args).items()
-                      if key not in ("func", "command", "resume")}
-            run_dir = training.train(TrainConfig(**values))
+        run_dir = (training.resume(resumed_dir) if args.resume is not None
+                   else training.train(config))
     except training.TrainingInterrupted as interrupted:
         name = signal.Signals(interrupted.signal_number).name
         print(f"\nkexp: interrupted by {name}; kernels and history so far are in "
@@ -129,9 +135,8 @@ def _add_visualize_parser(subparsers) -> None:
 def _visualize_command(args) -> int:
     """One run: drawn, or an error (exit 2). RUN=all: every run that can be drawn is, each
     other one gets one line on stderr; exit 0 when at least one was drawn."""
-    from kexp import plots  # here, not at the top: `kexp --help` does not load matplotlib
-
     requested = runs.resolve_run(args.run, args.runs_dir)
+    from kexp import plots  # here, after the check: a bad RUN is answered without matplotlib
     drawn = 0
     for run_dir in requested:
         try:

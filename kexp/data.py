@@ -247,11 +247,18 @@ def load(source: str = SOURCE_AUTO) -> Dataset:
         return load_keras_mnist()
     if source == SOURCE_BUNDLED:
         return load_bundled_mnist()
+    path = check_source(source)
+    return load_idx_folder(path) if path.is_dir() else load_npz(path)
+
+
+def check_source(source: str) -> Path | None:
+    """Refuse a `data` value that names no source, without loading anything (so the command
+    line answers before TensorFlow starts). Returns the path of a file source, None for a name."""
+    if source in NAMED_SOURCES:
+        return None
     path = Path(source)
-    if path.is_dir():
-        return load_idx_folder(path)
-    if path.is_file():
-        return load_npz(path)
+    if path.is_dir() or path.is_file():
+        return path
     raise DataError(f"Invalid value for `data`: '{source}'. Expected one of: "
                     f"{', '.join(NAMED_SOURCES)}, or an existing mnist.npz file or folder of "
                     "IDX files.")

@@ -61,9 +61,16 @@ def test_a_slow_disk_makes_submit_wait_rather_than_pile_up_writes():
     writer.submit(lambda: release.wait(10))  # the one being written
     writer.submit(lambda: None)
     writer.submit(lambda: None)  # two wait: the queue is full
-    blocked = threading.Thread(target=writer.submit, args=(lambda: None,))
+    submitting = threading.Event()
+
+    def submit_a_third():
+        submitting.set()
+        writer.submit(lambda: None)
+
+    blocked = threading.Thread(target=submit_a_third)
     blocked.start()
-    blocked.join(0.3)
+    assert submitting.wait(10)  # the thread has started and is inside submit (or about to be)
+    blocked.join(0.5)
     assert blocked.is_alive(), "a third pending write was accepted"
     release.set()
     blocked.join(10)

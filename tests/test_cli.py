@@ -24,22 +24,6 @@ def test_help_answers_without_importing_tensorflow(repo_root):
     assert "--init" in help_text and "default: glorot_uniform" in help_text
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--init", "glorot_unifrom"], "Invalid value for `init`: 'glorot_unifrom'. Expected one of:"),
-    (["--init", "random_normal:stddev=-1"], "Expected a positive number"),
-    (["--epochs", "0"], "Invalid value for `epochs`: 0. Expected a whole number >= 1"),
-    (["--epochs", "abc"], "argument --epochs: 'abc' is not a whole number"),
-    (["--model", "vgg"], "argument --model: invalid choice: 'vgg'"),
-    (["--data", "/nonexistent/mnist.npz"], "Invalid value for `data`: '/nonexistent/mnist.npz'"),
-])
-def test_bad_arguments_exit_non_zero_with_a_message_and_no_run(repo_root, tmp_path, args, message):
-    runs_dir = tmp_path / "runs"
-    result = kexp("train", "--runs-dir", str(runs_dir), *args, cwd=repo_root)
-    assert result.returncode == 2
-    assert message in result.stderr
-    assert not runs_dir.exists() or not any(runs_dir.iterdir())
-
-
 def test_initializers_command_lists_the_theory(repo_root):
     result = kexp("initializers", cwd=repo_root)
     assert result.returncode == 0

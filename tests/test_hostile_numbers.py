@@ -38,11 +38,11 @@ def kexp_train(runs_dir: Path, *args: str) -> subprocess.CompletedProcess:
     ({"runs_dir": ""}, r"`runs_dir`: ''\. Expected a folder path"),
     ({"runs_dir": "   "}, r"`runs_dir`: '   '\."),
 ])
-def test_numbers_training_cannot_take_are_refused_before_anything_exists(tmp_path, changes,
-                                                                       message):
+def test_numbers_training_cannot_take_are_refused_before_anything_exists(tmp_path, monkeypatch,
+                                                                       changes, message):
     from kexp.training import train
 
-    os.chdir(tmp_path)  # an empty --runs-dir must not write into the current folder either
+    monkeypatch.chdir(tmp_path)  # an empty --runs-dir must not write into the current folder either
     with pytest.raises(ConfigError, match=message):
         train(TrainConfig(**{"runs_dir": str(tmp_path / "runs"), "data": "mnist-5k", **changes}))
     assert list(tmp_path.iterdir()) == []

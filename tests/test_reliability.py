@@ -315,27 +315,73 @@ def test_read_only_runs_directory_is_refused(tmp_path):
 
 
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
-SIGNAL_EPOCHS = "12"
+SIGNAL_EPOCHS = "3"
+SIGNAL_SETTINGS = [*TINY_DATA, "--epochs", SIGNAL_EPOCHS, "--deterministic", "--seed", "4"]
+# `python -m kexp train ...` as a user runs it, with one extra Keras callback that holds the
+# training after its first epoch until the test says go: the signal then always lands in the
+# middle of the run, however loaded the machine is (a handshake, not a guessed delay).
+PAUSED_TRAIN = """
+import pathlib, sys, time
+import keras
+from kexp import cli, training
+
+paused, go = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+
+class HoldAfterTheFirstEpoch(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            paused.write_text("paused")
+            while not go.exists():
+                time.sleep(0.01)
+
+real_train = training.train
+training.train = lambda config, **options: real_train(
+    config, extra_callbacks=[HoldAfterTheFirstEpoch()], **options)
+sys.exit(cli.main(sys.argv[3:]))
+"""
+
+
+@pytest.fixture(scope="module")
+def stop_signal_reference(tmp_path_factory):
+    """One uninterrupted run of the stop-signal settings, shared by the three signals' tests;
+    started at once, so it trains while the first of them does."""
+    folder = tmp_path_factory.mktemp("stop-signal-reference")
+    process = start_kexp(folder, "reference", "train", *SIGNAL_SETTINGS,
+                         "--runs-dir", str(folder / "runs"))
+
+    def final_kernels() -> dict:
+        assert process.wait(timeout=SUBPROCESS_SECONDS) == 0, output_of(folder, "reference")
+        return runs.load_kernels(only_run(folder / "runs") / runs.KERNELS_DIR / "final.npz")
+
+    yield final_kernels
+    if process.poll() is None:
+        process.kill()
+        process.wait()
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signal_name", STOP_SIGNALS)
 def test_stop_signal_leaves_an_interrupted_run_that_renders_and_resumes_bit_identically(
-        tmp_path, signal_name):
+        tmp_path, stop_signal_reference, signal_name):
     """Ctrl-C, a scheduler's SIGTERM and a closed terminal's SIGHUP all end a run the same way:
     kernels of that moment, status `interrupted` naming the signal with a resume command, exit
     code 128+N; the resumed run ends with the kernels of an uninterrupted one (--deterministic)."""
     number = getattr(signal, signal_name)
-    runs_dir = tmp_path / "runs"
-    settings = [*TINY_DATA, "--epochs", SIGNAL_EPOCHS, "--deterministic", "--seed", "4"]
-    reference = start_kexp(tmp_path, "reference", "train", *settings,
-                           "--runs-dir", str(tmp_path / "reference"))
-    process = start_kexp(tmp_path, "train", "train", *settings, "--runs-dir", str(runs_dir))
-    run_dir = wait_for(lambda: only_run(runs_dir), process, "the run folder")
-    wait_for(lambda: history_rows(run_dir) >= 1, process, "the first epoch's history row")
+    runs_dir = tmp_path / "signal runs"  # never the default `runs` of the child's folder
+    paused, go = tmp_path / "paused", tmp_path / "go"
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    with open(log_dir / "train.out", "w") as stdout, open(log_dir / "train.err", "w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-c", PAUSED_TRAIN, str(paused), str(go), "train",
+             *SIGNAL_SETTINGS, "--runs-dir", str(runs_dir)], cwd=tmp_path, env=ENV,
+            stdout=stdout, stderr=stderr, preexec_fn=default_stop_signals)
+    wait_for(paused.exists, process, "the end of the first epoch")
+    run_dir = only_run(runs_dir)
     process.send_signal(number)
-    assert process.wait(timeout=120) == 128 + number, output_of(tmp_path, "train")
-    assert f"interrupted by {signal_name}" in output_of(tmp_path, "train")
+    go.touch()
+    assert process.wait(timeout=120) == 128 + number, output_of(log_dir, "train")
+    assert f"interrupted by {signal_name}" in output_of(log_dir, "train")
 
     status = runs.read_status(run_dir)
     completed = history_rows(run_dir)
@@ -370,9 +416,7 @@ def test_stop_signal_leaves_an_interrupted_run_that_renders_and_resumes_bit_iden
     assert (run_dir / runs.MODEL_FILE).is_file()
     assert not (run_dir / "checkpoint").exists()
 
-    assert reference.wait(timeout=SUBPROCESS_SECONDS) == 0, output_of(tmp_path, "reference")
-    uninterrupted = runs.load_kernels(only_run(tmp_path / "reference") / runs.KERNELS_DIR /
-                                      "final.npz")
+    uninterrupted = stop_signal_reference()
     final = runs.load_kernels(kernels / "final.npz")
     for layer in ("conv1", "conv2"):
         assert final[layer].tobytes() == uninterrupted[layer].tobytes(), layer
@@ -528,7 +572,9 @@ def test_resume_refuses_a_checkpoint_with_a_lambda_layer(tmp_path):
 
 
 def test_kexp_never_turns_keras_safe_mode_off():
-    for source in (REPO_ROOT / "kexp").glob("*.py"):
+    sources = sorted((REPO_ROOT / "kexp").rglob("*.py"))  # subpackages included
+    assert REPO_ROOT / "kexp" / "experiments" / "compare" / "ray_worker.py" in sources
+    for source in sources:
         text = source.read_text(encoding="utf-8")
         assert "safe_mode=False" not in text and "enable_unsafe_deserialization" not in text, \
             source
