@@ -12,6 +12,7 @@ to `feature_maps` and `top_patches` are read with numpy alone (kexp.filter_views
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from pathlib import Path
 
@@ -185,10 +186,42 @@ def _input_shape(model: keras.Model) -> tuple[int, ...]:
 
 
 def _soft_relu(pre_activation):
-    """softplus at a temperature of SOFTNESS times the map's spread: ReLU within a few percent
+    """softplus at a temperature of SOFTNESS times the maps' spread: ReLU within a few percent
     where a filter is active, but never flat."""
     temperature = SOFTNESS * tf.stop_gradient(tf.math.reduce_std(pre_activation)) + 1e-6
     return temperature * tf.math.softplus(pre_activation / temperature)
+
+
+def _own_filter_convolution(inputs, kernel, layer: keras.layers.Conv2D):
+    """`layer`'s convolution of image i with filter i alone, for n images and n filters, placed
+    in channel i of an otherwise zero output: one depthwise convolution of the images side by
+    side, 1/n of a full convolution's work. The optimal-input ascent reads only those channels."""
+    count, height, width, channels = inputs.shape
+    side_by_side = tf.reshape(tf.transpose(inputs, (1, 2, 0, 3)), (1, height, width, -1))
+    kernels = tf.reshape(tf.transpose(kernel, (0, 1, 3, 2)), (*kernel.shape[:2], -1, 1))
+    stride, dilation = layer.strides[0], layer.dilation_rate[0]
+    maps = tf.nn.depthwise_conv2d(side_by_side, kernels, (1, stride, stride, 1),
+                                  layer.padding.upper(), dilations=(dilation, dilation))
+    own = tf.reduce_sum(tf.reshape(maps, (*maps.shape[1:3], count, channels)), -1)
+    return tf.transpose(own, (2, 0, 1))[..., None] * tf.eye(count)[:, None, None, :]
+
+
+@contextlib.contextmanager
+def own_filters_only(layer: keras.layers.Conv2D):
+    """While open, `layer` convolves image i with its filter i alone (_own_filter_convolution),
+    where it is a plain Conv2D (its own convolution_op, one group, channels last, square
+    strides and dilation); any other layer stays as it is."""
+    plain = (type(layer).convolution_op is keras.layers.Conv2D.convolution_op
+             and layer.groups == 1 and layer.data_format == "channels_last"
+             and len(set(layer.strides)) == len(set(layer.dilation_rate)) == 1)
+    if plain:
+        layer.convolution_op = lambda inputs, kernel: _own_filter_convolution(inputs, kernel,
+                                                                              layer)
+    try:
+        yield
+    finally:
+        if plain:
+            del layer.convolution_op
 
 
 def _runner(model: keras.Model, path: str, layer: keras.layers.Conv2D):
@@ -212,6 +245,16 @@ def optimal_inputs(model: keras.Model, layers=None, steps: int = OPTIMAL_STEPS, 
     paper, as MNIST digits are), from seeded noise. Returns {layer path: {"images": (filters,
     h, w, c), "activation": (filters,) the mean activation reached}}. The same seed gives the
     same start for every model of one architecture, so two states of a run compare."""
+    return next(_optimal_inputs_per_state(model, [lambda: None], layers, steps, seed, rms,
+                                          nonnegative))
+
+
+def _optimal_inputs_per_state(model: keras.Model, set_states, layers=None,
+                              steps: int = OPTIMAL_STEPS, seed: int = 0, rms: float = INPUT_RMS,
+                              nonnegative: bool = False):
+    """optimal_inputs for each state of `model` that a call of `set_states` gives it (new
+    weights in its variables), in one batched ascent over all filters of every chosen layer,
+    traced once for all states."""
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ViewError(f"Invalid value for `steps`: {steps!r}. Expected a whole number >= 1.")
     chosen = _chosen_layers(model, layers)
@@ -220,8 +263,8 @@ def optimal_inputs(model: keras.Model, layers=None, steps: int = OPTIMAL_STEPS, 
     norm = rms * float(np.sqrt(np.prod(shape)))
     noise = np.random.default_rng(seed).normal(size=(count, *shape))
     noise = np.abs(noise) if nonnegative else noise
-    images = tf.constant(noise * norm / np.linalg.norm(noise.reshape(count, -1), axis=1)
-                         [:, None, None, None], tf.float32)
+    start = tf.constant(noise * norm / np.linalg.norm(noise.reshape(count, -1), axis=1)
+                        [:, None, None, None], tf.float32)
     bounds = np.cumsum([0] + [layer.filters for layer in chosen.values()])
     runners = {path: _runner(model, path, layer) for path, layer in chosen.items()}
     smooth = {path: layer.activation is keras.activations.relu for path, layer in chosen.items()}
@@ -230,8 +273,8 @@ def optimal_inputs(model: keras.Model, layers=None, steps: int = OPTIMAL_STEPS, 
         return tensor / (tf.norm(tf.reshape(tensor, (count, -1)), axis=1)[:, None, None, None]
                          + 1e-12)
 
-    def own_filter_mean(maps):  # each image's mean map of its own filter
-        return tf.linalg.diag_part(tf.reduce_mean(maps, axis=(1, 2)))
+    def own_maps(maps):  # (n, h, w, n): each image's map of its own filter, (n, h, w)
+        return tf.transpose(tf.linalg.diag_part(tf.transpose(maps, (1, 2, 0, 3))), (2, 0, 1))
 
     with recording_conv_outputs(chosen) as (before_activation, outputs):
         @tf.function
@@ -239,37 +282,49 @@ def optimal_inputs(model: keras.Model, layers=None, steps: int = OPTIMAL_STEPS, 
             with tf.GradientTape() as tape:
                 tape.watch(images)
                 reached, surrogate = [], []
-                for index, path in enumerate(chosen):  # each layer's filters, their images
-                    runners[path](images[bounds[index]:bounds[index + 1]], training=False)
-                    reached.append(own_filter_mean(outputs[path]))
+                for index, (path, layer) in enumerate(chosen.items()):  # all filters at once
+                    with own_filters_only(layer):
+                        runners[path](images[bounds[index]:bounds[index + 1]], training=False)
+                    reached.append(tf.reduce_mean(own_maps(outputs[path]), axis=(1, 2)))
                     # ReLU's stand-in: softplus gives a filter that nothing in the start image
                     # activates a direction (to its least negative spots) where ReLU gives 0.
-                    surrogate.append(own_filter_mean(_soft_relu(before_activation[path])
-                                                     if smooth[path] else outputs[path]))
+                    chased = (_soft_relu(own_maps(before_activation[path])) if smooth[path]
+                              else own_maps(outputs[path]))
+                    surrogate.append(tf.reduce_mean(chased, axis=(1, 2)))
                 total = tf.reduce_sum(tf.concat(surrogate, 0))  # an image's: its filter's
             gradient = tape.gradient(total, images)
             stepped = images + step_length * norm * unit(gradient)
             return (unit(tf.nn.relu(stepped) if nonnegative else stepped) * norm,
                     tf.concat(reached, 0))
 
-        for step in range(steps):
-            length = FIRST_STEP * (LAST_STEP / FIRST_STEP) ** (step / max(steps - 1, 1))
-            images, _ = ascend(images, tf.constant(length, tf.float32))
-        _, reached = ascend(images, tf.constant(0.0, tf.float32))
-    images, reached = images.numpy(), reached.numpy()
-    return {path: {"images": images[low:high], "activation": reached[low:high]}
-            for path, low, high in zip(chosen, bounds[:-1], bounds[1:])}
+        for set_state in set_states:
+            set_state()
+            images = start
+            for step in range(steps):
+                length = FIRST_STEP * (LAST_STEP / FIRST_STEP) ** (step / max(steps - 1, 1))
+                images, _ = ascend(images, tf.constant(length, tf.float32))
+            _, reached = ascend(images, tf.constant(0.0, tf.float32))
+            images, reached = images.numpy(), reached.numpy()
+            yield {path: {"images": images[low:high], "activation": reached[low:high]}
+                   for path, low, high in zip(chosen, bounds[:-1], bounds[1:])}
+
+
+def assign_snapshot(model: keras.Model, kernels: dict[str, np.ndarray],
+                    biases: dict[str, np.ndarray]) -> None:
+    """Put a snapshot's kernels and biases (missing biases: zero, as kexp's models start) into
+    `model`'s Conv2D layers."""
+    for path, layer in callbacks.conv_layers(model).items():
+        layer.kernel.assign(kernels[path])
+        if layer.use_bias:
+            layer.bias.assign(biases.get(path, np.zeros(layer.filters, np.float32)))
 
 
 def with_snapshot(model: keras.Model, kernels: dict[str, np.ndarray],
                   biases: dict[str, np.ndarray]) -> keras.Model:
-    """A copy of `model` whose Conv2D layers hold a snapshot's kernels and biases (missing
-    biases: zero, as kexp's models start): the model's conv layers as they were then."""
+    """A copy of `model` whose Conv2D layers hold a snapshot's kernels and biases: the model's
+    conv layers as they were then."""
     copy = keras.models.clone_model(model)
-    for path, layer in callbacks.conv_layers(copy).items():
-        layer.kernel.assign(kernels[path])
-        if layer.use_bias:
-            layer.bias.assign(biases.get(path, np.zeros(layer.filters, np.float32)))
+    assign_snapshot(copy, kernels, biases)
     return copy
 
 
@@ -280,15 +335,19 @@ def write_optimal_inputs(run_dir: Path, model: keras.Model, seed: int = 0) -> Pa
     kexp's digits are ink on blank paper (pixels >= 0), so the optimal inputs are too."""
     run_dir = Path(run_dir)
     sequence = runs.snapshot_sequence(run_dir)
+    snapshots = dict(zip(WHEN, (sequence[0], sequence[-1])))
+    biases = {when: runs.load_biases(path) for when, (_, path) in snapshots.items()}
+    if not biases["after"]:  # the start's are zero; the trained ones are not
+        raise ViewError(f"Cannot compute the optimal inputs of '{run_dir}': its snapshot "
+                        f"'{snapshots['after'][0]}' has no biases (kexp kept only kernels "
+                        "then). Expected a run trained by this kexp: train it again.")
+    state = keras.models.clone_model(model)
+    setters = [functools.partial(assign_snapshot, state, runs.load_kernels(path), biases[when])
+               for when, (_, path) in snapshots.items()]
     arrays = {}
-    for when, (label, path) in zip(WHEN, (sequence[0], sequence[-1])):
-        biases = runs.load_biases(path)
-        if not biases and when == "after":  # the start's are zero; the trained ones are not
-            raise ViewError(f"Cannot compute the optimal inputs of '{run_dir}': its snapshot "
-                            f"'{label}' has no biases (kexp kept only kernels then). Expected "
-                            "a run trained by this kexp: train it again.")
-        state = with_snapshot(model, runs.load_kernels(path), biases)
-        for layer, found in optimal_inputs(state, seed=seed, nonnegative=True).items():
+    for when, found_by_layer in zip(WHEN, _optimal_inputs_per_state(state, setters, seed=seed,
+                                                                     nonnegative=True)):
+        for layer, found in found_by_layer.items():
             for kind, array in found.items():
                 arrays[filter_views.optimal_input_key(kind, when, layer)] = array
     folder = run_dir / runs.VIEWS_DIR
