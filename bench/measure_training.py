@@ -9,7 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from kexp import runs
+import numpy as np
+
+from kexp import force_figures, runs
 
 from common import REPO_ROOT, log, spread
 from measure_startup import kexp_command
@@ -39,10 +41,22 @@ def cli_training(runs_dir: Path, *extra: str) -> dict:
     recorded = runs.read_config(run_dir)
     history = runs.read_history(run_dir)
     return {"wall_seconds": wall, "max_rss_mb": int(result.stdout.split()[-1]) / 1024,
+            "forces": forces_cost(run_dir),
             "test_accuracy": runs.read_status(run_dir)["test_accuracy"], "epochs": len(history),
             "steady_epoch_seconds": spread([row["seconds"] for row in history[1:]]),
             "data": recorded["data"]["description"],
             "train_samples": recorded["data"]["used_train_samples"], "run_dir": str(run_dir)}
+
+
+def forces_cost(run_dir: Path) -> dict:
+    """What recording the forces cost a run: the seconds kexp.forces measured inside its
+    callback at each moment (the first includes tracing), against the seconds of the run's
+    training epochs (history.csv; the forces are computed outside them)."""
+    with np.load(run_dir / runs.VIEWS_DIR / runs.FORCES_FILE) as forces:
+        seconds = forces[force_figures.SECONDS_KEY]
+    training = sum(row["seconds"] for row in runs.read_history(run_dir))
+    return {"seconds": float(seconds.sum()), "moments": len(seconds),
+            "training_seconds": training, "share": float(seconds.sum()) / training}
 
 
 def default_and_deterministic(runs_dir: Path) -> dict:

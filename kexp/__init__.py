@@ -23,6 +23,7 @@ _EXPORTS = {
     "feature_maps": "kexp.keras_views",
     "top_patches": "kexp.keras_views",
     "optimal_inputs": "kexp.keras_views",
+    "filter_gradients": "kexp.forces",
     "single_orientation_fraction": "kexp.analysis",
     "load_model": "kexp.saving",
     "save_model_atomic": "kexp.saving",

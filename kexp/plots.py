@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from kexp import initializers, runs, view_figures
+from kexp import force_figures, initializers, runs, view_figures
 from kexp.analysis import relative_change
 # The drawing pieces live in kexp.drawing; scripts and the experiments reach them as plots.X.
 from kexp.drawing import (CMAP, DPI, SEPARATOR_COLOUR, draw_mosaic, draw_tiles,  # noqa: F401
@@ -193,4 +193,5 @@ def render_run(run_dir: Path) -> list[Path]:
     written.append(plot_histograms(before, after, figures / runs.HISTOGRAMS_FIGURE, theories,
                                    suptitle=f"Kernel weights — {description}"))
     written += view_figures.render_views(run_dir, initial_path, after_path, description)
+    written += force_figures.render_forces(run_dir, initial_path, after_path, description)
     return written

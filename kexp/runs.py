@@ -14,10 +14,12 @@ fast.
                    final.npz: conv kernels by layer path (conv1, block/conv), biases under
                    "<layer path>/bias" (no layer path continues past a Conv2D: never a clash)
       views/       probe_digits.npz (the test digits the filter views use), optimal_inputs.npz
-                   (before and after training; written at its end or by `kexp explain`)
+                   (before and after training; written at its end or by `kexp explain`),
+                   forces.npz (per-class gradients of conv1 and conv2 on fixed training digits
+                   at a few moments of training, kexp.forces)
       figures/     conv1_before_after.png, conv2_before_after.png, conv2_summary.png,
-                   histograms.png, feature_maps.png, top_patches.png, optimal_inputs.png
-                   (and conv1_evolution.gif, drawn by `kexp animate`)
+                   histograms.png, feature_maps.png, top_patches.png, optimal_inputs.png,
+                   forces.png (and conv1_evolution.gif, drawn by `kexp animate`)
       checkpoint/  epoch_NNN.npz while training: the state `--resume` continues from
       tensorboard/ with --tensorboard
       .lock        while a process trains or resumes the run (kexp.run_lock)
@@ -59,6 +61,7 @@ LOCK_FILE = ".lock"  # held by the one process writing the run (kexp.run_lock)
 VIEWS_DIR = "views"
 PROBE_DIGITS_FILE = "probe_digits.npz"
 OPTIMAL_INPUTS_FILE = "optimal_inputs.npz"
+FORCES_FILE = "forces.npz"
 BIAS_SUFFIX = "/bias"  # a snapshot keeps conv layer P's bias under "P/bias"
 
 # Kernel snapshots: <label>.npz in kernels/; epoch labels also name the checkpoints.
@@ -77,6 +80,7 @@ EVOLUTION_FIGURE = "conv1_evolution.gif"
 FEATURE_MAPS_FIGURE = "feature_maps.png"
 TOP_PATCHES_FIGURE = "top_patches.png"
 OPTIMAL_INPUTS_FIGURE = "optimal_inputs.png"
+FORCES_FIGURE = "forces.png"
 
 
 def epoch_label(epoch: int) -> str:

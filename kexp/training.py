@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from kexp import (atomic, background_writes, callbacks, checkpoint, data, files, filter_views,
-                  inputs, keras_views, plots, run_lock, runs, saving, shell_commands,
+                  forces, inputs, keras_views, plots, run_lock, runs, saving, shell_commands,
                   stop_signals)
 from kexp.config import TrainConfig
 from kexp.models import build_model
@@ -92,6 +92,8 @@ def _fit(model, config: TrainConfig, prepared: inputs.PreparedData, run_dir: Pat
     fit_callbacks = [snapshots, callbacks.EpochLog(run_dir / runs.HISTORY_FILE, writer=writer),
                      callbacks.StopOnNonFinite(),
                      checkpoint.EpochCheckpoint(run_dir / runs.CHECKPOINT_DIR, writer=writer),
+                     forces.run_force_snapshots(run_dir, prepared.x_train, prepared.y_train,
+                                                config.epochs, first_epoch, writer),
                      callbacks.StopWhenRequested(), *extra_callbacks]
     if config.tensorboard:
         fit_callbacks.append(callbacks.tensorboard(run_dir / runs.TENSORBOARD_DIR))

@@ -14,7 +14,7 @@ MAX_LINES = 400
 # The modules that build or run Keras models: the only ones allowed to import TensorFlow.
 TRAINING_MODULES = {"kexp.augment", "kexp.callbacks", "kexp.checkpoint", "kexp.inputs",
                     "kexp.keras_initializers", "kexp.keras_views", "kexp.layers", "kexp.models",
-                    "kexp.saving", "kexp.training",
+                    "kexp.forces", "kexp.saving", "kexp.training",
                     "kexp.experiments.compare.child"}  # a compare child process trains
 
 

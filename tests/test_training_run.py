@@ -17,10 +17,10 @@ def test_run_folder_is_complete(trained_run):
     assert kernels == ["epoch_001.npz", "epoch_002.npz", "final.npz", "initial.npz"]
     figures = sorted(p.name for p in (trained_run / "figures").iterdir())
     assert figures == ["conv1_before_after.png", "conv2_before_after.png", "conv2_summary.png",
-                       "feature_maps.png", "histograms.png", "optimal_inputs.png",
+                       "feature_maps.png", "forces.png", "histograms.png", "optimal_inputs.png",
                        "top_patches.png"]
     views = sorted(p.name for p in (trained_run / "views").iterdir())
-    assert views == ["optimal_inputs.npz", "probe_digits.npz"]
+    assert views == ["forces.npz", "optimal_inputs.npz", "probe_digits.npz"]
     assert not list(trained_run.rglob("*.tmp*")) and not (trained_run / "checkpoint").exists()
 
 
@@ -106,7 +106,7 @@ def test_every_epoch_has_its_own_order_and_a_seed_repeats_them():
 
 FIGURES = sorted([runs.CONV1_FIGURE, runs.CONV2_FIGURE, runs.CONV2_SUMMARY_FIGURE,
                   runs.HISTOGRAMS_FIGURE, runs.FEATURE_MAPS_FIGURE, runs.TOP_PATCHES_FIGURE,
-                  runs.OPTIMAL_INPUTS_FIGURE])
+                  runs.OPTIMAL_INPUTS_FIGURE, runs.FORCES_FIGURE])
 
 
 def test_a_normal_run_has_its_figures_and_no_figures_error(trained_run):

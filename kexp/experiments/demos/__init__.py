@@ -16,6 +16,7 @@ summary.txt under <runs-dir>/demos/.
     flip_invariance    13 a true-convolution layer learns the flipped kernels
     gaussian_blur      14 a conv layer learns Gaussian smoothing
     filter_complexity  15 are conv2's filters more complex than conv1's? (optimal inputs)
+    sgd_identity       16 with plain SGD a filter's change is a weighted sum of image patches
     command            the registry of demos, the summary files and `kexp demo`
 
 TensorFlow and matplotlib are imported only inside the demos that need them, so `kexp --help`

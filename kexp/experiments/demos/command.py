@@ -17,7 +17,7 @@ from kexp import atomic, runs
 from kexp.config import TrainConfig
 from kexp.experiments.demos import (cross_correlation, designed_filters, filter_complexity,
                                     flip_invariance, gaussian_blur, initialization,
-                                    learned_filters, peak_filter)
+                                    learned_filters, peak_filter, sgd_identity)
 from kexp.experiments.demos.common import DemoContext
 
 DEMOS_DIR = "demos"
@@ -40,8 +40,9 @@ DEMOS = {
     "flip_invariance": flip_invariance.demo_flip_invariance,
     "gaussian_blur": gaussian_blur.demo_gaussian_blur,
     "deeper_filters": filter_complexity.demo_deeper_filters,  # issue 9
+    "sgd_identity": sgd_identity.demo_sgd_identity,  # issue 19
 }
-DEMO_NAMES = tuple(DEMOS)  # position + 1 is the item number in issue 3 (15: in issue 9)
+DEMO_NAMES = tuple(DEMOS)  # position + 1 is the item number in issue 3 (15: issue 9, 16: 19)
 
 
 class DemoError(ValueError):

@@ -1,0 +1,140 @@
+"""forces.png: what pushed each conv1 filter where it went, drawn from views/forces.npz.
+
+Per conv1 filter: its change over training (after - before) beside the push of each digit class
+(minus the class's part of the gradient, summed over the moments kexp.forces recorded), the
+pushes of every class and filter on one colour scale; the classes that pushed hardest, and the
+cosine between the summed push and the real change. numpy + matplotlib only: a run whose forces
+file is missing or damaged is still drawn, without this figure, and says why on one line.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from kexp import drawing, files, runs
+
+# The arrays of views/forces.npz (written by kexp.forces.ForceSnapshots): the completed epochs
+# of each recorded moment, the classes, digits per class, computing seconds per moment, the
+# sample's indices into the run's training digits, and per layer path "gradients/<path>":
+# (moments, classes, kh, kw, c_in, c_out).
+EPOCHS_KEY, CLASSES_KEY, COUNTS_KEY = "epochs", "classes", "counts"
+SECONDS_KEY, SAMPLE_KEY, GRADIENT_PREFIX = "seconds", "sample_indices", "gradients/"
+LAYER = "conv1"
+TOP_CLASSES = 3  # classes named per filter
+TILE_PIXELS = 3 + 1  # a 3x3 tile and its separator in the mosaics
+INCHES_PER_ROW = 0.36
+
+
+def read_forces(run_dir: Path) -> dict:
+    """views/forces.npz checked: "epochs" (moments,), "classes" (classes,) and "gradients"
+    {layer path: (moments, classes, kh, kw, c_in, c_out)}. Missing or damaged: RunError."""
+    path = Path(run_dir) / runs.VIEWS_DIR / runs.FORCES_FILE
+    expected = "per-class gradients of the conv kernels written by kexp (kexp.forces)"
+    arrays = files.read_npz(path, runs.RunError, expected)
+    epochs, classes = arrays.get(EPOCHS_KEY), arrays.get(CLASSES_KEY)
+    gradients = {key[len(GRADIENT_PREFIX):]: array for key, array in arrays.items()
+                 if key.startswith(GRADIENT_PREFIX)}
+    problem = None
+    if epochs is None or classes is None or epochs.ndim != 1 or classes.ndim != 1:
+        problem = f"it lacks 1-D '{EPOCHS_KEY}' and '{CLASSES_KEY}' arrays"
+    elif not gradients:
+        problem = f"it holds no '{GRADIENT_PREFIX}<layer>' arrays"
+    else:
+        for layer, array in gradients.items():
+            if (array.dtype.kind != "f" or array.ndim != 6
+                    or array.shape[:2] != (len(epochs), len(classes))
+                    or not np.all(np.isfinite(array))):
+                problem = (f"its array '{GRADIENT_PREFIX}{layer}' has shape {array.shape} and "
+                           f"dtype {array.dtype} (finite: {bool(np.all(np.isfinite(array)))})")
+                break
+    if problem:
+        raise runs.RunError(f"Cannot read '{path}': {problem}. Expected {expected}: float "
+                            "(moments, classes, kh, kw, c_in, c_out) by layer.")
+    return {"epochs": epochs, "classes": classes, "gradients": gradients}
+
+
+def class_pushes(gradients: np.ndarray) -> np.ndarray:
+    """(moments, classes, ...) -> (classes, ...): minus each class's gradient, summed over the
+    recorded moments."""
+    return -gradients.sum(axis=0)
+
+
+def cosines(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Per output filter (last axis), the cosine between two kernels' filters (0 where one is
+    zero)."""
+    a, b = first.reshape(-1, first.shape[-1]), second.reshape(-1, second.shape[-1])
+    norms = np.linalg.norm(a, axis=0) * np.linalg.norm(b, axis=0)
+    return np.where(norms > 0, (a * b).sum(axis=0) / np.where(norms > 0, norms, 1), 0.0)
+
+
+def strongest_classes(pushes: np.ndarray, classes: np.ndarray, count: int = TOP_CLASSES
+                      ) -> list[list[int]]:
+    """Per filter, the `count` classes whose push is largest (Euclidean norm), strongest first."""
+    norms = np.linalg.norm(pushes.reshape(len(pushes), -1, pushes.shape[-1]), axis=1)
+    return [[int(classes[index]) for index in np.argsort(-norms[:, f])[:count]]
+            for f in range(pushes.shape[-1])]
+
+
+def _centres(count: int) -> np.ndarray:
+    return 1 + TILE_PIXELS * np.arange(count) + (TILE_PIXELS - 2) / 2
+
+
+def plot_forces(change: np.ndarray, pushes: np.ndarray, classes: np.ndarray,
+                epochs: np.ndarray, path: Path, suptitle: str = "") -> Path:
+    """change (kh, kw, 1, filters); pushes (classes, kh, kw, 1, filters)."""
+    filters = change.shape[-1]
+    change_tiles = np.moveaxis(change[:, :, 0], -1, 0)
+    push_tiles = np.moveaxis(pushes[:, :, :, 0], -1, 0).reshape(-1, *change.shape[:2])
+    cosine = cosines(pushes.sum(axis=0), change)
+    named = strongest_classes(pushes, classes)
+    push_mosaic = drawing.tile(push_tiles, filters, len(classes))
+    change_mosaic = drawing.tile(change_tiles, filters, 1)
+    figure = Figure(figsize=(8.0, 2.0 + INCHES_PER_ROW * filters), layout="constrained")
+    axes = figure.subplots(1, 2, width_ratios=[change_mosaic.shape[1], push_mosaic.shape[1]])
+    change_limit = drawing.symmetric_limit(change_tiles)
+    image = drawing.draw_mosaic(axes[0], change_mosaic, change_limit, "change\n(after - before)")
+    axes[0].set_yticks(_centres(filters), [f"filter {f + 1}" for f in range(filters)],
+                       fontsize=7)
+    figure.colorbar(image, ax=axes[0], location="bottom", label="change",
+                    ticks=[-change_limit, 0, change_limit], format="%.2g")
+    push_image = drawing.draw_mosaic(
+        axes[1], push_mosaic, drawing.symmetric_limit(push_tiles),
+        f"push of each class (one scale): minus its gradient,\nsummed over {len(epochs)} "
+        f"moments (after epochs {', '.join(map(str, epochs))})")
+    axes[1].set_xticks(_centres(len(classes)), [f"class {c}" for c in classes], fontsize=7,
+                       rotation=90)
+    axes[1].tick_params(labelleft=False, labelright=True, labeltop=True, labelbottom=False)
+    axes[1].set_yticks(_centres(filters),
+                       [f"cos {value:+.2f}   pushed most: {', '.join(map(str, top))}"
+                        for value, top in zip(cosine, named)], fontsize=7)
+    figure.colorbar(push_image, ax=axes[1], location="bottom", shrink=0.6,
+                    label="push (minus the summed gradient of the mean loss)")
+    figure.suptitle(suptitle or "conv1: what pushed each filter", fontsize=10)
+    return drawing.save_figure(figure, path)
+
+
+def render_forces(run_dir: Path, initial_path: Path, after_path: Path, description: str
+                  ) -> list[Path]:
+    """Draw figures/forces.png from views/forces.npz and the change between two snapshots; a run
+    without a readable forces file (trained before kexp recorded them, or damaged) gets a note
+    on stderr instead, and its other figures are drawn as usual."""
+    run_dir = Path(run_dir)
+    try:
+        found = read_forces(run_dir)
+        if LAYER not in found["gradients"]:
+            raise runs.RunError(f"'{run_dir / runs.VIEWS_DIR / runs.FORCES_FILE}' has no "
+                                f"{LAYER} gradients")
+    except runs.RunError as error:
+        print(f"kexp: note: {runs.FORCES_FIGURE} not drawn for {run_dir.name}: {error}",
+              file=sys.stderr, flush=True)
+        return []
+    before = runs.load_kernels(initial_path)[LAYER]
+    after = runs.load_kernels(after_path)[LAYER]
+    return [plot_forces(after - before, class_pushes(found["gradients"][LAYER]),
+                        found["classes"], found["epochs"],
+                        run_dir / runs.FIGURES_DIR / runs.FORCES_FIGURE,
+                        f"conv1: what pushed each filter\n{description}")]
