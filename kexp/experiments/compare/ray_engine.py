@@ -27,7 +27,7 @@ from pathlib import Path
 
 from kexp import atomic, runs, stop_signals
 from kexp.errors import KexpError
-from kexp.experiments.compare import plan, ray_worker, shipping, sweep
+from kexp.experiments.compare import plan, ray_token, ray_worker, shipping, sweep
 
 RAY_INSTALL = ("pip install 'kexp[ray]' (in a clone of kexp: pip install -r "
                "requirements-ray.txt, or make compare ENGINE=ray)")
@@ -108,8 +108,12 @@ class RayEngine:
             yield self
             return
         try:
+            if self.address:  # a cluster with token authentication gets this machine's token
+                ray_token.authenticate(self.address)
             ray.init(**self._init_options())
-        except (ConnectionError, RuntimeError, ValueError) as error:
+        except ray_token.ClusterTokenError:
+            raise
+        except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as error:
             raise RayEngineError(f"Invalid value for `address`: {self.address!r}. Expected a "
                                  f"running Ray cluster ({error}).") from None
         try:
