@@ -53,6 +53,16 @@ def timed_calls(calls: int, action) -> dict:
     return spread(seconds)
 
 
+def optimal_inputs_seconds(run_dir: Path) -> dict:
+    """Computing the run's optimal inputs again, before and after training (budget: 2 s)."""
+    import keras  # loaded already by the bench's trainings
+
+    from kexp import keras_views
+
+    model = keras.saving.load_model(run_dir / runs.MODEL_FILE)
+    return timed_calls(VISUALIZE_CALLS, lambda: keras_views.write_optimal_inputs(run_dir, model))
+
+
 def startup_and_plotting(run_dir: Path) -> dict:
     """Everything above, the figures drawn from `run_dir` (a finished run of the repeats)."""
     visualize = kexp_command("visualize", run_dir.name, "--runs-dir", str(run_dir.parent))
@@ -68,4 +78,5 @@ def startup_and_plotting(run_dir: Path) -> dict:
                                                  for _ in range(VISUALIZE_CALLS)]),
             "render_run_seconds": timed_calls(VISUALIZE_CALLS, lambda: plots.render_run(run_dir)),
             "figures": len(plots.render_run(run_dir)),
+            "optimal_inputs_seconds": optimal_inputs_seconds(run_dir),
             "conv1_grid_seconds": grid_seconds}

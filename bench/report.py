@@ -89,7 +89,10 @@ def startup_rows(results: dict) -> list[tuple[str, str]]:
         ("   `python -m kexp visualize RUN` (all figures, with start-up), wall s",
          fmt(startup["visualize_command_seconds"])),
         (f"   re-render all {startup['figures']} figures of a run in-process, s",
-         fmt(startup["render_run_seconds"])),
+         f"{fmt(startup['render_run_seconds'])}; budget 1.5 s"),
+        ("   optimal inputs of all filters, before and after training, s",
+         f"{fmt(startup['optimal_inputs_seconds'])}; budget 2 s"
+         if "optimal_inputs_seconds" in startup else "not measured"),
         ("   one conv1 before/after/difference grid, ms",
          fmt(startup["conv1_grid_seconds"], 0, 1000)),
     ]

@@ -12,13 +12,15 @@ import math
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
-from kexp import force_figures, initializers, runs, view_figures
+from kexp import initializers, runs, view_figures
 from kexp.analysis import relative_change
 # The drawing pieces live in kexp.drawing; scripts and the experiments reach them as plots.X.
-from kexp.drawing import (CMAP, DPI, SEPARATOR_COLOUR, draw_mosaic, draw_tiles,  # noqa: F401
-                          grid_shape, save_figure, symmetric_limit, tile)
+from kexp.drawing import (CMAP, COLOUR_BAR_ROOM_INCHES, DPI, SEPARATOR_COLOUR,  # noqa: F401
+                          Panel, colour_bar, draw_mosaic, draw_tiles, grid_shape,
+                          number_tiles, panel_figure, save_figure, symmetric_limit, tile)
+
+GRID_PANEL_INCHES = 4.0  # width of one filter-grid panel (8 tiles across)
 
 
 def filter_tiles(kernel: np.ndarray) -> np.ndarray:
@@ -43,16 +45,19 @@ def plot_filter_grids(before: np.ndarray, after: np.ndarray, path: Path, layer: 
     rows, cols = grid_shape(len(tiles_before))
     shared = symmetric_limit(tiles_before, tiles_after)
     difference = tiles_after - tiles_before
-    figure = Figure(figsize=(15, 1.3 + 0.62 * rows), layout="constrained")
-    axes = figure.subplots(1, 3)
-    image = draw_mosaic(axes[0], tile(tiles_before, rows, cols), shared, before_title)
-    draw_mosaic(axes[1], tile(tiles_after, rows, cols), shared, after_title)
-    figure.colorbar(image, ax=axes[:2], shrink=0.85, label="weight (shared scale)")
-    diff_image = draw_mosaic(axes[2], tile(difference, rows, cols), symmetric_limit(difference),
-                        "difference (after - before)")
-    figure.colorbar(diff_image, ax=axes[2], shrink=0.85, label="change (own scale)")
+    mosaics = [tile(tiles, rows, cols) for tiles in (tiles_before, tiles_after, difference)]
     averaged = "" if before.shape[2] == 1 else " (each tile: mean over input channels)"
-    figure.suptitle(suptitle or f"{layer} filters{averaged}", fontsize=12)
+    size = (GRID_PANEL_INCHES, GRID_PANEL_INCHES * mosaics[0].shape[0] / mosaics[0].shape[1])
+    figure, [axes] = panel_figure([[Panel(*size), Panel(*size, right=COLOUR_BAR_ROOM_INCHES),
+                                    Panel(*size, right=COLOUR_BAR_ROOM_INCHES)]],
+                                  suptitle or f"{layer} filters{averaged}")
+    image = draw_mosaic(axes[0], mosaics[0], shared, before_title)
+    draw_mosaic(axes[1], mosaics[1], shared, after_title)
+    colour_bar(figure, image, axes[:2], "weight (shared scale)")
+    diff_image = draw_mosaic(axes[2], mosaics[2], symmetric_limit(difference),
+                             "difference (after - before)")
+    colour_bar(figure, diff_image, axes[2:], "change (own scale)")
+    number_tiles(axes[0], len(tiles_before), cols, tiles_before.shape[1:])  # same on all three
     return save_figure(figure, path)
 
 
@@ -61,18 +66,35 @@ def plot_conv2_mosaics(before: np.ndarray, after: np.ndarray, path: Path, suptit
     """The full conv2 kernel before and after: rows = output filters, columns = input channels."""
     shared = symmetric_limit(before, after)
     c_in, c_out = before.shape[2], before.shape[3]
-    height = max(6.0, min(16.0, 0.22 * c_out + 2))
-    figure = Figure(figsize=(2 * height * c_in / c_out + 2.5, height), layout="constrained")
-    axes = figure.subplots(1, 2)
-    image = draw_mosaic(axes[0], conv2_mosaic(before), shared, "before training")
-    draw_mosaic(axes[1], conv2_mosaic(after), shared, "after training")
+    mosaics = [conv2_mosaic(before), conv2_mosaic(after)]
+    height = max(6.0, min(15.0, 0.22 * c_out + 1))
+    size = (height * mosaics[0].shape[1] / mosaics[0].shape[0], height)
+    figure, [axes] = panel_figure(
+        [[Panel(*size, left=0.6), Panel(*size, left=0.6, right=COLOUR_BAR_ROOM_INCHES)]],
+        suptitle or f"conv2 kernel: {c_out} filters x {c_in} input channels, each a 3x3 tile",
+        below=0.35)
+    image = draw_mosaic(axes[0], mosaics[0], shared, "before training")
+    draw_mosaic(axes[1], mosaics[1], shared, "after training")
     for ax in axes:
-        ax.set_xlabel(f"input channel (1..{c_in}, from conv1)")
-        ax.set_ylabel(f"output filter (1..{c_out})")
-    figure.colorbar(image, ax=axes, shrink=0.7, label="weight (shared scale)")
-    figure.suptitle(suptitle or f"conv2 kernel: {c_out} filters x {c_in} input channels, "
-                    "each a 3x3 tile", fontsize=12)
+        ax.set_xlabel(f"input channel (0..{c_in - 1}, from conv1)")
+        ax.set_ylabel(f"output filter (0..{c_out - 1})", labelpad=12)
+    number_rows_and_columns(axes[0], c_out, c_in, before.shape[:2])
+    axes[0].set_title("before training", fontsize=10, pad=10)  # above the column numbers
+    colour_bar(figure, image, axes, "weight (shared scale)")
     return save_figure(figure, path)
+
+
+def number_rows_and_columns(ax, rows: int, cols: int, tile_shape: tuple[int, int],
+                            every: int = 4) -> None:
+    """Number every `every`-th row (output filter) left of a conv2 mosaic and every `every`-th
+    column (input channel) above it, as the npz arrays index them."""
+    height, width = tile_shape
+    for row in range(0, rows, every):
+        ax.text(-1, 1 + row * (height + 1) + height / 2 - 0.5, str(row), fontsize=5,
+                ha="right", va="center")
+    for col in range(0, cols, every):
+        ax.text(1 + col * (width + 1) + width / 2 - 0.5, -1, str(col), fontsize=5,
+                ha="center", va="bottom")
 
 
 def plot_layer_summary(before: np.ndarray, after: np.ndarray, path: Path, layer: str = "conv2",
@@ -83,17 +105,22 @@ def plot_layer_summary(before: np.ndarray, after: np.ndarray, path: Path, layer:
     rows, cols = grid_shape(len(tiles_before))
     shared = symmetric_limit(tiles_before, tiles_after)
     change = relative_change(before, after)
-    figure = Figure(figsize=(15, 1.5 + 0.62 * rows), layout="constrained")
-    axes = figure.subplots(1, 3)
-    image = draw_mosaic(axes[0], tile(tiles_before, rows, cols), shared, "before (mean over inputs)")
-    draw_mosaic(axes[1], tile(tiles_after, rows, cols), shared, "after (mean over inputs)")
-    figure.colorbar(image, ax=axes[:2], shrink=0.85, label="weight (shared scale)")
+    mosaics = [tile(tiles, rows, cols) for tiles in (tiles_before, tiles_after)]
+    size = (GRID_PANEL_INCHES * 1.15, GRID_PANEL_INCHES * 1.15 * mosaics[0].shape[0]
+            / mosaics[0].shape[1])
+    figure, [axes] = panel_figure(
+        [[Panel(*size), Panel(*size, right=COLOUR_BAR_ROOM_INCHES + 0.3),
+          Panel(4.6, size[1], left=0.5)]],
+        suptitle or f"{layer}: one tile per output filter", below=0.45)
+    image = draw_mosaic(axes[0], mosaics[0], shared, "before (mean over inputs)")
+    draw_mosaic(axes[1], mosaics[1], shared, "after (mean over inputs)")
+    colour_bar(figure, image, axes[:2], "weight (shared scale)")
+    number_tiles(axes[0], len(tiles_before), cols, tiles_before.shape[1:])
     finite = np.where(np.isfinite(change), change, np.nan)
-    axes[2].bar(np.arange(1, len(change) + 1), finite, color="tab:purple")
+    axes[2].bar(np.arange(len(change)), finite, color="tab:purple")
     axes[2].set_xlabel("output filter")
     axes[2].set_ylabel("||after - before|| / ||before||")
     axes[2].set_title(f"relative change per filter (mean {np.nanmean(finite):.3g})", fontsize=10)
-    figure.suptitle(suptitle or f"{layer}: one tile per output filter", fontsize=12)
     return save_figure(figure, path)
 
 
@@ -103,8 +130,9 @@ def plot_histograms(before: dict[str, np.ndarray], after: dict[str, np.ndarray],
     """Weight histograms before/after for each conv layer, with the initializer's theoretical
     density and bounds on top."""
     layers = list(before)
-    figure = Figure(figsize=(6.5 * len(layers), 4.2), layout="constrained")
-    axes = np.atleast_1d(figure.subplots(1, len(layers)))
+    figure, [axes] = panel_figure([[Panel(5.6, 3.2, left=0.6, right=0.1)] * len(layers)],
+                                  suptitle or "Kernel weights before and after training",
+                                  below=0.45)
     for ax, layer in zip(axes, layers):
         values_before, values_after = before[layer].ravel(), after[layer].ravel()
         low = min(values_before.min(), values_after.min())
@@ -113,9 +141,9 @@ def plot_histograms(before: dict[str, np.ndarray], after: dict[str, np.ndarray],
             low, high = low - 0.5, high + 0.5
         bins = np.linspace(low, high, int(np.clip(np.sqrt(values_before.size), 12, 60)) + 1)
         ax.hist(values_before, bins=bins, density=True, alpha=0.55, color="tab:blue",
-                label="before training")
+                label="before training", histtype="stepfilled")
         ax.hist(values_after, bins=bins, density=True, alpha=0.55, color="tab:orange",
-                label="after training")
+                label="after training", histtype="stepfilled")
         theory = (theories or {}).get(layer)
         if theory is not None and theory.has_density:
             span = max(abs(low), abs(high), abs(theory.mean) + 4 * theory.std)
@@ -130,7 +158,6 @@ def plot_histograms(before: dict[str, np.ndarray], after: dict[str, np.ndarray],
         ax.set_xlabel("weight value")
         ax.set_ylabel("density")
         ax.legend(fontsize=8)
-    figure.suptitle(suptitle or "Kernel weights before and after training", fontsize=12)
     return save_figure(figure, path)
 
 
@@ -150,10 +177,11 @@ def _describe(run_dir: Path, recorded: dict, after_label: str) -> str:
     config = recorded["config"]
     status = runs.read_status(run_dir)
     history = runs.read_history(run_dir)
-    accuracy = status.get("test_accuracy")
-    if accuracy is None and history:
-        accuracy = history[-1].get("val_accuracy")
-    accuracy_text = f", test accuracy {accuracy:.3f}" if accuracy is not None else ""
+    accuracy_text = ""
+    if status.get("test_accuracy") is not None:
+        accuracy_text = f", test accuracy {status['test_accuracy']:.3f}"
+    elif history and history[-1].get("val_accuracy") is not None:  # drawn before the test ran
+        accuracy_text = f", validation accuracy {history[-1]['val_accuracy']:.3f}"
     after_text = (f"after {len(history)} epoch(s)" if after_label == runs.FINAL
                   else f"at {after_label}")
     state = "" if status["status"] in (runs.STATUS_RUNNING, runs.STATUS_FINISHED) else (
@@ -193,5 +221,4 @@ def render_run(run_dir: Path) -> list[Path]:
     written.append(plot_histograms(before, after, figures / runs.HISTOGRAMS_FIGURE, theories,
                                    suptitle=f"Kernel weights — {description}"))
     written += view_figures.render_views(run_dir, initial_path, after_path, description)
-    written += force_figures.render_forces(run_dir, initial_path, after_path, description)
     return written

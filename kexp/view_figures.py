@@ -13,7 +13,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from kexp import drawing, filter_views, runs
 from kexp.analysis import single_orientation_fraction
@@ -22,6 +21,7 @@ ACTIVATION_CMAP = "magma"  # ReLU maps are >= 0: black is 0, bright is strong
 PIXEL_CMAP = "Greys"  # input pixels as MNIST draws them: white paper, black ink
 LIGHT_SEPARATOR = "white"
 PATCH_SEPARATOR = "#c6dbef"  # light blue: never mistaken for ink; also a dead filter's blocks
+TILE_NUMBER_COLOUR = "tab:red"  # filter numbers on ink-on-paper tiles
 CLIP_PERCENTILE = 99.9  # colour scales end here, so one hot pixel does not darken the rest
 MAPS_PER_ROW = 16
 PIXELS_PER_INCH = 55  # mosaic pixels per inch of figure: 2 screen pixels per map pixel at DPI 110
@@ -65,31 +65,30 @@ def plot_feature_maps(digits: np.ndarray, maps: dict[str, dict[str, np.ndarray]]
                            blocks(groups[when, layer], MAPS_PER_ROW, height),
                            ACTIVATION_CMAP, limit))
     mosaics = [drawing.tile(mosaic, len(digits), 1, pad=3) for _, mosaic, _, _ in panels]
-    widths = [mosaic.shape[1] for mosaic in mosaics]
-    figure = Figure(figsize=(sum(widths) / PIXELS_PER_INCH + 2.5,
-                             mosaics[0].shape[0] / PIXELS_PER_INCH + 1.6), layout="constrained")
-    axes = figure.subplots(1, len(panels), width_ratios=widths)
+    figure, [axes] = drawing.panel_figure(
+        [[drawing.Panel(mosaic.shape[1] / PIXELS_PER_INCH, mosaic.shape[0] / PIXELS_PER_INCH,
+                       right=0.05)
+          for mosaic in mosaics]],
+        suptitle or "Feature maps (ReLU applied) of one test digit per class", below=0.75)
     for index, (ax, (title, _, cmap, limit), mosaic) in enumerate(zip(axes, panels, mosaics)):
         image = drawing.draw_mosaic(ax, mosaic, limit, title, cmap=cmap, low=0.0,
                                     separator=LIGHT_SEPARATOR)
         if index and index % 2 == 0:  # after a layer's "after" panel: one bar for the pair
-            figure.colorbar(image, ax=axes[index - 1:index + 1], location="bottom",
-                            shrink=0.6, aspect=50, pad=0.01, label=f"{title.split(':')[0]} "
-                            f"activation (before and after; top: {CLIP_PERCENTILE}th percentile)")
-    figure.suptitle(suptitle or "Feature maps (ReLU applied) of one test digit per class",
-                    fontsize=12)
+            drawing.colour_bar(figure, image, axes[index - 1:index + 1],
+                               f"{title.split(':')[0]} activation (before and after; top: "
+                               f"{CLIP_PERCENTILE}th percentile)", location="bottom")
     return drawing.save_figure(figure, path)
 
 
 def two_column_figure(mosaic_shapes: list[tuple[int, int]], column_inches: float,
-                      title_inches: float = 0.45):
+                      suptitle: str, right: float = drawing.MARGIN_INCHES):
     """A figure of one row per mosaic shape (height, width) and two columns (before, after),
-    each row as tall as its mosaic drawn `column_inches` wide: every panel fills its column."""
-    heights = [column_inches * height / width for height, width in mosaic_shapes]
-    figure = Figure(figsize=(2 * column_inches + 1.6,
-                             sum(heights) + title_inches * len(heights) + 0.6),
-                    layout="constrained")
-    return figure, figure.subplots(len(heights), 2, height_ratios=heights, squeeze=False)
+    each row as tall as its mosaic drawn `column_inches` wide: every panel fills its column.
+    `right`: the room right of the second column (a colour bar)."""
+    return drawing.panel_figure(
+        [[drawing.Panel(column_inches, column_inches * height / width),
+          drawing.Panel(column_inches, column_inches * height / width, right=right)]
+         for height, width in mosaic_shapes], suptitle)
 
 
 def plot_top_patches(patches: dict[str, dict[str, filter_views.TopPatches]], path: Path,
@@ -107,15 +106,20 @@ def plot_top_patches(patches: dict[str, dict[str, filter_views.TopPatches]], pat
             mosaics[when, layer] = drawing.tile(per_filter, *drawing.grid_shape(len(per_filter)),
                                                 pad=2)
     layers = list(patches["after"])
-    figure, axes = two_column_figure([mosaics["after", layer].shape for layer in layers], 6.5)
+    figure, axes = two_column_figure([mosaics["after", layer].shape for layer in layers], 6.5,
+                                     suptitle or "Strongest patches: what excites each filter "
+                                     "most")
     for layer, row_axes in zip(layers, axes):
         filters, k, size = patches["after"][layer].patches.shape[:3]
+        side = math.ceil(math.sqrt(k))
+        block_shape = (math.ceil(k / side) * (size + 1) + 1, side * (size + 1) + 1)
         for ax, when in zip(row_axes, WHEN):
             drawing.draw_mosaic(ax, mosaics[when, layer], 1.0,
                                 f"{layer} {when} training: {filters} filters, the {k} strongest "
                                 f"{size}x{size} patches of each", cmap=PIXEL_CMAP, low=0.0,
                                 separator=PATCH_SEPARATOR)
-    figure.suptitle(suptitle or "Strongest patches: what excites each filter most", fontsize=12)
+        drawing.number_tiles(row_axes[0], filters, drawing.grid_shape(filters)[1], block_shape,
+                             pad=2, colour=TILE_NUMBER_COLOUR, inside=True)
     return drawing.save_figure(figure, path)
 
 
@@ -129,7 +133,9 @@ def plot_optimal_inputs(found: dict[str, dict[str, dict[str, np.ndarray]]], path
               for layer in layers}
     shapes = [drawing.tile(images["after", layer], *drawing.grid_shape(
         len(images["after", layer]))).shape for layer in layers]
-    figure, axes = two_column_figure(shapes, 7.0)
+    figure, axes = two_column_figure(shapes, 7.0, suptitle or "Optimal inputs: the image that "
+                                     "maximises each filter's mean activation",
+                                     right=drawing.COLOUR_BAR_ROOM_INCHES)
     for layer, row_axes in zip(layers, axes):
         pair = (images["before", layer], images["after", layer])
         ink = min(tiles.min() for tiles in pair) >= 0  # kexp's: ink on paper, drawn as digits
@@ -138,15 +144,16 @@ def plot_optimal_inputs(found: dict[str, dict[str, dict[str, np.ndarray]]], path
             tiles = images[when, layer]
             oriented = single_orientation_fraction(tiles).mean()
             activation = found[when][layer]["activation"].mean()
+            cols = drawing.grid_shape(len(tiles))[1]
             image = drawing.draw_mosaic(
-                ax, drawing.tile(tiles, *drawing.grid_shape(len(tiles))), limit,
+                ax, drawing.tile(tiles, math.ceil(len(tiles) / cols), cols), limit,
                 f"{layer} {when} training: mean activation {activation:.3g}, "
                 f"single-orientation fraction {oriented:.2f}", cmap=PIXEL_CMAP if ink else
                 drawing.CMAP, low=0.0 if ink else None, separator=PATCH_SEPARATOR)
-        figure.colorbar(image, ax=row_axes, shrink=0.8, label=f"{layer}: input pixel "
-                        "(before and after)")
-    figure.suptitle(suptitle or "Optimal inputs: the image that maximises each filter's mean "
-                    "activation", fontsize=12)
+            if when == WHEN[0]:  # the after panel holds the same filters in the same places
+                drawing.number_tiles(ax, len(tiles), cols, tiles.shape[1:],
+                                     colour=TILE_NUMBER_COLOUR, inside=True)
+        drawing.colour_bar(figure, image, row_axes, f"{layer}: input pixel (before and after)")
     return drawing.save_figure(figure, path)
 
 
