@@ -16,7 +16,8 @@ TRAIN_ARGS = $(call opt,MODEL,--model) $(call opt,INIT,--init) $(call opt,INIT_C
 	$(call opt,VALIDATION_FRACTION,--validation-fraction) \
 	$(if $(filter 0 no false off,$(AUGMENT)),--no-augment,$(if $(AUGMENT),--augment))
 
-.PHONY: venv train visualize runs test demos compare bench bench-compare tensorboard clean
+.PHONY: venv train visualize runs test test-fast demos compare bench bench-compare torch-peer \
+	tensorboard clean
 
 venv: $(STAMP)
 
@@ -45,6 +46,10 @@ runs: $(STAMP)
 test: $(STAMP) $(RAY_STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# The edit-test loop: every test that trains no model and starts no study (about a minute).
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
 demos: $(STAMP)
 	$(PY) -m kexp demo all $(call opt,RUNS_DIR,--runs-dir)
 
@@ -58,11 +63,21 @@ compare: $(STAMP) $(if $(filter ray,$(ENGINE)),$(RAY_STAMP))
 tensorboard: $(STAMP)
 	$(PY) -m tensorboard.main --logdir $(or $(RUNS_DIR),runs)
 
-bench: $(STAMP)
+# The PyTorch peer that `make bench` measures beside kexp, in its own venv (CPU build, pinned).
+TORCH_VENV := bench/.venv-torch
+TORCH_STAMP := $(TORCH_VENV)/.installed
+torch-peer: $(TORCH_STAMP)
+$(TORCH_STAMP): bench/requirements-torch.txt
+	test -x $(TORCH_VENV)/bin/python || $(PYTHON) -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		-r bench/requirements-torch.txt
+	touch $(TORCH_STAMP)
+
+bench: $(STAMP) $(TORCH_STAMP)
 	$(PY) bench/run.py
 
 bench-compare: $(STAMP) $(RAY_STAMP)
 	$(PY) bench/compare_engines.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache kexp.egg-info
+	rm -rf $(VENV) $(TORCH_VENV) .pytest_cache kexp.egg-info

@@ -33,8 +33,7 @@ from common import (BENCH_DIR, CONTENDER_TEST_SAMPLES, DEFAULT_MODEL, EPOCHS_PER
 
 TORCH_PYTHON = BENCH_DIR / ".venv-torch" / "bin" / "python"
 TORCH_SCRIPT = BENCH_DIR / "torch_convnet.py"
-TORCH_SETUP = ("python3 -m venv bench/.venv-torch && "
-               "bench/.venv-torch/bin/pip install torch==2.13.0 numpy")
+TORCH_SETUP = "make torch-peer"
 MEASURED_EPOCHS = list(range(1, EPOCHS_PER_FIT))  # 0-based; epoch 0 traces the graphs
 
 

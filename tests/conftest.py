@@ -70,3 +70,15 @@ def interrupted_run(tmp_path_factory, tiny_config_values) -> Path:
         train(TrainConfig(runs_dir=str(runs_dir), **tiny_config_values),
               extra_callbacks=[CtrlCAfterTheFirstEpoch()], verbose=0)
     return stopped.value.run_dir
+
+
+# Session or module fixtures that train a model or run a study: every test that uses one is in
+# the slow lane. `make test-fast` runs the others (pytest -m "not slow"), for the edit-test loop.
+TRAINING_FIXTURES = {"trained_run", "interrupted_run", "compare_dir", "sweep", "two_engines",
+                     "resumed_variants", "stop_signal_reference", "demo", "complexity_numbers"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from kexp import data, drawing
+from kexp import data
 from kexp.experiments.demos.common import DATA, SEED, DemoContext, import_keras, new_figure
 
 IDENTITY_DIGITS = 2000  # the first of the 4,000 bundled training digits
@@ -174,6 +174,8 @@ def _patch_mosaic(images, labels, flat_indices) -> tuple[np.ndarray, list[int]]:
 def demo_sgd_identity(ctx: DemoContext) -> dict:
     """16. A filter's change is a weighted sum of image patches: with plain SGD, exactly (is
     the kernel a patch chosen from the image, or random numbers backpropagation changes?)."""
+    from kexp import drawing  # matplotlib: only when the demo runs, as every demo's drawing
+
     trained = identity_training()
     numbers = identity_numbers(trained)
     images, labels, weights = trained["images"], trained["labels"], trained["weights"]
