@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -275,8 +276,21 @@ def assert_nothing_half_written(runs_dir: Path) -> None:
         assert status["status"] == runs.STATUS_FAILED and status.get("reason"), path
 
 
+def kexp_in_process(capsys, *args: str) -> subprocess.CompletedProcess:
+    """`kexp ARGS` through kexp.cli.main in this process (what `python -m kexp` runs, without
+    paying a TensorFlow start-up per case): exit code and output as a finished process's."""
+    from kexp import cli
+
+    try:
+        code = cli.main(list(args))
+    except SystemExit as exit:  # argparse's own refusals
+        code = exit.code
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, captured.out, captured.err)
+
+
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
-def test_bad_input_exits_with_one_clear_message_and_leaves_nothing(tmp_path, case):
+def test_bad_input_exits_with_one_clear_message_and_leaves_nothing(tmp_path, capsys, case):
     make_args, fragments = BAD_INPUTS[case]
     args = make_args(tmp_path)
     runs_dir = tmp_path / "runs"
@@ -285,7 +299,7 @@ def test_bad_input_exits_with_one_clear_message_and_leaves_nothing(tmp_path, cas
     if args[0] == "train":
         args = [args[0], *TINY_DATA, "--epochs", "1", *args[1:]]  # a later --data wins
 
-    result = kexp(*args)
+    result = kexp_in_process(capsys, *args)
 
     assert result.returncode != 0, result.stdout
     assert "Traceback" not in result.stderr, result.stderr
@@ -440,9 +454,11 @@ def test_sigkill_at_a_random_moment_leaves_only_loadable_files_and_a_crashed_run
     run_dir = wait_for(lambda: (lambda r: r if r and (r / runs.STATUS_FILE).exists() else None)(
         only_run(runs_dir)), process, "the run's status.json")
     time.sleep(seconds_after_start)
+    epochs_seen = history_rows(run_dir)  # finished before the kill (more may finish meanwhile)
     process.kill()
     process.wait(timeout=60)
-    context = (f"killed {seconds_after_start:.2f} s after status.json appeared; replay with "
+    context = (f"killed {seconds_after_start:.2f} s after status.json appeared, {epochs_seen} "
+               f"epochs logged; replay with "
                f"{KILL_SEED_VARIABLE}={seed}")
 
     try:
@@ -460,6 +476,12 @@ def test_sigkill_at_a_random_moment_leaves_only_loadable_files_and_a_crashed_run
 
     resumed = kexp("train", "--resume", run_dir.name, "--runs-dir", str(runs_dir))
     assert resumed.returncode == 0, (context, resumed.stderr[-2000:])
+    # README: a SIGKILL loses at most the epoch in progress, or, killed within milliseconds of
+    # an epoch's end, that epoch too: the resume starts at most one epoch before those logged.
+    resumed_after = re.search(r"(after epoch (\d+)|starts again from epoch 1)", resumed.stdout)
+    assert resumed_after, (context, resumed.stdout)
+    epochs_kept = int(resumed_after.group(2) or 0)
+    assert epochs_kept >= epochs_seen - 1, (context, epochs_kept)
     assert runs.read_status(run_dir)["status"] == runs.STATUS_FINISHED
     assert [row["epoch"] for row in runs.read_history(run_dir)] == \
         list(range(1, int(LONG_EPOCHS) + 1)), context
