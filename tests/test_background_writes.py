@@ -91,6 +91,7 @@ def test_a_script_that_ends_still_lands_what_it_handed_over(tmp_path):
     assert target.read_text() == "row"
 
 
+@pytest.mark.slow
 def test_what_the_training_thread_read_keeps_its_values_while_training_goes_on():
     import keras
 

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parents[1] / "kexp"
 MAX_LINES = 400
 # The modules that build or run Keras models: the only ones allowed to import TensorFlow.
@@ -117,6 +119,7 @@ def test_no_module_is_too_long():
     assert not long, f"modules over {MAX_LINES} lines: {long}"
 
 
+@pytest.mark.slow
 def test_modules_that_do_not_train_do_not_import_tensorflow():
     light = sorted(set(MODULES) - TRAINING_MODULES - {"kexp.__main__"})
     code = (f"import importlib, sys\nfor name in {light!r}:\n    importlib.import_module(name)\n"

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import kexp
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +30,7 @@ print(len(names), "names;", len(modules), "modules")
 """
 
 
+@pytest.mark.slow
 def test_every_public_name_means_the_same_thing_on_every_use():
     result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=REPO_ROOT, capture_output=True,
                             text=True, timeout=300)
@@ -35,6 +38,7 @@ def test_every_public_name_means_the_same_thing_on_every_use():
     assert f"{len(kexp.__all__)} names" in result.stdout
 
 
+@pytest.mark.slow
 def test_kexp_train_is_callable_twice_as_the_readme_calls_it(tmp_path):
     """The README's call, twice in one script: the second `kexp.train` must still be the
     function (a lazily imported submodule of the same name used to replace it)."""

@@ -77,6 +77,7 @@ def test_validation_is_a_stratified_slice_of_the_training_digits():
     assert len(none.x_validation) == 0 and summary["validation_indices"] == []
 
 
+@pytest.mark.slow
 def test_validation_metrics_do_not_depend_on_the_test_digits(tmp_path):
     """Two runs that differ only in their test digits log the same val_* numbers: validation
     reads training digits only; the test digits change nothing but the final test score."""

@@ -18,6 +18,8 @@ import pytest
 from kexp import cli, plots, run_lock, runs
 from kexp.config import TrainConfig
 
+pytestmark = pytest.mark.slow  # every test here trains a model
+
 
 def copy_of(interrupted_run, tmp_path):
     return shutil.copytree(interrupted_run, tmp_path / "runs" / interrupted_run.name)

@@ -451,6 +451,7 @@ def test_14_gaussian_kernel_properties():
         convolution.gaussian_kernel(4)
 
 
+@pytest.mark.slow
 def test_14_a_conv_layer_learns_the_gaussian_blur():
     result = gaussian_blur.learn_gaussian_blur()  # the README's 1,000 digits, 10 epochs
     assert round(result["initial_relative_error"], 1) == 3.7
@@ -467,7 +468,8 @@ def test_demo_command_lists_runs_and_rejects(tmp_path, capsys):
 
     assert cli.main(["demo", "--list"]) == 0
     listed = capsys.readouterr().out.splitlines()
-    assert len(listed) == 15 and listed[2].split()[1] == "peak_filter"
+    assert len(listed) == 16 and listed[2].split()[1] == "peak_filter"
+    assert listed[15].split()[:2] == ["16", "sgd_identity"]
     assert cli.main(["demo", "bogus"]) == 2
     assert "Invalid value for `name`: 'bogus'. Expected one of: all" in capsys.readouterr().err
     assert cli.main(["demo", "11", "--runs-dir", str(tmp_path),

@@ -9,6 +9,8 @@ import pytest
 
 from kexp.experiments.demos import sgd_identity
 
+pytestmark = pytest.mark.slow  # every test here trains a model
+
 pytest.importorskip("keras")
 
 
