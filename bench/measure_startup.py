@@ -37,6 +37,15 @@ def wall_seconds(command: list[str]) -> float:
     return time.perf_counter() - started
 
 
+def refusal_seconds(command: list[str]) -> float:
+    """Wall time of a command that must be refused (exit 2) before TensorFlow starts."""
+    started = time.perf_counter()
+    refused = subprocess.run(command, cwd=REPO_ROOT, capture_output=True)
+    if refused.returncode != 2:
+        raise RuntimeError(f"{command} was not refused: exit {refused.returncode}")
+    return time.perf_counter() - started
+
+
 def help_imports() -> list[str]:
     """The heavy modules that `kexp --help` imports (none, as it should be)."""
     probe = subprocess.run([sys.executable, "-c", HELP_IMPORTS_PROBE], cwd=REPO_ROOT,
@@ -74,6 +83,8 @@ def startup_and_plotting(run_dir: Path) -> dict:
     return {"help_seconds": spread([wall_seconds(kexp_command("--help"))
                                     for _ in range(HELP_CALLS)]),
             "help_imports": help_imports(),
+            "typo_seconds": spread([refusal_seconds(kexp_command(
+                "train", "--init", "glorot_unifrom")) for _ in range(HELP_CALLS)]),
             "visualize_command_seconds": spread([wall_seconds(visualize)
                                                  for _ in range(VISUALIZE_CALLS)]),
             "render_run_seconds": timed_calls(VISUALIZE_CALLS, lambda: plots.render_run(run_dir)),

@@ -86,6 +86,9 @@ def startup_rows(results: dict) -> list[tuple[str, str]]:
         ("5. `python -m kexp --help`, wall s",
          f"{fmt(startup['help_seconds'])}; heavy modules imported: "
          f"{', '.join(startup['help_imports']) or 'none'}; goal < 0.5 s"),
+        ("   `python -m kexp train --init glorot_unifrom` (a typo, refused), wall s",
+         f"{fmt(startup['typo_seconds'])}; goal < 1 s" if "typo_seconds" in startup
+         else "not measured"),
         ("   `python -m kexp visualize RUN` (all figures, with start-up), wall s",
          fmt(startup["visualize_command_seconds"])),
         (f"   re-render all {startup['figures']} figures of a run in-process, s",
