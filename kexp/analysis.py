@@ -52,18 +52,25 @@ def edge_likeness(kernel: np.ndarray) -> np.ndarray:
     return cosine.mean(axis=0)
 
 
-def distinct_filters(kernel: np.ndarray, tolerance: float = 1e-3) -> int:
-    """How many output filters are really different: filters whose distance is at most
-    `tolerance` times the larger norm (or absolutely, for all-zero filters) count as one. The
-    zeros initializer gives 1: every filter gets the same gradient, so they never separate."""
+def equal_filters(kernel: np.ndarray, tolerance: float = 1e-3) -> np.ndarray:
+    """(c_out, c_out) booleans: output filters i and j are equal, their distance at most
+    `tolerance` times the larger norm (or absolutely, for norms below 1); the diagonal is True."""
     filters = kernel.reshape(-1, kernel.shape[-1]).T.astype(np.float64)
-    representatives: list[np.ndarray] = []
-    for candidate in filters:
-        for kept in representatives:
-            scale = max(np.linalg.norm(candidate), np.linalg.norm(kept), 1.0)
-            if np.linalg.norm(candidate - kept) <= tolerance * scale:
-                break
-        else:
+    norms = np.linalg.norm(filters, axis=1)
+    squared = (norms[:, None] ** 2 + norms[None, :] ** 2 - 2 * filters @ filters.T)
+    distances = np.sqrt(np.maximum(squared, 0.0))
+    scale = np.maximum(np.maximum(norms[:, None], norms[None, :]), 1.0)
+    return (distances <= tolerance * scale) | np.eye(len(filters), dtype=bool)
+
+
+def distinct_filters(kernel: np.ndarray, tolerance: float = 1e-3) -> int:
+    """How many output filters are really different: filters equal within `tolerance`
+    (`equal_filters`) count as one. The zeros initializer gives 1: every filter gets the same
+    gradient, so they never separate."""
+    equal = equal_filters(kernel, tolerance)
+    representatives: list[int] = []
+    for candidate in range(len(equal)):
+        if not equal[candidate, representatives].any():
             representatives.append(candidate)
     return len(representatives)
 

@@ -119,10 +119,17 @@ def _train_command(args) -> int:
         print(f"kexp train: error: the figures of {run_dir} were not drawn: "
               f"{status['figures_error']}. Draw them with: "
               f"{shell_commands.visualize_command(run_dir)}", file=sys.stderr)
-        return 1
+        return _print_page(run_dir, 1)
     print(f"kexp: figures in {run_dir / runs.FIGURES_DIR}; redraw with: "
           f"{shell_commands.visualize_command(run_dir)}")
-    return 0
+    return _print_page(run_dir, 0)
+
+
+def _print_page(run_dir, code: int) -> int:
+    """The run page's path as the command's last line, where it was written; `code` back."""
+    if (run_dir / runs.PAGE_FILE).exists():
+        print(f"kexp: the run's page: {run_dir / runs.PAGE_FILE}")
+    return code
 
 
 def _add_visualize_parser(subparsers) -> None:
@@ -136,7 +143,7 @@ def _visualize_command(args) -> int:
     """One run: drawn, or an error (exit 2). RUN=all: every run that can be drawn is, each
     other one gets one line on stderr; exit 0 when at least one was drawn."""
     requested = runs.resolve_run(args.run, args.runs_dir)
-    from kexp import plots  # here, after the check: a bad RUN is answered without matplotlib
+    from kexp import plots, run_page  # here, after the check: a bad RUN is answered at once
     drawn = 0
     for run_dir in requested:
         try:
@@ -148,6 +155,7 @@ def _visualize_command(args) -> int:
             continue
         drawn += 1
         print(f"kexp: {run_dir}: drew {', '.join(path.name for path in written)}")
+        print(f"kexp: the run's page: {run_page.write_run_page(run_dir)}")
     if drawn < len(requested):
         print(f"kexp visualize: drew {drawn} of {len(requested)} runs", file=sys.stderr)
     return 0 if drawn else 2

@@ -10,6 +10,8 @@ fast.
 
     runs/<timestamp>-<init>-<id>/
       config.json  status.json  history.csv  model.keras
+      index.html   the run's page: every filter from its random draw to what it became
+                   (kexp.run_page; written after the figures, redrawn by `kexp visualize`)
       kernels/     initial.npz, epoch_001_batch_00004.npz, epoch_001.npz, ..., interrupted.npz,
                    final.npz: conv kernels by layer path (conv1, block/conv), biases under
                    "<layer path>/bias" (no layer path continues past a Conv2D: never a clash)
@@ -62,6 +64,10 @@ VIEWS_DIR = "views"
 PROBE_DIGITS_FILE = "probe_digits.npz"
 OPTIMAL_INPUTS_FILE = "optimal_inputs.npz"
 FORCES_FILE = "forces.npz"
+PAGE_FILE = "index.html"  # the run's page (kexp.run_page); a study's page has the same name
+# A study (`kexp compare`) keeps its trainings in <study>/runs/, beside its study.json.
+STUDY_FILE = "study.json"
+STUDY_RUNS_DIR = "runs"
 BIAS_SUFFIX = "/bias"  # a snapshot keeps conv layer P's bias under "P/bias"
 
 # Kernel snapshots: <label>.npz in kernels/; epoch labels also name the checkpoints.

@@ -22,8 +22,8 @@ import numpy as np
 import tensorflow as tf
 
 from kexp import (atomic, background_writes, callbacks, checkpoint, data, files, filter_views,
-                  forces, inputs, keras_views, plots, run_lock, runs, saving, shell_commands,
-                  stop_signals)
+                  forces, inputs, keras_views, plots, run_lock, run_page, runs, saving,
+                  shell_commands, stop_signals)
 from kexp.config import TrainConfig
 from kexp.models import build_model
 
@@ -180,7 +180,18 @@ def _run(model, config, prepared, run_dir, first_epoch, extra_callbacks, verbose
             raise
     runs.write_status(run_dir, runs.STATUS_FINISHED, finished=runs.now_iso(), **metrics)
     _remove_checkpoint(run_dir)
+    _write_page(run_dir)
     return run_dir
+
+
+def _write_page(run_dir: Path) -> None:
+    """The run's index.html, written once status.json holds the test accuracy it shows. Like the
+    figures, a page that fails is a warning: the run stands and `kexp visualize` writes it."""
+    try:
+        run_page.write_run_page(run_dir)
+    except Exception as error:
+        data.warn(f"the run's page was not written ({error}); run: "
+                  f"{shell_commands.visualize_command(run_dir)}")
 
 
 def _remove_checkpoint(run_dir: Path) -> None:
@@ -224,6 +235,7 @@ def resume(run_dir: Path, extra_callbacks=(), verbose: int | str = "auto") -> Pa
 
 
 def _resume_locked(run_dir: Path, extra_callbacks, verbose) -> Path:
+    runs.check_run_folders(run_dir)
     status = runs.read_status(run_dir)
     if status.get("status") in (runs.STATUS_FINISHED, runs.STATUS_RUNNING):
         raise runs.RunError(f"Invalid value for `resume`: '{run_dir}' is {status['status']}. "

@@ -261,6 +261,8 @@ def _run_section(compare_dir: Path, row: dict, log_path: Path | None) -> str:
     links = []
     run_dir = compare_dir / row["run"] if row["run"] else None
     if run_dir is not None:
+        if (run_dir / runs.PAGE_FILE).exists():  # every filter of the run, card by card
+            links.append(_link(compare_dir, run_dir / runs.PAGE_FILE, "run page"))
         links.append(_link(compare_dir, run_dir, "run folder"))
         links += [_link(compare_dir, run_dir / name, name) for name in RUN_FILES
                   if (run_dir / name).exists()]

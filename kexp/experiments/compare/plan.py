@@ -50,17 +50,17 @@ STUDY_MODEL = "mnist_cnn"
 STUDY_RECIPE = {"augment": False, "schedule": "constant", "learning_rate": 1e-3,
                 "validation_fraction": 0.0}
 
-RUNS_SUBDIR = "runs"
+RUNS_SUBDIR = runs.STUDY_RUNS_DIR
 LOGS_SUBDIR = "logs"
 LOG_SUFFIX = ".log"
 CONFIG_SUFFIX = ".config.json"
 RESULT_SUFFIX = ".result.json"
 CHECKPOINT_SUFFIX = ".checkpoint.tar"
-STUDY_FILE = "study.json"
+STUDY_FILE = runs.STUDY_FILE
 FIGURE_FILE = "comparison.png"
 SUMMARY_CSV = "summary.csv"
 SUMMARY_JSON = "summary.json"
-INDEX_FILE = "index.html"
+INDEX_FILE = runs.PAGE_FILE
 MAPS_DIGIT = 2  # the class of the probe digit whose conv1 maps the figure shows per initializer
 
 SUMMARY_COLUMNS = (
