@@ -90,9 +90,10 @@ def _train_command(args) -> int:
     # once, and nothing is created for a bad value.
     if args.resume is not None:
         if args.resume in ("", "all"):
-            raise runs.RunError(f"Invalid value for `resume`: '{args.resume}'. Expected "
-                                f"one run folder inside '{args.runs_dir}' (see kexp runs).")
-        resumed_dir = runs.resolve_run(args.resume, args.runs_dir)[0]
+            raise runs.RunError(f"Invalid value for `resume`: '{args.resume}'. Expected one run "
+                                f"folder: a path to it, or its name in '{args.runs_dir}' (see "
+                                "kexp runs; runs elsewhere: --runs-dir DIR).")
+        resumed_dir = runs.resolve_run(args.resume, args.runs_dir, allow_all=False)[0]
     else:
         values = {key: value for key, value in vars(args).items()
                   if key not in ("func", "command", "resume")}
@@ -148,7 +149,7 @@ def _visualize_command(args) -> int:
     for run_dir in requested:
         try:
             written = plots.render_run(run_dir)
-        except KexpError as error:
+        except (KexpError, OSError) as error:  # one bad run is named; the others are drawn
             if len(requested) == 1:
                 raise
             print(f"kexp visualize: not drawn: {error}", file=sys.stderr)

@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import importlib.util
 import math
+import os
 import sys
 import zlib
 from dataclasses import dataclass
@@ -218,7 +219,8 @@ def load_idx_folder(folder: Path) -> Dataset:
     arrays = {}
     for key, stem in IDX_FILES.items():
         candidates = [folder / stem, folder / f"{stem}.gz"]
-        found = next((path for path in candidates if path.is_file()), None)
+        # Whatever is there is read (a FIFO, a link to nothing): the reader names what it is.
+        found = next((path for path in candidates if os.path.lexists(path)), None)
         if found is None:
             raise DataError(f"{folder}: missing {stem}[.gz]; expected the four MNIST IDX "
                             f"files: {', '.join(IDX_FILES.values())}.")
@@ -257,7 +259,10 @@ def check_source(source: str) -> Path | None:
     if source in NAMED_SOURCES:
         return None
     path = Path(source)
-    if path.is_dir() or path.is_file():
+    if path.is_dir():
+        return path
+    if os.path.lexists(path):  # a FIFO, a device, a link to nothing: named as what it is
+        files.file_size(path, DataError, "an mnist.npz file or a folder of IDX files")
         return path
     raise DataError(f"Invalid value for `data`: '{source}'. Expected one of: "
                     f"{', '.join(NAMED_SOURCES)}, or an existing mnist.npz file or folder of "

@@ -184,6 +184,32 @@ def read_npz(path: str | os.PathLike, error: type[KexpError],
                     f"Expected {expected}.") from None
 
 
+def check_arrays(arrays: dict[str, np.ndarray], rules: dict[str, tuple[str, tuple]],
+                 path: str | os.PathLike, error: type[KexpError], expected: str
+                 ) -> dict[str, np.ndarray]:
+    """Check that each array named in `rules` is in `arrays` with a dtype of one of the numpy
+    kinds given ("f" float, "iu" integer) and a shape like the one given: an int is that exact
+    length, None any length, and a name a length every array sharing that name has. Every array
+    must hold values; `arrays` may hold others, left alone."""
+    lengths: dict[str, int] = {}
+    for name, (kinds, shape) in rules.items():
+        array = arrays.get(name)
+        if array is None:
+            raise error(f"Cannot read '{path}': it has no array '{name}' (it has: "
+                        f"{', '.join(sorted(arrays)) or 'none'}). Expected {expected}.")
+        fits = array.dtype.kind in kinds and array.ndim == len(shape) and array.size > 0
+        for length, wanted in zip(array.shape, shape) if fits else ():
+            if isinstance(wanted, str):
+                wanted = lengths.setdefault(wanted, length)
+            fits = fits and wanted in (None, length)
+        if not fits:
+            described = ", ".join("any" if size is None else str(size) for size in shape)
+            raise error(f"Cannot read '{path}': its array '{name}' has shape {array.shape} and "
+                        f"dtype {array.dtype}, not ({described}) of kind '{kinds}' with values. "
+                        f"Expected {expected}.")
+    return arrays
+
+
 def _check_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, archive_size: int) -> None:
     """Raise ValueError unless `member` is a .npy array whose header fits its real size."""
     name = member.filename

@@ -11,17 +11,19 @@ for any Keras model, and the optimal inputs, which need gradients.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from kexp import config as config_module
-from kexp import atomic, data, runs
+from kexp import atomic, data, files, runs
 
 PROBES_PER_CLASS = 10  # test digits per class the views use (100 for 10 classes)
 PROBE_SEED = 0  # fixed, so every run of the same test digits shows the same probes
 TOP_K = 9  # strongest patches shown per filter
+VIEW_FILE = "a views file written by kexp (`kexp explain RUN` writes it again)"
 
 
 @dataclass(frozen=True)
@@ -181,19 +183,26 @@ def write_probe_digits(run_dir: Path, images: np.ndarray, labels: np.ndarray) ->
 
 
 def read_probe_digits(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """A run's probe digits as model inputs (n, 28, 28, 1) in [0, 1], and their labels."""
+    """A run's probe digits as model inputs (n, 28, 28, 1) in [0, 1], and their labels; a
+    damaged file raises RunError naming it and what rewrites it."""
     path = Path(run_dir) / runs.VIEWS_DIR / runs.PROBE_DIGITS_FILE
-    with np.load(path, allow_pickle=False) as archive:
-        return data.to_model_inputs(archive["images"]), archive["labels"]
+    arrays = files.check_arrays(
+        files.read_npz(path, runs.RunError, VIEW_FILE), {
+            "images": ("u", ("digits", *data.IMAGE_SHAPE)), "labels": ("iu", ("digits",))},
+        path, runs.RunError, VIEW_FILE)
+    return data.to_model_inputs(arrays["images"]), arrays["labels"]
 
 
 def has_probe_digits(run_dir: Path) -> bool:
-    return (Path(run_dir) / runs.VIEWS_DIR / runs.PROBE_DIGITS_FILE).exists()
+    return os.path.lexists(Path(run_dir) / runs.VIEWS_DIR / runs.PROBE_DIGITS_FILE)
 
 
 def first_of_each_class(labels: np.ndarray) -> np.ndarray:
     """Index of the first digit of each class in `labels`, in class order."""
     return np.array([int(np.flatnonzero(labels == label)[0]) for label in np.unique(labels)])
+
+
+OPTIMAL_INPUT_STATES = ("before", "after")
 
 
 def optimal_input_key(kind: str, when: str, layer: str) -> str:
@@ -206,11 +215,18 @@ def read_optimal_inputs(run_dir: Path) -> dict[str, dict[str, dict[str, np.ndarr
     """views/optimal_inputs.npz as {when: {layer: {"images": ..., "activation": ...}}}; {} when
     the run has none (it was trained before kexp computed them: `kexp explain` adds them)."""
     path = Path(run_dir) / runs.VIEWS_DIR / runs.OPTIMAL_INPUTS_FILE
-    if not path.exists():
+    if not os.path.lexists(path):
         return {}
-    found: dict[str, dict[str, dict[str, np.ndarray]]] = {}
-    with np.load(path, allow_pickle=False) as archive:
-        for key in archive.files:
-            kind, when, layer = key.split("/", 2)
-            found.setdefault(when, {}).setdefault(layer, {})[kind] = archive[key]
-    return found
+    arrays = files.read_npz(path, runs.RunError, VIEW_FILE)
+    layers = list(dict.fromkeys(key.split("/", 2)[-1] for key in arrays))  # in model order
+    rules = {optimal_input_key(kind, when, layer): ("f", shape)
+             for layer in layers for when in OPTIMAL_INPUT_STATES
+             for kind, shape in (("images", (f"{layer} filters", None, None, None)),
+                                 ("activation", (f"{layer} filters",)))}
+    files.check_arrays(arrays, rules, path, runs.RunError, VIEW_FILE)
+    if set(rules) != set(arrays):
+        raise runs.RunError(f"Cannot read '{path}': it holds arrays named "
+                            f"{sorted(set(arrays) - set(rules))}. Expected {VIEW_FILE}.")
+    return {when: {layer: {kind: arrays[optimal_input_key(kind, when, layer)]
+                           for kind in ("images", "activation")} for layer in layers}
+            for when in OPTIMAL_INPUT_STATES}

@@ -30,31 +30,34 @@ INCHES_PER_ROW = 0.36
 
 
 def read_forces(run_dir: Path) -> dict:
-    """views/forces.npz checked: "epochs" (moments,), "classes" (classes,) and "gradients"
-    {layer path: (moments, classes, kh, kw, c_in, c_out)}. Missing or damaged: RunError."""
-    path = Path(run_dir) / runs.VIEWS_DIR / runs.FORCES_FILE
-    expected = "per-class gradients of the conv kernels written by kexp (kexp.forces)"
+    """A run's views/forces.npz, checked (`read_forces_file`)."""
+    return read_forces_file(Path(run_dir) / runs.VIEWS_DIR / runs.FORCES_FILE)
+
+
+def read_forces_file(path: Path) -> dict:
+    """A forces file checked: "epochs" and "seconds" (moments,), "classes" (classes,) and
+    "gradients" {layer path: finite (moments, classes, kh, kw, c_in, c_out)}. Missing or
+    damaged: RunError naming it."""
+    expected = ("per-class gradients of the conv kernels written by kexp (kexp.forces): "
+                "float (moments, classes, kh, kw, c_in, c_out) by layer")
     arrays = files.read_npz(path, runs.RunError, expected)
-    epochs, classes = arrays.get(EPOCHS_KEY), arrays.get(CLASSES_KEY)
     gradients = {key[len(GRADIENT_PREFIX):]: array for key, array in arrays.items()
                  if key.startswith(GRADIENT_PREFIX)}
-    problem = None
-    if epochs is None or classes is None or epochs.ndim != 1 or classes.ndim != 1:
-        problem = f"it lacks 1-D '{EPOCHS_KEY}' and '{CLASSES_KEY}' arrays"
-    elif not gradients:
-        problem = f"it holds no '{GRADIENT_PREFIX}<layer>' arrays"
-    else:
-        for layer, array in gradients.items():
-            if (array.dtype.kind != "f" or array.ndim != 6
-                    or array.shape[:2] != (len(epochs), len(classes))
-                    or not np.all(np.isfinite(array))):
-                problem = (f"its array '{GRADIENT_PREFIX}{layer}' has shape {array.shape} and "
-                           f"dtype {array.dtype} (finite: {bool(np.all(np.isfinite(array)))})")
-                break
-    if problem:
-        raise runs.RunError(f"Cannot read '{path}': {problem}. Expected {expected}: float "
-                            "(moments, classes, kh, kw, c_in, c_out) by layer.")
-    return {"epochs": epochs, "classes": classes, "gradients": gradients}
+    if not gradients:
+        raise runs.RunError(f"Cannot read '{path}': it holds no '{GRADIENT_PREFIX}<layer>' "
+                            f"arrays. Expected {expected}.")
+    moments, classes = "moments", "classes"
+    files.check_arrays(arrays, {
+        EPOCHS_KEY: ("iu", (moments,)), SECONDS_KEY: ("f", (moments,)),
+        CLASSES_KEY: ("iu", (classes,)),
+        **{GRADIENT_PREFIX + layer: ("f", (moments, classes, None, None, None, None))
+           for layer in gradients}}, path, runs.RunError, expected)
+    for layer, array in gradients.items():
+        if not np.all(np.isfinite(array)):
+            raise runs.RunError(f"Cannot read '{path}': its array '{GRADIENT_PREFIX}{layer}' "
+                                f"holds NaN or infinite values. Expected {expected}.")
+    return {"epochs": arrays[EPOCHS_KEY], "classes": arrays[CLASSES_KEY],
+            "seconds": arrays[SECONDS_KEY], "gradients": gradients}
 
 
 def class_pushes(gradients: np.ndarray) -> np.ndarray:

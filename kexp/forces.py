@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kexp import atomic, callbacks, data, files, filter_views, runs
+from kexp import atomic, callbacks, data, filter_views, force_figures, runs
 from kexp.errors import KexpError
 from kexp.force_figures import (CLASSES_KEY, COUNTS_KEY, EPOCHS_KEY, GRADIENT_PREFIX, SAMPLE_KEY,
                                 SECONDS_KEY)
@@ -207,16 +207,12 @@ def read_recorded(path: Path) -> dict[int, tuple[dict[str, np.ndarray], float]]:
     """The moments an earlier attempt of the run recorded ({} when there is no readable file:
     a resumed run then records from where it is)."""
     try:
-        arrays = files.read_npz(path, runs.RunError)
+        found = force_figures.read_forces_file(path)
     except runs.RunError:
         return {}
-    recorded = {}
-    for index, epoch in enumerate(arrays.get(EPOCHS_KEY, ())):
-        recorded[int(epoch)] = ({key[len(GRADIENT_PREFIX):]: array[index]
-                                 for key, array in arrays.items()
-                                 if key.startswith(GRADIENT_PREFIX)},
-                                float(arrays[SECONDS_KEY][index]))
-    return recorded
+    return {int(epoch): ({layer: array[index] for layer, array in found["gradients"].items()},
+                         float(found["seconds"][index]))
+            for index, epoch in enumerate(found["epochs"])}
 
 
 def run_force_snapshots(run_dir: Path, images: np.ndarray, labels: np.ndarray, epochs: int,

@@ -334,8 +334,7 @@ def write_optimal_inputs(run_dir: Path, model: keras.Model, seed: int = 0) -> Pa
     the mean activation each reached. `model`: the run's model (the conv weights are replaced).
     kexp's digits are ink on blank paper (pixels >= 0), so the optimal inputs are too."""
     run_dir = Path(run_dir)
-    sequence = runs.snapshot_sequence(run_dir)
-    snapshots = dict(zip(WHEN, (sequence[0], sequence[-1])))
+    snapshots = dict(zip(WHEN, runs.first_and_last_snapshots(run_dir)))
     biases = {when: runs.load_biases(path) for when, (_, path) in snapshots.items()}
     if not biases["after"]:  # the start's are zero; the trained ones are not
         raise ViewError(f"Cannot compute the optimal inputs of '{run_dir}': its snapshot "

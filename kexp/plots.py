@@ -158,19 +158,7 @@ def plot_histograms(before: dict[str, np.ndarray], after: dict[str, np.ndarray],
         ax.set_xlabel("weight value")
         ax.set_ylabel("density")
         ax.legend(fontsize=8)
-    return save_figure(figure, path)
-
-
-def _after_snapshot(run_dir: Path) -> tuple[str, Path]:
-    """The newest snapshot, drawn against initial.npz; a run that stopped before its first
-    snapshot, or before its first epoch ended, has nothing to draw."""
-    sequence = runs.snapshot_sequence(run_dir)
-    labels = [label for label, _ in sequence]
-    if len(sequence) < 2 or labels[0] != runs.INITIAL:
-        raise runs.RunError(f"'{run_dir}' has no kernels before and after training to draw "
-                            f"(found in {runs.KERNELS_DIR}/: {', '.join(labels) or 'none'}): it "
-                            "stopped before its first snapshot or its first epoch.")
-    return sequence[-1]
+    return saved_where_asked(figure, path)
 
 
 def _describe(run_dir: Path, recorded: dict, after_label: str) -> str:
@@ -195,7 +183,7 @@ def render_run(run_dir: Path) -> list[Path]:
     run_dir = Path(run_dir)
     recorded_run = runs.read_config(run_dir)
     recorded = recorded_run["config"]
-    after_label, after_path = _after_snapshot(run_dir)
+    _, (after_label, after_path) = runs.first_and_last_snapshots(run_dir)
     initial_path = run_dir / runs.KERNELS_DIR / runs.snapshot_name(runs.INITIAL)
     before = runs.load_kernels(initial_path)
     after = runs.load_kernels(after_path, like=before)

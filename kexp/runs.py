@@ -31,10 +31,12 @@ A resume keeps the interrupted.npz of attempt N as interrupted_attempt_N.npz, ou
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import itertools
 import os
 import re
 import socket
+import stat
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -118,19 +120,43 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "-", text).strip("-")[:40] or "run"
 
 
-def prepare_runs_root(runs_root: str | os.PathLike) -> Path:
-    """Create the runs directory if needed and check that run folders can be made in it, so an
-    unwritable --runs-dir fails before a model is built."""
-    runs_root = Path(runs_root)
+def folder_problem(folder: str | os.PathLike) -> str | None:
+    """Why `folder` cannot be used as a folder ("is a symlink loop", ...), or None when it is a
+    folder or nothing is there. Symlinks are followed: a link to a folder is that folder."""
     try:
-        runs_root.mkdir(parents=True, exist_ok=True)
+        if not stat.S_ISDIR(os.stat(folder).st_mode):
+            return "is a file, not a folder"
+    except FileNotFoundError:
+        if os.path.islink(folder):
+            return f"is a symlink to '{os.readlink(folder)}', which does not exist"
     except OSError as error:
-        raise RunError(f"Cannot create the runs directory '{runs_root}': {error.strerror}. "
-                       "Choose a writable folder with --runs-dir.") from error
-    if not os.access(runs_root, os.W_OK | os.X_OK):
-        raise RunError(f"The runs directory '{runs_root}' is not writable. "
-                       "Choose a writable folder with --runs-dir.")
-    return runs_root
+        return ("is a symlink loop" if error.errno == errno.ELOOP
+                else f"cannot be read ({error.strerror})")
+    return None
+
+
+def prepare_folder(folder: str | os.PathLike, option: str) -> Path:
+    """Create `folder` (with its parents) if needed and check that kexp can write in it, so a
+    bad folder option (`option`: its name) fails before any work, saying what the path is."""
+    folder = Path(folder)
+    problem = folder_problem(folder)
+    if problem is None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            problem = f"cannot be created ({error.strerror})"
+    if problem is None and not os.access(folder, os.W_OK | os.X_OK):
+        problem = "is not writable"
+    if problem:
+        raise RunError(f"Invalid value for `{option}`: '{folder}' {problem}. Choose a writable "
+                       f"folder with --{option.replace('_', '-')}.")
+    return folder
+
+
+def prepare_runs_root(runs_root: str | os.PathLike) -> Path:
+    """The runs directory, created if needed and checked writable (`prepare_folder`), so an
+    unwritable --runs-dir fails before a model is built."""
+    return prepare_folder(runs_root, "runs_dir")
 
 
 def folder_stamp() -> str:
@@ -214,6 +240,9 @@ DATA_KINDS = {"source": files.TEXT, "sha256": files.TEXT, "used_train_samples": 
 def read_config(run_dir: Path) -> dict:
     """A run's config.json: its settings ("config", every field present and valid as
     TrainConfig checks it), the data it used ("data"), versions."""
+    problem = folder_problem(run_dir)
+    if problem:  # a symlink loop or a link to nothing, named as such
+        raise RunError(f"Cannot read '{run_dir}': it {problem}. Expected a run folder.")
     path = Path(run_dir) / CONFIG_FILE
     recorded = files.check_fields(read_json(path), CONFIG_KINDS, path, RunError,
                                   required=("config", "data"))
@@ -272,45 +301,58 @@ def read_status(run_dir: Path) -> dict:
     return status
 
 
+# What makes a folder a run folder: any of these (a run whose config.json was deleted is still
+# listed, then reported as damaged, never passed over).
+RUN_MARKERS = (CONFIG_FILE, STATUS_FILE, HISTORY_FILE, KERNELS_DIR)
+
+
 def is_run_dir(path: Path) -> bool:
-    """A folder with a config.json (a damaged one too: it is listed, then reported)."""
-    return os.path.lexists(Path(path) / CONFIG_FILE)
+    """A folder kexp made for a run, a damaged one too: it is listed, then reported."""
+    return any(os.path.lexists(Path(path) / name) for name in RUN_MARKERS)
 
 
 def list_runs(runs_root: str | os.PathLike) -> list[Path]:
-    """Run folders under `runs_root`, oldest first (names start with a timestamp)."""
+    """Run folders under `runs_root`, oldest first (names start with a timestamp). A symlink
+    to a run folder is that run; a symlink loop or a link to nothing is listed too, so that
+    whoever reads it names what it is."""
     runs_root = Path(runs_root)
+    problem = folder_problem(runs_root)
+    if problem:
+        raise RunError(f"Invalid value for `runs_dir`: '{runs_root}' {problem}. Choose a "
+                       "folder of runs with --runs-dir.")
     if not runs_root.is_dir():
         return []
-    return sorted(path for path in runs_root.iterdir() if path.is_dir() and is_run_dir(path))
+    return sorted(path for path in runs_root.iterdir()
+                  if (path.is_dir() and is_run_dir(path))
+                  or (path.is_symlink() and folder_problem(path) is not None))
 
 
-def resolve_run(run: str | None, runs_root: str | os.PathLike) -> list[Path]:
-    """The run folders a user means: None -> the newest, "all" -> every run, else one folder,
-    which must lie inside `runs_root` (a path that escapes it is refused)."""
+def resolve_run(run: str | None, runs_root: str | os.PathLike, allow_all: bool = True
+                ) -> list[Path]:
+    """The run folders a user means: None -> the newest, "all" -> every run (where
+    `allow_all`), else one run folder: a path to it wherever it lives, or its name inside
+    `runs_root`. A symlink to a run folder is that run (the real folder is returned)."""
     runs_root = Path(runs_root)
     runs = list_runs(runs_root)
-    if run in (None, ""):
+    if run in (None, "") or (run == "all" and allow_all):
         if not runs:
-            raise RunError(f"No runs in '{runs_root}'. Train one first: make train")
-        return [runs[-1]]
-    if run == "all":
-        if not runs:
-            raise RunError(f"No runs in '{runs_root}'. Train one first: make train")
-        return runs
+            raise RunError(f"No runs in '{runs_root}'. Train one first (kexp train), or name "
+                           "the folder that holds your runs with --runs-dir.")
+        return [Path(os.path.realpath(path)) for path in (runs if run == "all" else runs[-1:])]
     candidate = Path(run)
-    if not candidate.is_absolute() and not candidate.exists():
+    if not candidate.is_absolute() and not os.path.lexists(candidate):
         candidate = runs_root / run
-    root_real = runs_root.resolve()
-    candidate_real = candidate.resolve()
-    if candidate_real != root_real and root_real not in candidate_real.parents:
-        raise RunError(f"Invalid value for `RUN`: '{run}'. Expected a run folder inside "
-                       f"'{runs_root}', 'all', or nothing for the newest run.")
-    if not is_run_dir(candidate_real):
-        names = ", ".join(path.name for path in runs[-5:]) or "none yet"
-        raise RunError(f"Invalid value for `RUN`: '{run}' is not a run folder (no {CONFIG_FILE}). "
-                       f"Expected one of the runs in '{runs_root}' (newest: {names}), or 'all'.")
-    return [candidate_real]
+    problem = folder_problem(candidate)
+    if problem is None and not candidate.is_dir():
+        problem = "is not a run folder: nothing is there"
+    elif problem is None and not is_run_dir(candidate):
+        problem = f"is not a run folder (it has none of {', '.join(RUN_MARKERS)})"
+    if problem:
+        names = ", ".join(path.name for path in runs[-3:]) or "none yet"
+        raise RunError(f"Invalid value for `RUN`: '{run}' {problem}. Expected a path to a run "
+                       f"folder, or the name of one in '{runs_root}' (newest: {names}; runs "
+                       f"elsewhere: --runs-dir DIR){', or all' * allow_all}.")
+    return [Path(os.path.realpath(candidate))]
 
 
 def read_history(run_dir: Path) -> list[dict]:
@@ -322,9 +364,13 @@ def read_history(run_dir: Path) -> list[dict]:
         return []
     rows = files.read_csv_numbers(path, RunError, "a CSV of per-epoch metrics written by kexp",
                                  drop_torn_last_line=True)
+    if rows and "epoch" not in rows[0]:
+        raise RunError(f"Cannot read '{path}': it has no `epoch` column (its columns: "
+                       f"{', '.join(map(str, rows[0]))}). Expected a CSV of per-epoch metrics "
+                       "written by kexp, with columns epoch, loss, accuracy, ...")
     previous = 0
     for line, row in enumerate(rows, start=2):
-        epoch = row.get("epoch", 0)
+        epoch = row["epoch"]
         if not (epoch > previous and float(epoch).is_integer()):
             raise RunError(f"Cannot read '{path}': line {line} has epoch {epoch} after epoch "
                            f"{previous}. Expected whole epochs in rising order.")
@@ -359,6 +405,31 @@ def snapshot_sequence(run_dir: Path) -> list[tuple[str, Path]]:
     found = [path for path in folder.glob(f"*{SNAPSHOT_SUFFIX}")
              if SNAPSHOT_ORDER.match(path.stem)]
     return [(path.stem, path) for path in sorted(found, key=lambda p: order(p.stem))]
+
+
+def check_run_folders(run_dir: Path) -> None:
+    """Refuse a run whose kexp folders (kernels/, checkpoint/, ...) are something else where
+    they exist: a resume that met a file there would fail half-way and mark the run failed."""
+    for name in (KERNELS_DIR, CHECKPOINT_DIR, FIGURES_DIR, VIEWS_DIR, TENSORBOARD_DIR):
+        problem = folder_problem(Path(run_dir) / name)
+        if problem:
+            raise RunError(f"Cannot resume '{run_dir}': '{Path(run_dir) / name}' {problem}. "
+                           f"Expected the folder kexp wrote there: move that away and resume "
+                           "again.")
+
+
+def first_and_last_snapshots(run_dir: Path) -> tuple[tuple[str, Path], tuple[str, Path]]:
+    """The run's initial snapshot and its newest one (label, path): what every before/after view
+    compares. A run stopped before its first snapshot, or before its first epoch ended, has no
+    such pair: RunError saying what to do."""
+    sequence = snapshot_sequence(run_dir)
+    labels = [label for label, _ in sequence]
+    if len(sequence) < 2 or labels[0] != INITIAL:
+        raise RunError(f"'{run_dir}' has no kernels before and after training (found in "
+                       f"{KERNELS_DIR}/: {', '.join(labels) or 'none'}): it stopped before its "
+                       "first snapshot or its first epoch. Expected a run with at least one "
+                       "epoch: resume it with `kexp train --resume` or train a new one.")
+    return sequence[0], sequence[-1]
 
 
 def run_of_process(runs_root: str | os.PathLike, pid: int) -> Path | None:

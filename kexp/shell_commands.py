@@ -43,3 +43,8 @@ def resume_command(run_dir: str | os.PathLike) -> str:
 def visualize_command(run_dir: str | os.PathLike) -> str:
     """The command that redraws the figures of `run_dir`."""
     return kexp_command("visualize", *run_arguments(run_dir))
+
+
+def explain_command(run_dir: str | os.PathLike) -> str:
+    """The command that computes the views of `run_dir` and redraws its figures."""
+    return kexp_command("explain", *run_arguments(run_dir))

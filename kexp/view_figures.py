@@ -10,11 +10,12 @@ the same activation or pixel value in both.
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from kexp import drawing, filter_views, runs
+from kexp import drawing, filter_views, runs, shell_commands
 from kexp.analysis import single_orientation_fraction
 
 ACTIVATION_CMAP = "magma"  # ReLU maps are >= 0: black is 0, bright is strong
@@ -200,4 +201,8 @@ def render_views(run_dir: Path, before: Path, after: Path, description: str) -> 
     if found:
         written.append(plot_optimal_inputs(found, figures / runs.OPTIMAL_INPUTS_FIGURE,
                                            f"Optimal inputs — {description}"))
+    else:
+        print(f"kexp: note: {runs.OPTIMAL_INPUTS_FIGURE} not drawn for {run_dir.name}: it has no "
+              f"{runs.VIEWS_DIR}/{runs.OPTIMAL_INPUTS_FILE}; compute it with: "
+              f"{shell_commands.explain_command(run_dir)}", file=sys.stderr, flush=True)
     return written

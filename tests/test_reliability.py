@@ -222,19 +222,20 @@ BAD_INPUTS = {
     "truncated IDX": (
         lambda tmp: ["train", "--data", str(_idx_folder(tmp / "idx_cut", truncated=True))],
         ["train-images-idx3-ubyte", "truncated"]),
+    # A run folder is accepted wherever it lives (and through a symlink): read, its damage named.
     "RUN outside the runs directory": (
-        lambda tmp: ["visualize", _outside_run(tmp)],
-        ["'../outside'", "Expected a run folder inside"]),
+        lambda tmp: ["visualize", str(tmp / Path(_outside_run(tmp)).name)],
+        ["outside/config.json", "`data` is missing"]),
     "RUN absolute path elsewhere": (lambda tmp: ["visualize", "/etc"],
-                                    ["'/etc'", "Expected a run folder inside"]),
+                                    ["'/etc'", "is not a run folder", "--runs-dir DIR"]),
     "RUN symlink out of the runs directory": (
         lambda tmp: ["visualize", _symlink_out(tmp)],
-        ["'escape'", "Expected a run folder inside"]),
+        ["outside/config.json", "`data` is missing"]),
     "resume outside the runs directory": (
-        lambda tmp: ["train", "--resume", _outside_run(tmp)],
-        ["'../outside'", "Expected a run folder inside"]),
+        lambda tmp: ["train", "--resume", str(tmp / Path(_outside_run(tmp)).name)],
+        ["outside/config.json", "`data` is missing"]),
     "RUN at nothing": (lambda tmp: ["visualize", "no-such-run"],
-                       ["'no-such-run'", "not a run folder", "Expected one of the runs"]),
+                       ["'no-such-run'", "not a run folder", "Expected a path to a run folder"]),
     "runs directory under a file": (
         lambda tmp: ["train", "--runs-dir", str(_regular_file(tmp / "a-file") / "runs")],
         ["a-file/runs", "Choose a writable folder with --runs-dir"]),

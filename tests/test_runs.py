@@ -81,11 +81,11 @@ def test_resolve_run_newest_all_named_and_refusals(tmp_path):
     assert runs.resolve_run("all", root) == [old, new]
     assert runs.resolve_run(old.name, root) == [old.resolve()]
     assert runs.resolve_run(str(old), root) == [old.resolve()]
-    outside = make_run(tmp_path, "elsewhere")
-    with pytest.raises(RunError, match=r"Invalid value for `RUN`: '.*'\. Expected a run folder inside"):
-        runs.resolve_run(str(outside), root)
-    with pytest.raises(RunError, match="Expected a run folder inside"):
-        runs.resolve_run("../elsewhere", root)
+    outside = make_run(tmp_path, "elsewhere")  # a run folder is one wherever it lives
+    assert runs.resolve_run(str(outside), root) == runs.resolve_run("../elsewhere", root) == \
+        [outside.resolve()]
+    with pytest.raises(RunError, match=r"Invalid value for `RUN`: 'all'.* --runs-dir DIR\)\.$"):
+        runs.resolve_run("all", root, allow_all=False)
     with pytest.raises(RunError, match="is not a run folder"):
         runs.resolve_run("20990101-nothing", root)
 

@@ -20,13 +20,16 @@ from kexp.config import TrainConfig
 def explain_run(run_dir: Path) -> list[Path]:
     """Write the run's probe digits (if missing) and optimal inputs, then redraw its figures;
     returns the figures written."""
+    runs.first_and_last_snapshots(run_dir)  # a run with nothing to explain, before TensorFlow
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from kexp import filter_views, inputs, keras_views, plots  # TensorFlow: only when run
     from kexp.models import build_model
 
     run_dir = Path(run_dir)
     config = TrainConfig.from_dict(runs.read_config(run_dir)["config"]).validate()
-    if not (run_dir / runs.VIEWS_DIR / runs.PROBE_DIGITS_FILE).exists():
+    try:
+        filter_views.read_probe_digits(run_dir)
+    except runs.RunError:  # missing or damaged: chosen again from the run's own test digits
         prepared, _ = inputs.prepare_data(config)
         filter_views.write_probe_digits(run_dir, prepared.x_test, prepared.y_test)
     init, init_conv2 = config.init_specs

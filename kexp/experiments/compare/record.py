@@ -13,7 +13,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from kexp import atomic, runs
+from kexp import atomic, files, runs
+from kexp.errors import KexpError
 from kexp.experiments.compare import plan, shipping
 
 
@@ -32,8 +33,13 @@ def read_study(compare_dir: Path) -> plan.Study:
         raise runs.RunError(f"Invalid value for `resume`: '{compare_dir}' has no "
                             f"{plan.STUDY_FILE}. Expected a study folder (runs/compare-"
                             "<timestamp>) made by `kexp compare`.")
-    settings = runs.read_json(path)["study"]
-    return plan.Study(**settings, runs_dir=str(Path(compare_dir).parent)).validate()
+    settings = files.check_fields(runs.read_json(path), {"study": files.OBJECT}, path,
+                                  runs.RunError, required=("study",))["study"]
+    try:
+        return plan.Study(**settings, runs_dir=str(Path(compare_dir).parent)).validate()
+    except (KexpError, TypeError, ValueError, AttributeError) as error:  # a field's wrong type
+        raise runs.RunError(f"Cannot read '{path}': its settings are invalid: {error}. Expected "
+                            f"the {plan.STUDY_FILE} that `kexp compare` wrote.") from None
 
 
 def _summary_rows(compare_dir: Path) -> dict[tuple[str, int], dict]:

@@ -128,6 +128,9 @@ def _demo_command(args) -> int:
     except DemoError as error:
         print(f"kexp demo: error: {error}", file=sys.stderr)
         return 2
+    runs.prepare_folder(Path(args.runs_dir) / DEMOS_DIR, "runs_dir")
+    if args.figures_dir is not None:
+        runs.prepare_folder(args.figures_dir, "figures_dir")
     started = time.time()
     out_dir = Path(args.runs_dir) / DEMOS_DIR
     run_demos(names, out_dir, args.figures_dir)
