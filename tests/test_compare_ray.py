@@ -3,13 +3,17 @@ a node lost mid-training, `--engine ray` without Ray, `--resume`, and the engine
 
 Every Ray process listens on 127.0.0.1 only (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, read when ray
 is imported), without a dashboard and with a small object store; every test shuts its Ray down.
+Ray's token, Ray's session files and kexp's worker folders stay in a folder of this module's own
+(own_ray_folders), not in ~/.ray or the temporary folder that the machine's other users share.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -23,13 +27,16 @@ import pytest
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # before anything imports ray
 
 from kexp import atomic, cli, runs
-from kexp.experiments.compare import (command, engines, plan, ray_engine, ray_worker,  # noqa: E402
-                                       record, shipping)
+from kexp.experiments.compare import (command, engines, plan, ray_engine, ray_token,  # noqa: E402
+                                       ray_worker, record, shipping)
+from kexp.experiments.compare.sweep import CHILD_MODULE  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 TINY = dict(initializers=["glorot_uniform", "zeros"], seeds=[0], epochs=1, train_samples=256)
 OBJECT_STORE_MB = 100
+RAY_VARIABLES = (ray_token.MODE_VARIABLE, ray_token.TOKEN_VARIABLE, ray_token.TOKEN_PATH_VARIABLE,
+                 "TMPDIR")
 # What a training's row says about the training itself (not where or how long it ran).
 SAME_ROW = ("initializer", "seed", "status", "train_accuracy", "test_accuracy", "test_loss",
             "epochs", "conv1_mean_relative_change", "conv2_mean_relative_change",
@@ -40,11 +47,53 @@ def summary_rows(compare_dir: Path) -> list[dict]:
     return json.loads((compare_dir / plan.SUMMARY_JSON).read_text())["rows"]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def own_ray_folders(tmp_path_factory):
+    """A token file for Ray (RAY_AUTH_TOKEN_PATH: a local Ray would otherwise save a new token to
+    ~/.ray/auth_token) and a temporary folder (TMPDIR: Ray's session files, the workers'
+    kexp-ray/ folders), both in a short folder of this module's own (Ray's socket paths must
+    stay under 108 characters); the environment is restored afterwards."""
+    tmp_path_factory.getbasetemp()  # pytest's own folders stay where they are
+    root = Path(tempfile.mkdtemp(prefix="kexp-test-"))
+    token = root / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    saved = {name: os.environ.pop(name, None) for name in RAY_VARIABLES}
+    os.environ.update({ray_token.TOKEN_PATH_VARIABLE: str(token), "TMPDIR": str(root)})
+    saved_tempdir, tempfile.tempdir = tempfile.tempdir, str(root)
+    try:
+        yield root
+    finally:
+        tempfile.tempdir = saved_tempdir
+        for name, value in saved.items():
+            os.environ.pop(name, None)
+            if value is not None:
+                os.environ[name] = value
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def training_processes() -> set[int]:
-    """Process ids of the study's trainings that Ray workers started on this machine."""
-    found = subprocess.run(["pgrep", "-f", f"compare.child .*/{ray_worker.WORK_ROOT}/"],
-                           capture_output=True, text=True)
-    return {int(pid) for pid in found.stdout.split()}
+    """Process ids of the study's trainings that Ray workers started for this test: this
+    process's descendants that run kexp's training child."""
+    import psutil  # installed with Ray
+
+    found = set()
+    for process in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if CHILD_MODULE in process.cmdline():
+                found.add(process.pid)
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    """Those of `pids` that still run (a zombie has ended)."""
+    import psutil
+
+    running = set()
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                running.add(pid)
+    return running
 
 
 def assert_complete(compare_dir: Path, row: dict, epochs: int) -> None:
@@ -115,7 +164,8 @@ def test_resume_reruns_only_what_did_not_finish(two_engines, capsys):
     assert len(set((on_ray / plan.RUNS_SUBDIR).iterdir()) - runs_before) == 1
 
 
-def test_a_lost_node_is_retried_from_its_checkpoint_and_the_study_completes(tmp_path):
+def test_a_lost_node_is_retried_from_its_checkpoint_and_the_study_completes(tmp_path,
+                                                                            own_ray_folders):
     """A head node with no CPUs (the driver's machine) and a worker node with 2: both trainings
     run on the worker, which is removed once a checkpoint has reached the driver; a fresh node
     replaces it (as an autoscaler would), and the retried tasks continue from the checkpoints."""
@@ -144,9 +194,9 @@ def test_a_lost_node_is_retried_from_its_checkpoint_and_the_study_completes(tmp_
         lost_trainings = training_processes()
         cluster.remove_node(worker, allow_graceful=False)  # as a crash: no goodbye
         cluster.add_node(num_cpus=2, **node_options)
-        while lost_trainings & training_processes() and time.monotonic() < deadline:
+        while alive(lost_trainings) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert lost_trainings and not lost_trainings & training_processes()  # died with it
+        assert lost_trainings and not alive(lost_trainings)  # died with it
         sweep.join(timeout=240)
         assert done, said
     finally:
@@ -164,7 +214,7 @@ def test_a_lost_node_is_retried_from_its_checkpoint_and_the_study_completes(tmp_
     assert not list((compare_dir / plan.LOGS_SUBDIR).glob(f"*{plan.CHECKPOINT_SUFFIX}"))
     # The next attempt on this machine removes the folders that the lost workers left.
     ray_worker.work_folder().rmdir()
-    assert not list((Path(tempfile.gettempdir()) / ray_worker.WORK_ROOT).iterdir())
+    assert not list((own_ray_folders / ray_worker.WORK_ROOT).iterdir())
 
 
 def test_engine_ray_without_ray_says_how_to_install_it_and_creates_nothing(tmp_path,

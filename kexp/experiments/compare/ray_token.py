@@ -37,11 +37,14 @@ def default_token_path() -> Path:
     return Path.home() / ".ray" / "auth_token"
 
 
+def token_file() -> str:
+    """The file that Ray reads this machine's token from, where RAY_AUTH_TOKEN is not set."""
+    return os.environ.get(TOKEN_PATH_VARIABLE) or str(default_token_path())
+
+
 def token_source() -> str:
     """Where Ray takes this machine's token from (for the messages)."""
-    if os.environ.get(TOKEN_VARIABLE):
-        return f"the {TOKEN_VARIABLE} variable"
-    return os.environ.get(TOKEN_PATH_VARIABLE) or str(default_token_path())
+    return f"the {TOKEN_VARIABLE} variable" if os.environ.get(TOKEN_VARIABLE) else token_file()
 
 
 def authenticate(address: str) -> None:
@@ -75,7 +78,7 @@ def authenticate(address: str) -> None:
     use("disabled")
     if accepted():
         return
-    if not loader.has_token(ignore_auth_mode=True):  # token mode without one stops the process
+    if not loader.has_token(ignore_auth_mode=True):
         raise _refused(address, "this machine holds none")
     use("token")
     if not accepted():
@@ -86,6 +89,6 @@ def _refused(address: str, problem: str) -> ClusterTokenError:
     return ClusterTokenError(
         f"Invalid value for `address`: {address!r}. Expected a Ray cluster whose "
         f"authentication token this machine holds: the cluster there requires a token and "
-        f"{problem}. {WHERE_RAY_LOOKS} ({default_token_path()}). Fix: copy the head node's "
-        f"~/.ray/auth_token to {default_token_path()} (`ray get-auth-token` on the head prints "
-        f"it), or run with {TOKEN_VARIABLE}=<that token>.")
+        f"{problem}. {WHERE_RAY_LOOKS}. Fix: copy the head node's ~/.ray/auth_token to "
+        f"{token_file()} (`ray get-auth-token` on the head prints it), or run with "
+        f"{TOKEN_VARIABLE}=<that token>.")
