@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kexp import force_figures, runs
+from kexp import force_figures, run_page, runs
 
 from common import REPO_ROOT, log, spread
 from measure_startup import kexp_command
@@ -41,7 +41,7 @@ def cli_training(runs_dir: Path, *extra: str) -> dict:
     recorded = runs.read_config(run_dir)
     history = runs.read_history(run_dir)
     return {"wall_seconds": wall, "max_rss_mb": int(result.stdout.split()[-1]) / 1024,
-            "forces": forces_cost(run_dir),
+            "forces": forces_cost(run_dir), "run_page": run_page_cost(run_dir),
             "test_accuracy": runs.read_status(run_dir)["test_accuracy"], "epochs": len(history),
             "steady_epoch_seconds": spread([row["seconds"] for row in history[1:]]),
             "data": recorded["data"]["description"],
@@ -57,6 +57,20 @@ def forces_cost(run_dir: Path) -> dict:
     training = sum(row["seconds"] for row in runs.read_history(run_dir))
     return {"seconds": float(seconds.sum()), "moments": len(seconds),
             "training_seconds": training, "share": float(seconds.sum()) / training}
+
+
+PAGE_CALLS = 3
+
+
+def run_page_cost(run_dir: Path) -> dict:
+    """The run page of a finished run: seconds to write it again from the run folder (what the
+    end of a training and `kexp visualize` do), and its size, pictures included."""
+    seconds = []
+    for _ in range(PAGE_CALLS):
+        started = time.perf_counter()
+        page = run_page.write_run_page(run_dir)
+        seconds.append(time.perf_counter() - started)
+    return {"seconds": spread(seconds), "bytes": page.stat().st_size}
 
 
 def default_and_deterministic(runs_dir: Path) -> dict:

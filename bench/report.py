@@ -114,6 +114,7 @@ def training_rows(results: dict) -> list[tuple[str, str]]:
          "skipped: no full mnist.npz here" if "skipped" in full else
          f"{full['wall_seconds']:.1f} s / {full['test_accuracy']:.4f}"),
         *forces_rows(default),
+        *run_page_rows(default),
         ("   peak RSS of the default training, MB",
          f"{default['max_rss_mb']:.0f} (all trainings: {fmt(cost['max_rss_mb'], 0)})"),
         ("   `--deterministic` cost: median epoch vs default",
@@ -122,6 +123,16 @@ def training_rows(results: dict) -> list[tuple[str, str]]:
          f"{fmt(cost['wall_seconds']['default'], 1)} s; test accuracy "
          f"{accuracies['deterministic']} vs {accuracies['default']}"),
     ]
+
+
+def run_page_rows(default: dict) -> list[tuple[str, str]]:
+    """The run page of the default training (absent from older results)."""
+    page = default.get("run_page")
+    if not page:
+        return []
+    return [("   run page (index.html, pictures inline) of the default run: size / written in",
+             f"**{page['bytes'] / 1e6:.2f} MB** / **{fmt(page['seconds'])} s** (budgets 5 MB, "
+             "3 s)")]
 
 
 def forces_rows(default: dict) -> list[tuple[str, str]]:

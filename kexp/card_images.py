@@ -20,7 +20,7 @@ ACTIVATION_CMAP = "magma"  # ReLU outputs: black 0, bright strong
 PIXEL_CMAP = "Greys"  # MNIST as drawn: white paper, black ink
 SEPARATOR_RGB = (150, 150, 150)  # grid lines between tiles (NaN in a mosaic)
 EMPTY_RGB = (198, 219, 239)  # light blue: no patch (the filter never answered)
-PNG_COMPRESS_LEVEL = 6  # the pictures are tiny; a smaller page beats a faster encode here
+PNG_COMPRESS_LEVEL = 3  # the pictures are tiny: deflate's level hardly changes their size
 
 
 def coloured(array: np.ndarray, cmap: str, low: float, high: float,

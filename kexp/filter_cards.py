@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from kexp import card_images, drawing, view_figures
+from kexp import card_images, drawing, runs, view_figures
 from kexp.filter_facts import WHEN, LayerFacts, RunFacts
 
 STRIP_TILES_PER_ROW = 16  # conv1's kernel at each saved epoch, wrapped
@@ -44,6 +44,19 @@ def _number(value: float | None, digits: int = 3) -> str:
     if value is None or not math.isfinite(value):
         return "inf" if value is not None and value > 0 else "-"
     return f"{value:.{digits}g}" if abs(value) < 1000 else f"{value:.4g}"
+
+
+def snapshot_name(label: str) -> str:
+    """A snapshot label in words: 'initial' -> 'start', 'epoch_007' -> 'epoch 7'."""
+    if label.startswith(runs.EPOCH_PREFIX):
+        return f"epoch {runs.label_epoch(label)}"
+    return {runs.INITIAL: "start", runs.FINAL: "end"}.get(label, label)
+
+
+def _span(labels: list[str]) -> str:
+    """The snapshots a strip or curve runs through, in words."""
+    named = [snapshot_name(label) for label in labels]
+    return ", ".join(named) if len(named) <= 4 else f"{named[0]}, {named[1]}, ... {named[-1]}"
 
 
 def _attribute(value: float | None) -> str:
@@ -78,18 +91,18 @@ def weight_table(kernel: np.ndarray, limit: float, caption: str) -> str:
 
 
 def sparkline(values: np.ndarray, labels: list[str], title: str) -> str:
-    """An inline SVG line of `values` through training, first and last value printed."""
-    width, height, margin = 150.0, 34.0, 3.0
+    """An inline SVG line of `values` through training, its first and last value printed."""
+    width, height, margin = 150.0, 30.0, 3.0
     low, high = float(np.min(values)), float(np.max(values))
     span = high - low or 1.0
     xs = np.linspace(margin, width - margin, len(values)) if len(values) > 1 else [width / 2]
     ys = height - margin - (np.asarray(values) - low) / span * (height - 2 * margin)
     points = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys))
-    return (f'<figure class="spark"><svg viewBox="0 0 {width:.0f} {height:.0f}" width="150" '
-            f'height="34" role="img" aria-label="{html.escape(title)}"><polyline points="'
-            f'{points}" fill="none" stroke="#6a3d9a" stroke-width="1.5"/></svg><figcaption>'
-            f"{html.escape(title)}: {_number(values[0])} ({html.escape(labels[0])}) &rarr; "
-            f"{_number(values[-1])} ({html.escape(labels[-1])})</figcaption></figure>")
+    return (f'<p class="spark">{html.escape(title)} {_number(values[0])} &rarr; '
+            f'{_number(values[-1])} <svg viewBox="0 0 {width:.0f} {height:.0f}" width="150" '
+            f'height="30" role="img" aria-label="{html.escape(title)} through training: '
+            f'{html.escape(_span(labels))}"><polyline points="{points}" fill="none" '
+            'stroke="#6a3d9a" stroke-width="1.5"/></svg></p>')
 
 
 def bars(values: np.ndarray, names: list[str], title: str) -> str:
@@ -115,11 +128,9 @@ def _kernel_pictures(layer: LayerFacts, index: int, scales: dict) -> list[str]:
                          for position, caption in ((0, "before"), (-1, "after")))
         rows = math.ceil(len(kernels) / STRIP_TILES_PER_ROW)
         strip = drawing.tile(kernels[..., 0], rows, min(len(kernels), STRIP_TILES_PER_ROW))
-        epochs = f"{layer.labels[0]}, then {', '.join(layer.labels[1:3])}" + (
-            f" ... {layer.labels[-1]}" if len(layer.labels) > 3 else "")
         return [f'<div class="pair">{tables}</div>',
                 figure(card_images.weights(strip, limit), 6, "the filter through training",
-                       f"through training, left to right: {html.escape(epochs)}")]
+                       f"through training, row by row: {_span(layer.labels)}")]
     c_in = kernels.shape[3]
     rows, cols = drawing.grid_shape(c_in)
     mosaics = [card_images.weights(drawing.tile(np.moveaxis(kernels[position], -1, 0), rows,
@@ -225,14 +236,14 @@ def card(layer: LayerFacts, index: int, scales: dict, facts: RunFacts) -> str:
     numbers = {"filter": index, "change": layer.change[index], "norm": norms[-1],
                "cosine": None if layer.forces is None else layer.forces["cosine"][index],
                "peak": None if layer.peak is None else layer.peak["after"][index]}
-    rows = [("relative change ||after - before|| / ||before||", _number(layer.change[index]))]
+    rows = [("moved: ||after - before|| / ||before||", _number(layer.change[index]))]
     if layer.orientation is not None:
         before, after = (layer.orientation[when][index] for when in WHEN)
         numbers.update({"orientation-after": after, "orientation-gain": after - before})
-        rows.append(("single-orientation fraction (1: one straight edge)",
+        rows.append(("single-orientation fraction (1: one edge)",
                      f"{before:.2f} &rarr; {after:.2f}"))
     if layer.peak is not None:
-        rows.append(("largest output on the test digits",
+        rows.append(("largest output on test digits",
                      f"{_number(layer.peak['before'][index])} &rarr; "
                      f"{_number(layer.peak['after'][index])}"))
     attributes = "".join(f' data-{key}="{_attribute(value)}"' for key, value in numbers.items())

@@ -220,7 +220,9 @@ table.setup th { text-align: left; padding-right: 1em; font-weight: 600; }
          gap: 10px; margin-top: 0.8em; }
 .card { border: 1px solid #ccc; border-radius: 6px; padding: 0.4em 0.6em; font-size: 0.8em;
         cursor: zoom-in; background: #fff; }
-.card.big { grid-column: 1 / -1; cursor: zoom-out; font-size: 1em; }
+.card.big { grid-column: 1 / -1; cursor: zoom-out; font-size: 1em; display: flex;
+            flex-wrap: wrap; align-items: flex-start; column-gap: 2em; }
+.card.big > h3, .card.big > .flags { flex-basis: 100%; }
 .card.big img, .card.big svg { zoom: 2; }
 .card h3 { margin: 0.1em 0; font-size: 1.1em; }
 .card img { image-rendering: pixelated; max-width: 100%; vertical-align: top; }
@@ -234,7 +236,8 @@ table.kernel { border-collapse: collapse; font-variant-numeric: tabular-nums; }
 table.kernel td { width: 3.2em; height: 1.9em; text-align: center; border: 1px solid #fff; }
 table.kernel caption { color: #555; }
 table.numbers th { text-align: left; font-weight: normal; color: #555; padding-right: 0.6em; }
-.spark figcaption { display: inline; margin-left: 0.4em; } .spark svg { vertical-align: middle; }
+.spark { margin: 0.2em 0; } .spark svg { vertical-align: middle; margin-left: 0.4em; }
+table.numbers td { white-space: nowrap; }
 svg.bars text { font-size: 9px; fill: #555; }
 """
 

@@ -67,17 +67,25 @@ def test_card_7_prints_the_numbers_of_filter_7(trained_run):
     assert "conv1 filter 7</h3>" in seventh
 
 
-def test_a_zeroed_filter_is_dead_and_two_equal_filters_are_copies(run_copy):
+def test_flags_dead_copies_and_brightness_detectors(run_copy):
+    """A zeroed filter is dead, two equal filters are copies of each other, and a filter whose
+    optimal input is an even grey is a brightness detector."""
     final = kernels(run_copy, runs.FINAL)
     final["conv1"][..., 5] = 0.0
     final["conv1/bias"][5] = 0.0
     final["conv1"][..., 11] = final["conv1"][..., 9]
     final["conv1/bias"][11] = final["conv1/bias"][9]
     np.savez(run_copy / runs.KERNELS_DIR / runs.snapshot_name(runs.FINAL), **final)
+    optimal_path = run_copy / runs.VIEWS_DIR / runs.OPTIMAL_INPUTS_FILE
+    with np.load(optimal_path) as archive:
+        optimal = {key: archive[key] for key in archive.files}
+    optimal["images/after/conv2"][3] = 0.4
+    np.savez(optimal_path, **optimal)
 
     page = run_page.write_run_page(run_copy).read_text(encoding="utf-8")
 
     assert any(flag.startswith("dead: never positive") for flag in flags(card(page, "conv1", 5)))
+    assert any(flag.startswith("brightness detector") for flag in flags(card(page, "conv2", 3)))
     assert "copy of filter 11" in flags(card(page, "conv1", 9))
     assert "copy of filter 9" in flags(card(page, "conv1", 11))
     assert not any("copy" in flag for flag in flags(card(page, "conv1", 10)))
