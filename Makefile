@@ -5,6 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 RAY_STAMP := $(VENV)/.installed-ray
+DEV_STAMP := $(VENV)/.installed-dev
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 opt = $(if $($(1)),$(2) $($(1)))
@@ -17,7 +18,7 @@ TRAIN_ARGS = $(call opt,MODEL,--model) $(call opt,INIT,--init) $(call opt,INIT_C
 	$(if $(filter 0 no false off,$(AUGMENT)),--no-augment,$(if $(AUGMENT),--augment))
 
 .PHONY: venv train visualize runs test test-fast demos compare bench bench-compare torch-peer \
-	tensorboard clean
+	tensorboard notebook clean
 
 venv: $(STAMP)
 
@@ -34,6 +35,11 @@ $(RAY_STAMP): $(STAMP) requirements-ray.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-ray.txt -c requirements.txt
 	touch $(RAY_STAMP)
 
+# The tests' own tools (a Jupyter kernel that runs docs/tutorial.ipynb): make test installs them.
+$(DEV_STAMP): $(STAMP) requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c requirements.txt
+	touch $(DEV_STAMP)
+
 train: $(STAMP)
 	$(PY) -m kexp train $(TRAIN_ARGS)
 
@@ -43,11 +49,11 @@ visualize: $(STAMP)
 runs: $(STAMP)
 	$(PY) -m kexp runs $(call opt,RUNS_DIR,--runs-dir)
 
-test: $(STAMP) $(RAY_STAMP)
+test: $(STAMP) $(RAY_STAMP) $(DEV_STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # The edit-test loop: every test that trains no model and starts no study (about a minute).
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(DEV_STAMP)
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 demos: $(STAMP)
@@ -62,6 +68,12 @@ compare: $(STAMP) $(if $(filter ray,$(ENGINE)),$(RAY_STAMP))
 
 tensorboard: $(STAMP)
 	$(PY) -m tensorboard.main --logdir $(or $(RUNS_DIR),runs)
+
+# JupyterLab on docs/tutorial.ipynb, installed into the venv the first time it is asked for.
+notebook: $(STAMP)
+	$(PY) -c "import jupyterlab" 2>/dev/null || \
+		$(PY) -m pip install --quiet --disable-pip-version-check jupyterlab -c requirements.txt
+	$(PY) -m jupyterlab docs/tutorial.ipynb
 
 # The PyTorch peer that `make bench` measures beside kexp, in its own venv (CPU build, pinned).
 TORCH_VENV := bench/.venv-torch

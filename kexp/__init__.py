@@ -3,9 +3,10 @@
 The public API for your own scripts. Names are loaded on first use, so `import kexp` (and the
 CLI's --help) does not import TensorFlow until a model, callback or training run is asked for.
 
-    from kexp import build_model, KernelSnapshots
+    from kexp import build_model, KernelSnapshots, open_run
     model = build_model("convnet", init="he_normal")
     model.fit(x, y, callbacks=[KernelSnapshots("my_kernels")])
+    run = open_run()  # the newest run folder as a Run: run.config, run.kernels("final")
 """
 
 import importlib
@@ -32,8 +33,11 @@ _EXPORTS = {
     "theory": "kexp.initializers",
     "initializer_names": "kexp.initializers",
     "load_mnist": ("kexp.data", "load"),
-    "train": "kexp.training",
-    "resume": "kexp.training",
+    "train": "kexp.run_record",  # returns a Run (path-like), as do resume and open_run
+    "resume": "kexp.run_record",
+    "Run": "kexp.run_record",
+    "open_run": "kexp.run_record",
+    "list_runs": "kexp.run_record",
     "read_config": "kexp.runs",
     "KexpError": "kexp.errors",
     "render_run": "kexp.plots",

@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from kexp import initializers, runs, view_figures
 from kexp.analysis import relative_change
@@ -37,10 +38,11 @@ def conv2_mosaic(kernel: np.ndarray, pad: int = 1) -> np.ndarray:
     return tile(tiles, c_out, c_in, pad)
 
 
-def plot_filter_grids(before: np.ndarray, after: np.ndarray, path: Path, layer: str = "conv1",
-                      before_title: str = "before training", after_title: str = "after training",
-                      suptitle: str = "") -> Path:
-    """Before / after / difference grids of a layer's filters (conv1: the 32 3x3 filters)."""
+def plot_filter_grids(before: np.ndarray, after: np.ndarray, path: Path | None = None,
+                      layer: str = "conv1", before_title: str = "before training",
+                      after_title: str = "after training", suptitle: str = "") -> Figure:
+    """Before / after / difference grids of a layer's filters (conv1: the 32 3x3 filters);
+    written to `path` where given (`saved_where_asked`)."""
     tiles_before, tiles_after = filter_tiles(before), filter_tiles(after)
     rows, cols = grid_shape(len(tiles_before))
     shared = symmetric_limit(tiles_before, tiles_after)
@@ -58,7 +60,15 @@ def plot_filter_grids(before: np.ndarray, after: np.ndarray, path: Path, layer: 
                              "difference (after - before)")
     colour_bar(figure, diff_image, axes[2:], "change (own scale)")
     number_tiles(axes[0], len(tiles_before), cols, tiles_before.shape[1:])  # same on all three
-    return save_figure(figure, path)
+    return saved_where_asked(figure, path)
+
+
+def saved_where_asked(figure: Figure, path: Path | None) -> Figure:
+    """`figure`, written to `path` first where one is given: a notebook cell that returns the
+    Figure shows it."""
+    if path is not None:
+        save_figure(figure, path)
+    return figure
 
 
 def plot_conv2_mosaics(before: np.ndarray, after: np.ndarray, path: Path, suptitle: str = ""
@@ -124,11 +134,12 @@ def plot_layer_summary(before: np.ndarray, after: np.ndarray, path: Path, layer:
     return save_figure(figure, path)
 
 
-def plot_histograms(before: dict[str, np.ndarray], after: dict[str, np.ndarray], path: Path,
+def plot_histograms(before: dict[str, np.ndarray], after: dict[str, np.ndarray],
+                    path: Path | None = None,
                     theories: dict[str, initializers.Theory] | None = None,
-                    suptitle: str = "") -> Path:
+                    suptitle: str = "") -> Figure:
     """Weight histograms before/after for each conv layer, with the initializer's theoretical
-    density and bounds on top."""
+    density and bounds on top; written to `path` where given."""
     layers = list(before)
     figure, [axes] = panel_figure([[Panel(5.6, 3.2, left=0.6, right=0.1)] * len(layers)],
                                   suptitle or "Kernel weights before and after training",
@@ -192,10 +203,11 @@ def render_run(run_dir: Path) -> list[Path]:
     description = _describe(run_dir, recorded_run, after_label)
     written = []
     if "conv1" in before:
-        written.append(plot_filter_grids(
-            before["conv1"], after["conv1"], figures / runs.CONV1_FIGURE,
+        written.append(figures / runs.CONV1_FIGURE)
+        plot_filter_grids(
+            before["conv1"], after["conv1"], written[-1],
             after_title=f"after training ({after_label})",
-            suptitle=f"conv1: the 32 3x3 filters — {description}"))
+            suptitle=f"conv1: the 32 3x3 filters — {description}")
     if "conv2" in before:
         written.append(plot_conv2_mosaics(before["conv2"], after["conv2"],
                                           figures / runs.CONV2_FIGURE,
@@ -206,7 +218,8 @@ def render_run(run_dir: Path) -> list[Path]:
     specs = {"conv1": recorded["init"], "conv2": recorded.get("init_conv2") or recorded["init"]}
     theories = {layer: initializers.theory(specs[layer], before[layer].shape)
                 for layer in before if layer in specs}
-    written.append(plot_histograms(before, after, figures / runs.HISTOGRAMS_FIGURE, theories,
-                                   suptitle=f"Kernel weights — {description}"))
+    written.append(figures / runs.HISTOGRAMS_FIGURE)
+    plot_histograms(before, after, written[-1], theories,
+                    suptitle=f"Kernel weights — {description}")
     written += view_figures.render_views(run_dir, initial_path, after_path, description)
     return written

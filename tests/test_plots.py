@@ -46,7 +46,7 @@ def test_visualize_renders_a_run_without_tensorflow(repo_root, trained_run):
 
 def test_zero_kernels_draw_without_errors(tmp_path):
     zeros = {"conv1": np.zeros((3, 3, 1, 32), np.float32)}
-    path = plots.plot_histograms(zeros, zeros, tmp_path / "h.png")
-    assert path.stat().st_size > 1000
-    path = plots.plot_filter_grids(zeros["conv1"], zeros["conv1"], tmp_path / "g.png")
-    assert path.stat().st_size > 1000
+    figure = plots.plot_histograms(zeros, zeros, tmp_path / "h.png")
+    assert (tmp_path / "h.png").stat().st_size > 1000 and figure.axes
+    figure = plots.plot_filter_grids(zeros["conv1"], zeros["conv1"], tmp_path / "g.png")
+    assert (tmp_path / "g.png").stat().st_size > 1000 and figure.axes
