@@ -99,9 +99,10 @@ class RayEngine:
 
     @contextlib.contextmanager
     def connected(self):
-        """Connect to the cluster (or start a local Ray) for the block; leave a Ray that this
-        process had already started (a notebook's, a test's) running. A cluster without a node
-        that has `cpus_per_training` CPUs is refused here, before the study folder exists."""
+        """Connect to the cluster, in its authentication mode (ray_token), or start a local Ray
+        for the block; leave a Ray that this process had already started (a notebook's, a
+        test's) running. A cluster without a node that has `cpus_per_training` CPUs is refused
+        here, before the study folder exists."""
         ray = require_ray(local=not self.address)
         if ray.is_initialized():
             self._check_cpus(ray)
