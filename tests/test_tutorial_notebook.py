@@ -52,7 +52,13 @@ def this_pythons_kernel(folder: Path) -> KernelManager:
 
 
 @pytest.mark.slow
-def test_the_tutorial_runs_top_to_bottom_in_a_jupyter_kernel(tmp_path, tiny_config_values):
+def test_the_tutorial_runs_top_to_bottom_in_a_jupyter_kernel(tmp_path, monkeypatch,
+                                                             tiny_config_values):
+    # IPython's and Jupyter's own files (profile, history, connection files) stay in this
+    # test's folder: running the suite leaves nothing new in the user's home.
+    for variable in ("IPYTHONDIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR",
+                     "JUPYTER_CONFIG_DIR"):
+        monkeypatch.setenv(variable, str(tmp_path / variable.lower()))
     runs_dir = tmp_path / "runs"
     notebook = with_settings(nbformat.read(NOTEBOOK, as_version=4), {
         "EPOCHS": 1, "TRAIN_SAMPLES": tiny_config_values["train_samples"],
