@@ -170,7 +170,8 @@ def _add_runs_parser(subparsers) -> None:
 def _runs_command(args) -> int:
     found = runs.list_runs(args.runs_dir)
     if not found:
-        print(f"No runs in '{args.runs_dir}'. Train one: make train")
+        print(f"No runs in '{args.runs_dir}'. Train one: "
+              f"{shell_commands.kexp_command('train', '--runs-dir', args.runs_dir)}")
         return 0
     print(f"{'run':<48} {'status':<12} {'model':<10} {'epochs':>6} {'test acc':>9}")
     for run_dir in found:
@@ -183,7 +184,7 @@ def _runs_command(args) -> int:
         epochs = status.get("epochs_completed")
         if epochs is None:  # still running or crashed: count what it logged
             epochs = len(runs.read_history(run_dir))
-        note = (f"  FIGURES NOT DRAWN: make visualize RUN={run_dir.name}"
+        note = (f"  FIGURES NOT DRAWN: {shell_commands.visualize_command(run_dir)}"
                 if status.get("figures_error") else "")
         print(f"{run_dir.name:<48} {status['status']:<12} {config['model']:<10} "
               f"{epochs:>6} {'-' if accuracy is None else f'{accuracy:.4f}':>9}{note}")

@@ -16,6 +16,7 @@ usual umask; `check_replaceable` and `file_mode` close both gaps. numpy only.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import math
@@ -99,6 +100,39 @@ def check_replaceable(path: str | os.PathLike, error: type[KexpError]) -> Path:
         raise error(f"Cannot write '{path}': it is {kind}, which a write would replace. "
                     "Expected a regular file or a new file name.")
     return Path(path)
+
+
+def folder_problem(folder: str | os.PathLike) -> str | None:
+    """Why `folder` cannot be used as a folder ("is a symlink loop", ...), or None when it is a
+    folder or nothing is there. Symlinks are followed: a link to a folder is that folder."""
+    try:
+        if not stat.S_ISDIR(os.stat(folder).st_mode):
+            return "is a file, not a folder"
+    except FileNotFoundError:
+        if os.path.islink(folder):
+            return f"is a symlink to '{os.readlink(folder)}', which does not exist"
+    except OSError as failure:
+        return ("is a symlink loop" if failure.errno == errno.ELOOP
+                else f"cannot be read ({failure.strerror})")
+    return None
+
+
+def prepare_folder(folder: str | os.PathLike, option: str, error: type[KexpError]) -> Path:
+    """Create `folder` (with its parents) if needed and check that kexp can write in it, so a
+    bad folder option (`option`: its name) fails before any work, saying what the path is."""
+    folder = Path(folder)
+    problem = folder_problem(folder)
+    if problem is None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as failure:
+            problem = f"cannot be created ({failure.strerror})"
+    if problem is None and not os.access(folder, os.W_OK | os.X_OK):
+        problem = "is not writable"
+    if problem:
+        raise error(f"Invalid value for `{option}`: '{folder}' {problem}. Choose a writable "
+                    f"folder with --{option.replace('_', '-')}.")
+    return folder
 
 
 def file_mode() -> int:

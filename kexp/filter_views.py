@@ -18,12 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from kexp import config as config_module
-from kexp import atomic, data, files, runs
+from kexp import atomic, data, files, runs, shell_commands
 
 PROBES_PER_CLASS = 10  # test digits per class the views use (100 for 10 classes)
 PROBE_SEED = 0  # fixed, so every run of the same test digits shows the same probes
 TOP_K = 9  # strongest patches shown per filter
-VIEW_FILE = "a views file written by kexp (`kexp explain RUN` writes it again)"
 
 
 @dataclass(frozen=True)
@@ -182,14 +181,21 @@ def write_probe_digits(run_dir: Path, images: np.ndarray, labels: np.ndarray) ->
         "images": images[chosen], "labels": labels[chosen], "indices": chosen})
 
 
+def view_file(run_dir: Path) -> str:
+    """What a damaged views file should be, and the command that writes it again."""
+    return f"a views file written by kexp (written again by: " \
+           f"{shell_commands.explain_command(run_dir)})"
+
+
 def read_probe_digits(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """A run's probe digits as model inputs (n, 28, 28, 1) in [0, 1], and their labels; a
     damaged file raises RunError naming it and what rewrites it."""
     path = Path(run_dir) / runs.VIEWS_DIR / runs.PROBE_DIGITS_FILE
+    expected = view_file(run_dir)
     arrays = files.check_arrays(
-        files.read_npz(path, runs.RunError, VIEW_FILE), {
+        files.read_npz(path, runs.RunError, expected), {
             "images": ("u", ("digits", *data.IMAGE_SHAPE)), "labels": ("iu", ("digits",))},
-        path, runs.RunError, VIEW_FILE)
+        path, runs.RunError, expected)
     return data.to_model_inputs(arrays["images"]), arrays["labels"]
 
 
@@ -217,16 +223,17 @@ def read_optimal_inputs(run_dir: Path) -> dict[str, dict[str, dict[str, np.ndarr
     path = Path(run_dir) / runs.VIEWS_DIR / runs.OPTIMAL_INPUTS_FILE
     if not os.path.lexists(path):
         return {}
-    arrays = files.read_npz(path, runs.RunError, VIEW_FILE)
+    expected = view_file(run_dir)
+    arrays = files.read_npz(path, runs.RunError, expected)
     layers = list(dict.fromkeys(key.split("/", 2)[-1] for key in arrays))  # in model order
     rules = {optimal_input_key(kind, when, layer): ("f", shape)
              for layer in layers for when in OPTIMAL_INPUT_STATES
              for kind, shape in (("images", (f"{layer} filters", None, None, None)),
                                  ("activation", (f"{layer} filters",)))}
-    files.check_arrays(arrays, rules, path, runs.RunError, VIEW_FILE)
+    files.check_arrays(arrays, rules, path, runs.RunError, expected)
     if set(rules) != set(arrays):
         raise runs.RunError(f"Cannot read '{path}': it holds arrays named "
-                            f"{sorted(set(arrays) - set(rules))}. Expected {VIEW_FILE}.")
+                            f"{sorted(set(arrays) - set(rules))}. Expected {expected}.")
     return {when: {layer: {kind: arrays[optimal_input_key(kind, when, layer)]
                            for kind in ("images", "activation")} for layer in layers}
             for when in OPTIMAL_INPUT_STATES}

@@ -4,12 +4,15 @@ Two `--resume` of one run started a moment apart would otherwise both train it: 
 would get the same epochs twice and status.json say failed and finished at once. The lock is an
 exclusive `flock` on `<run>/.lock`, which the kernel releases when its process ends, however it
 ends: a lock file left by a killed process is free again and taken over, and nothing has to
-guess from a pid whether its process still lives. The file says who holds it, for the message.
+guess from a pid whether its process still lives (a pid is reused by unrelated processes). The
+file says who holds it, for the message. `is_held` is how a reader (kexp runs, --resume) tells
+a live run from a crashed one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import fcntl
 import json
 import os
@@ -17,10 +20,12 @@ import socket
 import stat
 from pathlib import Path
 
-from kexp import runs
+from kexp.errors import RunError
+
+LOCK_FILE = ".lock"  # in the run folder, held by the one process writing the run
 
 
-class RunLocked(runs.RunError):
+class RunLocked(RunError):
     """Another process is writing the run folder."""
 
 
@@ -40,11 +45,11 @@ def _open_locked(path: Path) -> int:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
         except OSError as error:
-            raise runs.RunError(f"Cannot lock '{path.parent}': {path} cannot be opened "
+            raise RunError(f"Cannot lock '{path.parent}': {path} cannot be opened "
                                 f"({error.strerror}). Expected a run folder kexp can write.")
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise runs.RunError(f"Cannot lock '{path.parent}': {path} is not a regular file. "
+                raise RunError(f"Cannot lock '{path.parent}': {path} is not a regular file. "
                                     "Expected a run folder kexp can write.")
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -65,14 +70,37 @@ def _open_locked(path: Path) -> int:
 @contextlib.contextmanager
 def hold(run_dir: str | os.PathLike):
     """Hold the run folder's lock for the block, or raise RunLocked naming its holder."""
-    path = Path(run_dir) / runs.LOCK_FILE
+    path = Path(run_dir) / LOCK_FILE
     fd = _open_locked(path)
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                  "since": runs.now_iso()}).encode(), 0)
+                                  "since": _dt.datetime.now(_dt.timezone.utc).isoformat(
+                                      timespec="seconds")}).encode(), 0)
         yield path
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         os.close(fd)
+
+
+def is_held(run_dir: str | os.PathLike) -> bool | None:
+    """Whether a process holds the run folder's lock now: the run is alive. None where this
+    process cannot tell (the lock file cannot be opened, e.g. another user's run). The test
+    takes a shared lock for an instant, released at once."""
+    try:
+        fd = os.open(Path(run_dir) / LOCK_FILE,
+                     os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:  # a holder unlinks its file when it ends
+        return False
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return None
+    finally:
+        os.close(fd)  # closing releases the instant's shared lock
+    return False

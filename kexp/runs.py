@@ -31,21 +31,21 @@ A resume keeps the interrupted.npz of attempt N as interrupted_attempt_N.npz, ou
 from __future__ import annotations
 
 import datetime as _dt
-import errno
 import itertools
 import os
 import re
 import socket
-import stat
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
-from kexp import atomic, files
+from kexp import atomic, files, run_lock, shell_commands
 from kexp.config import TrainConfig
 from kexp.errors import RunError
+from kexp.files import folder_problem
+from kexp.run_lock import LOCK_FILE  # noqa: F401  (the layout's names are read from here)
 
 STATUS_RUNNING = "running"
 STATUS_FINISHED = "finished"
@@ -61,7 +61,6 @@ CONFIG_FILE = "config.json"
 STATUS_FILE = "status.json"
 HISTORY_FILE = "history.csv"
 MODEL_FILE = "model.keras"
-LOCK_FILE = ".lock"  # held by the one process writing the run (kexp.run_lock)
 VIEWS_DIR = "views"
 PROBE_DIGITS_FILE = "probe_digits.npz"
 OPTIMAL_INPUTS_FILE = "optimal_inputs.npz"
@@ -120,43 +119,10 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "-", text).strip("-")[:40] or "run"
 
 
-def folder_problem(folder: str | os.PathLike) -> str | None:
-    """Why `folder` cannot be used as a folder ("is a symlink loop", ...), or None when it is a
-    folder or nothing is there. Symlinks are followed: a link to a folder is that folder."""
-    try:
-        if not stat.S_ISDIR(os.stat(folder).st_mode):
-            return "is a file, not a folder"
-    except FileNotFoundError:
-        if os.path.islink(folder):
-            return f"is a symlink to '{os.readlink(folder)}', which does not exist"
-    except OSError as error:
-        return ("is a symlink loop" if error.errno == errno.ELOOP
-                else f"cannot be read ({error.strerror})")
-    return None
-
-
-def prepare_folder(folder: str | os.PathLike, option: str) -> Path:
-    """Create `folder` (with its parents) if needed and check that kexp can write in it, so a
-    bad folder option (`option`: its name) fails before any work, saying what the path is."""
-    folder = Path(folder)
-    problem = folder_problem(folder)
-    if problem is None:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            problem = f"cannot be created ({error.strerror})"
-    if problem is None and not os.access(folder, os.W_OK | os.X_OK):
-        problem = "is not writable"
-    if problem:
-        raise RunError(f"Invalid value for `{option}`: '{folder}' {problem}. Choose a writable "
-                       f"folder with --{option.replace('_', '-')}.")
-    return folder
-
-
 def prepare_runs_root(runs_root: str | os.PathLike) -> Path:
     """The runs directory, created if needed and checked writable (`prepare_folder`), so an
     unwritable --runs-dir fails before a model is built."""
-    return prepare_folder(runs_root, "runs_dir")
+    return files.prepare_folder(runs_root, "runs_dir", RunError)
 
 
 def folder_stamp() -> str:
@@ -240,8 +206,7 @@ DATA_KINDS = {"source": files.TEXT, "sha256": files.TEXT, "used_train_samples": 
 def read_config(run_dir: Path) -> dict:
     """A run's config.json: its settings ("config", every field present and valid as
     TrainConfig checks it), the data it used ("data"), versions."""
-    problem = folder_problem(run_dir)
-    if problem:  # a symlink loop or a link to nothing, named as such
+    if problem := folder_problem(run_dir):  # a symlink loop or a link to nothing, named
         raise RunError(f"Cannot read '{run_dir}': it {problem}. Expected a run folder.")
     path = Path(run_dir) / CONFIG_FILE
     recorded = files.check_fields(read_json(path), CONFIG_KINDS, path, RunError,
@@ -289,35 +254,33 @@ STATUS_KINDS = {"status": (STATUS_RUNNING, STATUS_FINISHED, STATUS_FAILED, STATU
 
 
 def read_status(run_dir: Path) -> dict:
-    """status.json with a run whose writer died reported as crashed, not running."""
+    """status.json with a run whose writer died (no process holds its lock: a pid is reused,
+    no proof) reported as crashed, not running."""
     path = Path(run_dir) / STATUS_FILE
     if not os.path.lexists(path):
         return {"status": STATUS_CRASHED, "reason": "no status.json"}
     status = files.check_fields(read_json(path), STATUS_KINDS, path, RunError, ("status",))
     if status.get("status") == STATUS_RUNNING and status.get("host") == socket.gethostname():
-        if not process_alive(int(status.get("pid", -1))):
+        held = run_lock.is_held(run_dir)
+        if not (process_alive(int(status.get("pid", -1))) if held is None else held):
             status = {**status, "status": STATUS_CRASHED,
-                      "reason": f"process {status.get('pid')} is gone"}
+                      "reason": f"process {status.get('pid')} is gone (no lock held on the run)"}
     return status
 
 
-# What makes a folder a run folder: any of these (a run whose config.json was deleted is still
-# listed, then reported as damaged, never passed over).
-RUN_MARKERS = (CONFIG_FILE, STATUS_FILE, HISTORY_FILE, KERNELS_DIR)
+RUN_MARKERS = (CONFIG_FILE, STATUS_FILE, HISTORY_FILE, KERNELS_DIR)  # any makes a run folder
 
 
 def is_run_dir(path: Path) -> bool:
-    """A folder kexp made for a run, a damaged one too: it is listed, then reported."""
+    """A folder kexp made for a run, a damaged one too (no config.json): listed, reported."""
     return any(os.path.lexists(Path(path) / name) for name in RUN_MARKERS)
 
 
 def list_runs(runs_root: str | os.PathLike) -> list[Path]:
-    """Run folders under `runs_root`, oldest first (names start with a timestamp). A symlink
-    to a run folder is that run; a symlink loop or a link to nothing is listed too, so that
-    whoever reads it names what it is."""
+    """Run folders under `runs_root`, oldest first (names start with a timestamp); a symlink
+    loop or a link to nothing too, so that whoever reads it names what it is."""
     runs_root = Path(runs_root)
-    problem = folder_problem(runs_root)
-    if problem:
+    if problem := folder_problem(runs_root):
         raise RunError(f"Invalid value for `runs_dir`: '{runs_root}' {problem}. Choose a "
                        "folder of runs with --runs-dir.")
     if not runs_root.is_dir():
@@ -330,23 +293,21 @@ def list_runs(runs_root: str | os.PathLike) -> list[Path]:
 def resolve_run(run: str | None, runs_root: str | os.PathLike, allow_all: bool = True
                 ) -> list[Path]:
     """The run folders a user means: None -> the newest, "all" -> every run (where
-    `allow_all`), else one run folder: a path to it wherever it lives, or its name inside
-    `runs_root`. A symlink to a run folder is that run (the real folder is returned)."""
+    `allow_all`), else one: a path to it wherever it lives, or its name inside `runs_root`. A
+    symlink to a run folder is that run: the real folder is returned."""
     runs_root = Path(runs_root)
     runs = list_runs(runs_root)
     if run in (None, "") or (run == "all" and allow_all):
         if not runs:
-            raise RunError(f"No runs in '{runs_root}'. Train one first (kexp train), or name "
-                           "the folder that holds your runs with --runs-dir.")
+            raise RunError(f"No runs in '{runs_root}'. Train one first: "
+                           f"{shell_commands.kexp_command('train', '--runs-dir', runs_root)} "
+                           "(or name the folder that holds your runs with --runs-dir).")
         return [Path(os.path.realpath(path)) for path in (runs if run == "all" else runs[-1:])]
     candidate = Path(run)
     if not candidate.is_absolute() and not os.path.lexists(candidate):
         candidate = runs_root / run
-    problem = folder_problem(candidate)
-    if problem is None and not candidate.is_dir():
-        problem = "is not a run folder: nothing is there"
-    elif problem is None and not is_run_dir(candidate):
-        problem = f"is not a run folder (it has none of {', '.join(RUN_MARKERS)})"
+    problem = folder_problem(candidate) or (None if is_run_dir(candidate) else
+                                            f"is not a run folder (no {' or '.join(RUN_MARKERS)})")
     if problem:
         names = ", ".join(path.name for path in runs[-3:]) or "none yet"
         raise RunError(f"Invalid value for `RUN`: '{run}' {problem}. Expected a path to a run "
@@ -408,27 +369,24 @@ def snapshot_sequence(run_dir: Path) -> list[tuple[str, Path]]:
 
 
 def check_run_folders(run_dir: Path) -> None:
-    """Refuse a run whose kexp folders (kernels/, checkpoint/, ...) are something else where
-    they exist: a resume that met a file there would fail half-way and mark the run failed."""
+    """Refuse a run whose kernels/, checkpoint/, ... are no folders (resumes would fail)."""
     for name in (KERNELS_DIR, CHECKPOINT_DIR, FIGURES_DIR, VIEWS_DIR, TENSORBOARD_DIR):
-        problem = folder_problem(Path(run_dir) / name)
-        if problem:
+        if problem := folder_problem(Path(run_dir) / name):
             raise RunError(f"Cannot resume '{run_dir}': '{Path(run_dir) / name}' {problem}. "
                            f"Expected the folder kexp wrote there: move that away and resume "
                            "again.")
 
 
 def first_and_last_snapshots(run_dir: Path) -> tuple[tuple[str, Path], tuple[str, Path]]:
-    """The run's initial snapshot and its newest one (label, path): what every before/after view
-    compares. A run stopped before its first snapshot, or before its first epoch ended, has no
-    such pair: RunError saying what to do."""
+    """The run's initial snapshot and its newest one (label, path), which every before/after
+    view compares; RunError for a run stopped before its first epoch ended."""
     sequence = snapshot_sequence(run_dir)
     labels = [label for label, _ in sequence]
     if len(sequence) < 2 or labels[0] != INITIAL:
         raise RunError(f"'{run_dir}' has no kernels before and after training (found in "
                        f"{KERNELS_DIR}/: {', '.join(labels) or 'none'}): it stopped before its "
                        "first snapshot or its first epoch. Expected a run with at least one "
-                       "epoch: resume it with `kexp train --resume` or train a new one.")
+                       f"epoch: resume it with: {shell_commands.resume_command(run_dir)}")
     return sequence[0], sequence[-1]
 
 

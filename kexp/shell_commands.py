@@ -1,10 +1,10 @@
 """The commands kexp suggests to a user (redraw the figures, resume a run), as lines that work
 when pasted into a shell.
 
-A suggested command must run as printed: from any --runs-dir (a run folder is only accepted
-inside the runs directory it is named with), with spaces or quotes in a path, and with the Python
-that has kexp installed (`python` only where that is this interpreter). No Keras here: the
-suggestions are printed by light commands too.
+Every command kexp prints is made by `kexp_command` here, so each runs as printed: from any
+folder, with the run's --runs-dir, with spaces or quotes in a path, and with the Python that has
+kexp installed (`python` only where that is this interpreter, never one an activated venv would
+have put first). No Keras here: the suggestions are printed by light commands too.
 """
 
 from __future__ import annotations

@@ -61,9 +61,11 @@ def stop_on_signals():
     at the next `raise_if_requested()`), then are ignored until the block ends; the previous
     handlers come back afterwards. A signal the process started with ignored (SIGINT in a
     background job, SIGHUP under nohup) stays ignored: that was asked for. Outside the main
-    thread (where Python cannot set handlers) this does nothing."""
+    thread (where Python cannot set handlers) this does nothing, and a block inside another
+    one is that block: one signal is raised once, and the later ones ignored, until the
+    outermost block ends."""
     global _active
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or _active is not None:
         yield
         return
     stop, enclosing = _Stop(), _active

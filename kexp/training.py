@@ -12,6 +12,7 @@ import contextlib
 import os
 import platform
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -128,8 +129,8 @@ def _finish(model, config: TrainConfig, prepared: inputs.PreparedData, run_dir: 
     except atomic.DiskFull:  # not a drawing problem: the run fails and says where
         raise
     except Exception as error:  # `kexp explain` computes them again; the run stands
-        data.warn(f"optimal inputs were not computed ({error}); run: python -m kexp explain "
-                  f"{run_dir}")
+        data.warn(f"optimal inputs were not computed ({error}); run: "
+                  f"{shell_commands.explain_command(run_dir)}")
         metrics["optimal_inputs_error"] = str(error)
     figures_started = time.perf_counter()
     metrics["optimal_inputs_seconds"] = round(figures_started - views_started, 2)
@@ -163,12 +164,7 @@ def _run(model, config, prepared, run_dir, first_epoch, extra_callbacks, verbose
                 snapshots.save(runs.FINAL)
             metrics = _finish(model, config, prepared, run_dir, started)
         except KeyboardInterrupt as interruption:  # Ctrl-C, SIGTERM or SIGHUP
-            number = stop_signals.signal_of(interruption)
-            runs.write_status(run_dir, runs.STATUS_INTERRUPTED,
-                              epochs_completed=len(runs.read_history(run_dir)),
-                              reason=f"interrupted by {signal.Signals(number).name}",
-                              resume=shell_commands.resume_command(run_dir))
-            raise TrainingInterrupted(run_dir, number) from None
+            _record_interruption(run_dir, interruption)
         except BaseException as error:
             try:
                 runs.write_status(run_dir, runs.STATUS_FAILED,
@@ -182,6 +178,16 @@ def _run(model, config, prepared, run_dir, first_epoch, extra_callbacks, verbose
     _remove_checkpoint(run_dir)
     _write_page(run_dir)
     return run_dir
+
+
+def _record_interruption(run_dir: Path, interruption: KeyboardInterrupt) -> None:
+    """Record in status.json that a stop signal ended the run, then raise TrainingInterrupted."""
+    number = stop_signals.signal_of(interruption)
+    runs.write_status(run_dir, runs.STATUS_INTERRUPTED,
+                      epochs_completed=len(runs.read_history(run_dir)),
+                      reason=f"interrupted by {signal.Signals(number).name}",
+                      resume=shell_commands.resume_command(run_dir))
+    raise TrainingInterrupted(run_dir, number) from None
 
 
 def _write_page(run_dir: Path) -> None:
@@ -211,18 +217,30 @@ def train(config: TrainConfig, extra_callbacks=(), verbose: int | str = "auto") 
     runs.prepare_runs_root(config.runs_dir)  # an unwritable --runs-dir fails before the build
     _set_determinism(config)
     model = build_configured_model(config, prepared)
-    run_dir = runs.create_run_dir(config.runs_dir, config.init_specs[0].name)
-    with run_lock.hold(run_dir):
-        atomic.write_json_atomic(run_dir / runs.CONFIG_FILE, {
-            "config": config.to_dict(), "data": data_summary, "versions": _versions(),
-            "created": runs.now_iso(), "command": sys.argv})
-        filter_views.write_probe_digits(run_dir, prepared.x_test, prepared.y_test)
-        print(f"kexp: run folder {run_dir}", flush=True)
-        print(f"kexp: data {data_summary['description']}; training on "
-              f"{data_summary['used_train_samples']}, validating on "
-              f"{data_summary['used_validation_samples']}, testing on "
-              f"{data_summary['used_test_samples']} once at the end", flush=True)
-        return _run(model, config, prepared, run_dir, 0, extra_callbacks, verbose)
+    # The stop signals' handlers are in place before the run folder exists, and a signal that
+    # arrives while it is being set up waits until status.json says the run started: however
+    # early it comes, the run reads as interrupted (and resumable), never as crashed.
+    with stop_signals.stop_on_signals(), contextlib.ExitStack() as lock:
+        try:
+            with stop_signals.deferred():
+                run_dir = runs.create_run_dir(config.runs_dir, config.init_specs[0].name)
+                lock.enter_context(run_lock.hold(run_dir))
+                atomic.write_json_atomic(run_dir / runs.CONFIG_FILE, {
+                    "config": config.to_dict(), "data": data_summary,
+                    "versions": _versions(), "created": runs.now_iso(), "command": sys.argv})
+                filter_views.write_probe_digits(run_dir, prepared.x_test, prepared.y_test)
+                runs.write_status(run_dir, runs.STATUS_RUNNING, epochs_planned=config.epochs,
+                                  first_epoch=1, attempt=1)
+                print(f"kexp: run folder {run_dir}", flush=True)
+                print(f"kexp: data {data_summary['description']}; training on "
+                      f"{data_summary['used_train_samples']}, validating on "
+                      f"{data_summary['used_validation_samples']}, testing on "
+                      f"{data_summary['used_test_samples']} once at the end", flush=True)
+            return _run(model, config, prepared, run_dir, 0, extra_callbacks, verbose)
+        except TrainingInterrupted:
+            raise
+        except KeyboardInterrupt as interruption:  # before _run's own handling took over
+            _record_interruption(run_dir, interruption)
 
 
 def resume(run_dir: Path, extra_callbacks=(), verbose: int | str = "auto") -> Path:
@@ -237,6 +255,8 @@ def resume(run_dir: Path, extra_callbacks=(), verbose: int | str = "auto") -> Pa
 def _resume_locked(run_dir: Path, extra_callbacks, verbose) -> Path:
     runs.check_run_folders(run_dir)
     status = runs.read_status(run_dir)
+    if status["status"] == runs.STATUS_RUNNING and status.get("host") == socket.gethostname():
+        status["status"] = runs.STATUS_CRASHED  # this process holds its lock: the writer is gone
     if status.get("status") in (runs.STATUS_FINISHED, runs.STATUS_RUNNING):
         raise runs.RunError(f"Invalid value for `resume`: '{run_dir}' is {status['status']}. "
                             "Expected an interrupted, failed or crashed run.")

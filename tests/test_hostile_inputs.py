@@ -7,12 +7,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from kexp import cli, runs
+from kexp import atomic, cli, runs
 
 
 def lines(text: str) -> list[str]:
@@ -238,3 +242,178 @@ def test_symlinks_follow_one_rule_in_every_command(trained_run, tmp_path, capsys
         for args in (["visualize", name], ["train", "--resume", name], ["animate", name]):
             code, err = error_line(capsys, *args, "--runs-dir", str(runs_dir))
             assert code == 2 and f"'{name}' is" in err and problem in err, (args, err)
+
+
+def paste(command: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run `command` as a user who pasted it into a POSIX shell, without an activated venv."""
+    path = os.pathsep.join(folder for folder in os.environ.get("PATH", "").split(os.pathsep)
+                           if Path(folder) != Path(sys.executable).parent)
+    return subprocess.run(command, shell=True, cwd=cwd, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PATH": path,
+                                            "TF_CPP_MIN_LOG_LEVEL": "2"})
+
+
+def after(text: str, marker: str) -> str:
+    return next(line.split(marker, 1)[1] for line in text.splitlines() if marker in line)
+
+
+def test_every_printed_command_works_when_pasted(trained_run, tmp_path, capsys):
+    """Cause 3: printed hints that failed when pasted. Every command kexp prints is made by
+    kexp.shell_commands (quoted, --runs-dir kept, this interpreter): each is pasted here, from
+    another folder, into a shell without the venv on PATH."""
+    runs_dir = tmp_path / "it's $HOME & runs"
+    run_dir = copy_run(trained_run, runs_dir)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    # `kexp runs` on a run whose figures failed: its hint draws them.
+    status = runs.read_json(run_dir / runs.STATUS_FILE)
+    atomic.write_json_atomic(run_dir / runs.STATUS_FILE, {**status, "figures_error": "disk"})
+    shutil.rmtree(run_dir / runs.FIGURES_DIR)
+    assert cli.main(["runs", "--runs-dir", str(runs_dir)]) == 0
+    pasted = paste(after(capsys.readouterr().out, "FIGURES NOT DRAWN: "), elsewhere)
+    assert pasted.returncode == 0, pasted.stderr
+    assert (run_dir / runs.FIGURES_DIR / runs.CONV1_FIGURE).is_file()
+
+    # `kexp visualize` on a run without optimal inputs: its hint computes them.
+    (run_dir / runs.VIEWS_DIR / runs.OPTIMAL_INPUTS_FILE).unlink()
+    assert cli.main(["visualize", str(run_dir), "--runs-dir", str(runs_dir)]) == 0
+    pasted = paste(after(capsys.readouterr().err, "compute it with: "), elsewhere)
+    assert pasted.returncode == 0, pasted.stderr
+    assert (run_dir / runs.VIEWS_DIR / runs.OPTIMAL_INPUTS_FILE).is_file()
+
+    # A run stopped before its first epoch: the hint resumes it (here: reaches the run and
+    # finds it finished, which proves the line reached kexp with this run).
+    empty = copy_run(trained_run, runs_dir, "empty")
+    for snapshot in (empty / runs.KERNELS_DIR).iterdir():
+        snapshot.unlink()
+    code, err = error_line(capsys, "visualize", str(empty), "--runs-dir", str(runs_dir))
+    pasted = paste(after(err, "resume it with: "), elsewhere)
+    assert pasted.returncode == 2 and f"'{empty}' is finished" in pasted.stderr, pasted.stderr
+
+    # No runs yet: the hint trains into the same folder (here refused at its first check).
+    nothing = tmp_path / "no runs $here"
+    assert cli.main(["runs", "--runs-dir", str(nothing)]) == 0
+    pasted = paste(after(capsys.readouterr().out, "Train one: ") + " --epochs 0", elsewhere)
+    assert pasted.returncode == 2 and "Invalid value for `epochs`: 0" in pasted.stderr
+
+    # An interrupted study: the hint resumes that study (here one whose plan is unreadable).
+    from kexp.experiments.compare import command, plan
+    study = tmp_path / "compare 'x'"
+    study.mkdir()
+    (study / plan.STUDY_FILE).write_text("{}")
+
+    class Interrupted:
+        def run(self, *args):
+            raise KeyboardInterrupt
+
+    said = []
+    with pytest.raises(KeyboardInterrupt):
+        command._train(plan.Study(), study, [], Interrupted(), said.append)
+    pasted = paste(after(said[-1], "continue with: "), elsewhere)
+    assert pasted.returncode == 2 and f"{study / plan.STUDY_FILE}" in pasted.stderr, pasted.stderr
+
+
+HOLD_LOCK = """
+import sys
+from kexp import run_lock
+with run_lock.hold(sys.argv[1]):
+    print("held", flush=True)
+    sys.stdin.read()  # until the test closes it
+"""
+
+
+def listed_status(capsys, runs_dir: Path, run_dir: Path) -> str:
+    assert cli.main(["runs", "--runs-dir", str(runs_dir)]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines()
+                if line.startswith(run_dir.name))
+    return line.split()[1]
+
+
+def test_the_lock_not_the_pid_says_whether_a_run_is_alive(trained_run, tmp_path, capsys):
+    """Cause 6: a reused pid made a run look alive forever. `running` with the pid of any live
+    process (this one, its parent) but no lock held reads as crashed, and --resume goes on; a
+    held lock reads as running and --resume is refused naming its holder, whatever the pid."""
+    runs_dir = tmp_path / "runs"
+    run_dir = copy_run(trained_run, runs_dir)
+    status = runs.read_json(run_dir / runs.STATUS_FILE)
+    for pid, stale_lock_file in ((os.getpid(), False), (os.getppid(), True), (1, False)):
+        atomic.write_json_atomic(run_dir / runs.STATUS_FILE,
+                                 {**status, "status": runs.STATUS_RUNNING, "pid": pid})
+        if stale_lock_file:  # left by a writer killed with SIGKILL: nobody holds it
+            (run_dir / runs.LOCK_FILE).write_text(json.dumps({"pid": pid}))
+        assert listed_status(capsys, runs_dir, run_dir) == runs.STATUS_CRASHED
+        assert f"process {pid} is gone" in runs.read_status(run_dir)["reason"]
+        code, err = error_line(capsys, "train", "--resume", str(run_dir))
+        assert code == 2 and "is running" not in err and "Cannot resume" in err, err
+
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run_dir)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        for pid in (2**31 - 1, os.getpid()):  # no such process, or an unrelated live one
+            atomic.write_json_atomic(run_dir / runs.STATUS_FILE,
+                                     {**status, "status": runs.STATUS_RUNNING, "pid": pid})
+            assert listed_status(capsys, runs_dir, run_dir) == runs.STATUS_RUNNING
+            code, err = error_line(capsys, "train", "--resume", str(run_dir))
+            assert code == 2 and f"being written by process {holder.pid}" in err, err
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    assert listed_status(capsys, runs_dir, run_dir) == runs.STATUS_CRASHED
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", ["the folder", runs.CONFIG_FILE,
+                                    f"{runs.VIEWS_DIR}/{runs.PROBE_DIGITS_FILE}"])
+def test_sigterm_as_the_run_folder_appears_leaves_an_interrupted_run(tmp_path, moment):
+    """Cause 8: SIGTERM right after the run folder appeared ended kexp with no message and no
+    status.json. The handlers are in place before the folder exists: at any moment of its
+    setup the run ends interrupted, with its status and the resume command."""
+    runs_dir = tmp_path / "runs"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kexp", "train", "--data", "mnist-5k", "--train-samples", "256",
+         "--test-samples", "64", "--epochs", "50", "--runs-dir", str(runs_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    try:
+        while process.poll() is None:  # the handshake: the moment appears on disk
+            found = [path for path in runs_dir.glob("*") if path.is_dir()] \
+                if runs_dir.is_dir() else []
+            if found and (moment == "the folder" or (found[0] / moment).exists()):
+                process.send_signal(signal.SIGTERM)
+                break
+            time.sleep(0.001)
+        out, err = process.communicate(timeout=300)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert "interrupted by SIGTERM" in err and "resume with: " in err, err
+    status = runs.read_status(found[0])
+    assert status["status"] == runs.STATUS_INTERRUPTED and status["resume"], status
+
+
+def test_animate_output_never_replaces_what_kexp_did_not_write(trained_run, tmp_path, capsys):
+    """Cause 5: `animate --output RUN/config.json` replaced a run's config with a GIF. An output
+    replaces only a GIF, and never lands among a run's own files (outside its figures/)."""
+    runs_dir = tmp_path / "runs"
+    run_dir = copy_run(trained_run, runs_dir)
+    notes = tmp_path / "notes.gif"
+    notes.write_text("my notes, not a GIF")
+    (tmp_path / "into-the-run").symlink_to(run_dir)
+    refused = [run_dir / runs.CONFIG_FILE, run_dir / runs.STATUS_FILE,  # the run's own files
+               run_dir / "evolution.gif", run_dir / runs.KERNELS_DIR / "frames.gif",
+               tmp_path / "into-the-run" / "history.gif",  # through a symlink
+               notes, tmp_path / "animation.png"]  # not a GIF; not a .gif name
+    before = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+    for output in refused:
+        code, err = error_line(capsys, "animate", str(run_dir), "--output", str(output))
+        assert code == 2 and f"Invalid value for `output`: '{output}'" in err, err
+    assert {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()} == before
+    assert notes.read_text() == "my notes, not a GIF" and not (tmp_path / "animation.png").exists()
+
+    for output in (tmp_path / "evolution.gif", tmp_path / "evolution.gif",  # new, then replaced
+                   run_dir / runs.FIGURES_DIR / "conv1 again.gif"):
+        assert cli.main(["animate", str(run_dir), "--output", str(output)]) == 0
+        assert output.read_bytes()[:6] == b"GIF89a"
+    capsys.readouterr()

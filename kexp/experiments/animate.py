@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import io
 import math
+import os
 from pathlib import Path
 
 import numpy as np
 
-from kexp import atomic, runs
+from kexp import atomic, files, runs
 from kexp.config import TrainConfig
 
 ANIMATION_FILE = "conv1_evolution.gif"
@@ -70,6 +71,7 @@ def animate_run(run_dir: Path, output: Path | None = None, layer: str = "conv1")
     from kexp import plots
 
     run_dir = Path(run_dir)
+    output = check_output(output or run_dir / runs.FIGURES_DIR / ANIMATION_FILE)
     frames = conv1_frames(run_dir, layer)
     if len(frames) < 2:
         raise runs.RunError(f"'{run_dir}' has {len(frames)} kernel snapshot(s); an animation "
@@ -106,9 +108,34 @@ def animate_run(run_dir: Path, output: Path | None = None, layer: str = "conv1")
     buffer = io.BytesIO()
     paletted[0].save(buffer, format="GIF", save_all=True, append_images=paletted[1:],
                      duration=durations, loop=0, optimize=False)
-    output = Path(output) if output else run_dir / runs.FIGURES_DIR / ANIMATION_FILE
     output.parent.mkdir(parents=True, exist_ok=True)
     return atomic.write_bytes_atomic(output, buffer.getvalue())
+
+
+GIF_MAGIC = (b"GIF87a", b"GIF89a")
+
+
+def check_output(output: Path) -> Path:
+    """Where a GIF may be written: a new .gif file name, or a GIF to replace (kexp writes only
+    that kind of output there), and never one of a run folder's own files (only its figures/
+    holds what kexp draws). Checked before any frame is drawn; RunError otherwise."""
+    output = Path(output)
+    where = Path(os.path.realpath(output.parent)) / output.name  # the folder written into
+    problem = None
+    if output.suffix.lower() != ".gif":
+        problem = "is not a .gif file name"
+    elif any(runs.is_run_dir(folder) for folder in where.parents) and not (
+            where.parent.name == runs.FIGURES_DIR and runs.is_run_dir(where.parent.parent)):
+        problem = f"lies in a run folder outside its {runs.FIGURES_DIR}/ (a run's own files)"
+    elif os.path.lexists(output):
+        files.check_replaceable(output, runs.RunError)
+        with open(output, "rb") as handle:
+            if handle.read(6) not in GIF_MAGIC:
+                problem = "exists and is not a GIF: kexp replaces only a GIF there"
+    if problem:
+        raise runs.RunError(f"Invalid value for `output`: '{output}' {problem}. Expected a new "
+                            f".gif file name, or a GIF to replace.")
+    return output
 
 
 def add_parser(subparsers) -> None:
@@ -128,6 +155,8 @@ def _animate_command(args) -> int:
     if args.output is not None and len(found) > 1:
         raise runs.RunError(f"Invalid value for `output`: '{args.output}'. Expected no "
                             f"--output when animating {len(found)} runs (each gets its own).")
+    if args.output is not None:
+        check_output(args.output)  # before any frame is drawn
     for run_dir in found:
         path = animate_run(run_dir, args.output)
         frames = len(runs.snapshot_sequence(run_dir))

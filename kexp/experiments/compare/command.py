@@ -16,7 +16,7 @@ import re
 import time
 from pathlib import Path
 
-from kexp import runs, stop_signals
+from kexp import runs, shell_commands, stop_signals
 from kexp.experiments import animate
 from kexp.experiments.compare import engines, page, plan, record, sweep
 
@@ -71,7 +71,7 @@ def _train(study, compare_dir, trainings, engine, say, to_run=None):
         engine.run(trainings if to_run is None else to_run, compare_dir, say)
     except KeyboardInterrupt:
         say(f"kexp compare: interrupted; {compare_dir / plan.SUMMARY_CSV} lists what finished; "
-            f"continue with: python -m kexp compare --resume {compare_dir}")
+            f"continue with: {shell_commands.kexp_command('compare', '--resume', compare_dir)}")
         raise
     finally:
         measured = [plan.measure(training, compare_dir) for training in trainings]

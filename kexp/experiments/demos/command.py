@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kexp import atomic, runs
+from kexp import atomic, files, runs
 from kexp.config import TrainConfig
 from kexp.experiments.demos import (cross_correlation, designed_filters, filter_complexity,
                                     flip_invariance, gaussian_blur, initialization,
@@ -128,9 +128,9 @@ def _demo_command(args) -> int:
     except DemoError as error:
         print(f"kexp demo: error: {error}", file=sys.stderr)
         return 2
-    runs.prepare_folder(Path(args.runs_dir) / DEMOS_DIR, "runs_dir")
+    files.prepare_folder(Path(args.runs_dir) / DEMOS_DIR, "runs_dir", runs.RunError)
     if args.figures_dir is not None:
-        runs.prepare_folder(args.figures_dir, "figures_dir")
+        files.prepare_folder(args.figures_dir, "figures_dir", runs.RunError)
     started = time.time()
     out_dir = Path(args.runs_dir) / DEMOS_DIR
     run_demos(names, out_dir, args.figures_dir)
