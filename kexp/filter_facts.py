@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kexp import analysis, filter_views, force_figures, runs
+from kexp import analysis, filter_views, force_figures, runs, shell_commands
 from kexp.errors import RunError
 
 LAYERS = ("conv1", "conv2")  # the layers the page has a card per filter for
@@ -139,8 +139,9 @@ def _add_optimal_inputs(facts: RunFacts) -> None:
     else:
         reason = f"the run has no {runs.VIEWS_DIR}/{runs.OPTIMAL_INPUTS_FILE}."
     if not found:
-        facts.missing.append(f"No optimal inputs: {reason} Compute them with: python -m kexp "
-                             "explain RUN")
+        command = shell_commands.kexp_command("explain",
+                                              *shell_commands.run_arguments(facts.run_dir))
+        facts.missing.append(f"No optimal inputs: {reason} Compute them with: {command}")
         return
     for layer in facts.layers.values():
         if not all(layer.name in found.get(when, {}) for when in WHEN):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kexp import atomic, card_images, filter_cards, runs
+from kexp import atomic, card_images, filter_cards, runs, shell_commands
 from kexp.filter_facts import RunFacts, gather
 
 CURVES_INCHES = (7.2, 2.4)
@@ -39,18 +39,21 @@ def _curves_png(history: list[dict]) -> str | None:
     figure.subplots_adjust(left=0.08, right=0.98, bottom=0.2, top=0.88, wspace=0.25)
     epochs = [row["epoch"] for row in history]
     for ax, metric in zip(figure.subplots(1, 2), ("accuracy", "loss")):
+        drawn = [np.nan]
         for prefix, label, colour in (("", "training", "tab:blue"),
                                       ("val_", "validation", "tab:orange")):
             values = [row.get(prefix + metric, np.nan) for row in history]
             if not np.all(np.isnan(values)):
                 ax.plot(epochs, values, color=colour, marker="." if len(epochs) < 30 else None,
                         label=f"{label} {metric}")
+                drawn += values
         ax.set_xlabel("epoch")
         ax.set_title(metric, fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-        if metric == "loss":  # plain tick labels: log ticks would parse mathtext (0.6 s)
-            ax.set_yscale("log")
+        low, high = np.nanmin(drawn + [np.inf]), np.nanmax(drawn + [-np.inf])
+        if metric == "loss" and high > 10 * low > 0:  # a log scale where it spans a decade,
+            ax.set_yscale("log")  # with plain tick labels (log ones parse mathtext: 0.6 s)
             ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
             ax.yaxis.set_minor_formatter(NullFormatter())
     buffer = io.BytesIO()
@@ -125,11 +128,13 @@ def _links(run_dir: Path) -> str:
     figures_dir = run_dir / runs.FIGURES_DIR
     figures = sorted(figures_dir.glob("*.png")) if figures_dir.is_dir() else []
     animation = figures_dir / runs.EVOLUTION_FIGURE
+    command = shell_commands.kexp_command("animate", *shell_commands.run_arguments(run_dir))
     shown = (_link(run_dir, animation, "animation of conv1 through training")
              if animation.exists() else
-             "no animation yet (draw it with: python -m kexp animate RUN)")
+             f"no animation yet; draw it with: <code>{html.escape(command)}</code>")
     figure_links = " · ".join(_link(run_dir, path, path.name) for path in figures) or (
-        "none drawn yet (draw them with: python -m kexp visualize RUN)")
+        "none drawn yet; draw them with: "
+        f"<code>{html.escape(shell_commands.visualize_command(run_dir))}</code>")
     return (f"<p>files: {' · '.join(files)}</p><p>figures: {figure_links}</p>"
             f"<p>{shown}</p>")
 
