@@ -39,7 +39,7 @@ def test_make_visualize_recreates_deleted_figures(repo_root, trained_run):
     assert result.returncode == 0, result.stderr
     drawn = sorted(path.name for path in figures.iterdir())
     assert drawn == ["conv1_before_after.png", "conv2_before_after.png", "conv2_summary.png",
-                     "feature_maps.png", "histograms.png", "optimal_inputs.png",
+                     "feature_maps.png", "forces.png", "histograms.png", "optimal_inputs.png",
                      "top_patches.png"]
     assert all((figures / name).stat().st_size > 10_000 for name in drawn)
 
