@@ -60,6 +60,26 @@ def forces_cost(run_dir: Path) -> dict:
 
 
 PAGE_CALLS = 3
+QUICK_LOOK_RUNS = 2
+# What status.json times after the training of a run ("seconds": fit, test and model saved).
+AFTER_TRAINING_KEYS = ("optimal_inputs_seconds", "figures_seconds")
+
+
+def quick_look(runs_dir: Path) -> dict:
+    """`make train EPOCHS=1`, the README's quick look, which should spend less time after its
+    training than in it: per run, the seconds status.json gives the training and each part
+    of the work after it (optimal inputs, figures; the run page as `run_page_cost` times it)."""
+    rounds = []
+    for _ in range(QUICK_LOOK_RUNS):
+        run = cli_training(runs_dir, "--epochs", "1")
+        status = runs.read_status(Path(run["run_dir"]))
+        after = {key: status[key] for key in AFTER_TRAINING_KEYS}
+        after["run_page_seconds"] = run["run_page"]["seconds"]["median"]
+        rounds.append({"training_seconds": status["seconds"], "after_training": after,
+                       "wall_seconds": run["wall_seconds"]})
+    return {"rounds": rounds,
+            "after_over_training": spread([sum(round_["after_training"].values())
+                                           / round_["training_seconds"] for round_ in rounds])}
 
 
 def run_page_cost(run_dir: Path) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common import fmt
+from common import fmt, spread
 
 README_BEGIN = "<!-- bench:begin -->"
 README_END = "<!-- bench:end -->"
@@ -115,6 +115,7 @@ def training_rows(results: dict) -> list[tuple[str, str]]:
          f"{full['wall_seconds']:.1f} s / {full['test_accuracy']:.4f}"),
         *forces_rows(default),
         *run_page_rows(default),
+        *quick_look_rows(results),
         ("   peak RSS of the default training, MB",
          f"{default['max_rss_mb']:.0f} (all trainings: {fmt(cost['max_rss_mb'], 0)})"),
         ("   `--deterministic` cost: median epoch vs default",
@@ -133,6 +134,23 @@ def run_page_rows(default: dict) -> list[tuple[str, str]]:
     return [("   run page (index.html, pictures inline) of the default run: size / written in",
              f"**{page['bytes'] / 1e6:.2f} MB** / **{fmt(page['seconds'])} s** (budgets 5 MB, "
              "3 s)")]
+
+
+def quick_look_rows(results: dict) -> list[tuple[str, str]]:
+    """`make train EPOCHS=1`: the work after training against the training (absent from older
+    results)."""
+    quick = results.get("quick_look")
+    if not quick:
+        return []
+    rounds = quick["rounds"]
+    parts = {key: spread([round_["after_training"][key] for round_ in rounds])
+             for key in rounds[0]["after_training"]}
+    named = ", ".join(f"{key.removesuffix('_seconds').replace('_', ' ')} {fmt(summary)}"
+                      for key, summary in parts.items())
+    return [("   `make train EPOCHS=1`: seconds after training / in training (status.json)",
+             f"**{fmt(quick['after_over_training'])}** (goal < 1); in training "
+             f"{fmt(spread([round_['training_seconds'] for round_ in rounds]))} s (fit, test, "
+             f"model saved); after it, s: {named}")]
 
 
 def forces_rows(default: dict) -> list[tuple[str, str]]:

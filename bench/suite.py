@@ -81,6 +81,8 @@ def measure(args) -> dict:
         if "training" in args.sections:
             log("python -m kexp train, then with --deterministic")
             results.update(measure_training.default_and_deterministic(work_dir / "cli-runs"))
+            log("make train EPOCHS=1: the work after training against the training")
+            results["quick_look"] = measure_training.quick_look(work_dir / "cli-runs")
             results["full_mnist_train"] = measure_training.full_mnist(work_dir / "cli-runs",
                                                                       args.data)
         if "accuracy" in args.sections:

@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from kexp import drawing, files, runs
 
@@ -27,6 +26,9 @@ LAYER = "conv1"
 TOP_CLASSES = 3  # classes named per filter
 TILE_PIXELS = 3 + 1  # a 3x3 tile and its separator in the mosaics
 INCHES_PER_ROW = 0.36
+LABEL_POINTS = 7  # the filter, class and cosine labels
+LABEL_INCHES = 0.8  # room for the filter labels left of the change, the cosines right of the pushes
+CLASS_LABEL_INCHES = 0.5  # the class labels above the pushes, under their title
 
 
 def read_forces(run_dir: Path) -> dict:
@@ -96,27 +98,36 @@ def plot_forces(change: np.ndarray, pushes: np.ndarray, classes: np.ndarray,
     named = strongest_classes(pushes, classes)
     push_mosaic = drawing.tile(push_tiles, filters, len(classes))
     change_mosaic = drawing.tile(change_tiles, filters, 1)
-    figure = Figure(figsize=(8.0, 2.0 + INCHES_PER_ROW * filters), layout="constrained")
-    axes = figure.subplots(1, 2, width_ratios=[change_mosaic.shape[1], push_mosaic.shape[1]])
+    inches = INCHES_PER_ROW / TILE_PIXELS  # per mosaic pixel
+    figure, [axes] = drawing.panel_figure(
+        [[drawing.Panel(change_mosaic.shape[1] * inches, change_mosaic.shape[0] * inches,
+                        left=LABEL_INCHES, right=0.3),
+          drawing.Panel(push_mosaic.shape[1] * inches, push_mosaic.shape[0] * inches,
+                        left=0.3, right=2 * LABEL_INCHES + 0.5)]],
+        suptitle or "conv1: what pushed each filter", below=1.0,
+        above=drawing.TITLE_INCHES + 0.2 + CLASS_LABEL_INCHES)
     change_limit = drawing.symmetric_limit(change_tiles)
-    image = drawing.draw_mosaic(axes[0], change_mosaic, change_limit, "change\n(after - before)")
-    axes[0].set_yticks(_centres(filters), [f"filter {f + 1}" for f in range(filters)],
-                       fontsize=7)
-    figure.colorbar(image, ax=axes[0], location="bottom", label="change",
-                    ticks=[-change_limit, 0, change_limit], format="%.2g")
-    push_image = drawing.draw_mosaic(
+    scale = drawing.paint_mosaic(axes[0], change_mosaic, change_limit, "change\n(after - before)")
+    centres = _centres(filters)
+    for centre, number in zip(centres, range(1, filters + 1)):
+        axes[0].text(-1, centre, f"filter {number}", fontsize=LABEL_POINTS, ha="right",
+                     va="center")
+    drawing.colour_bar(figure, scale, axes[:1], "change", location="bottom",
+                       ticks=[-change_limit, 0, change_limit], length=1.6)
+    push_scale = drawing.paint_mosaic(
         axes[1], push_mosaic, drawing.symmetric_limit(push_tiles),
         f"push of each class (one scale): minus its gradient,\nsummed over {len(epochs)} "
         f"moments (after epochs {', '.join(map(str, epochs))})")
-    axes[1].set_xticks(_centres(len(classes)), [f"class {c}" for c in classes], fontsize=7,
-                       rotation=90)
-    axes[1].tick_params(labelleft=False, labelright=True, labeltop=True, labelbottom=False)
-    axes[1].set_yticks(_centres(filters),
-                       [f"cos {value:+.2f}   pushed most: {', '.join(map(str, top))}"
-                        for value, top in zip(cosine, named)], fontsize=7)
-    figure.colorbar(push_image, ax=axes[1], location="bottom", shrink=0.6,
-                    label="push (minus the summed gradient of the mean loss)")
-    figure.suptitle(suptitle or "conv1: what pushed each filter", fontsize=10)
+    axes[1].set_title(axes[1].get_title(), fontsize=10, pad=CLASS_LABEL_INCHES * 72)
+    for centre, label in zip(_centres(len(classes)), classes):
+        axes[1].text(centre, -1, f"class {label}", fontsize=LABEL_POINTS, rotation=90,
+                     ha="center", va="bottom")
+    for centre, value, top in zip(centres, cosine, named):
+        axes[1].text(push_mosaic.shape[1], centre,
+                     f"cos {value:+.2f}   pushed most: {', '.join(map(str, top))}",
+                     fontsize=LABEL_POINTS, ha="left", va="center")
+    drawing.colour_bar(figure, push_scale, axes[1:], "push (minus the summed gradient of the "
+                       "mean loss)", location="bottom", length=0.8)
     return drawing.save_figure(figure, path)
 
 

@@ -277,7 +277,7 @@ def _optimal_inputs_per_state(model: keras.Model, set_states, layers=None,
         return tf.transpose(tf.linalg.diag_part(tf.transpose(maps, (1, 2, 0, 3))), (2, 0, 1))
 
     with recording_conv_outputs(chosen) as (before_activation, outputs):
-        @tf.function
+        @functools.partial(tf.function, autograph=False)  # plain Python: traces 2x faster
         def ascend(images, step_length):
             with tf.GradientTape() as tape:
                 tape.watch(images)
@@ -340,15 +340,23 @@ def write_optimal_inputs(run_dir: Path, model: keras.Model, seed: int = 0) -> Pa
         raise ViewError(f"Cannot compute the optimal inputs of '{run_dir}': its snapshot "
                         f"'{snapshots['after'][0]}' has no biases (kexp kept only kernels "
                         "then). Expected a run trained by this kexp: train it again.")
-    state = keras.models.clone_model(model)
-    setters = [functools.partial(assign_snapshot, state, runs.load_kernels(path), biases[when])
+    # The model itself takes each state (no copy: cloning cost a tenth of the ascent) and gets
+    # its own kernels and biases back at the end.
+    layers = callbacks.conv_layers(model)
+    own_kernels = {path: keras.ops.convert_to_numpy(layer.kernel) for path, layer in layers.items()}
+    own_biases = {path: keras.ops.convert_to_numpy(layer.bias) for path, layer in layers.items()
+                  if layer.use_bias}
+    setters = [functools.partial(assign_snapshot, model, runs.load_kernels(path), biases[when])
                for when, (_, path) in snapshots.items()]
     arrays = {}
-    for when, found_by_layer in zip(WHEN, _optimal_inputs_per_state(state, setters, seed=seed,
-                                                                     nonnegative=True)):
-        for layer, found in found_by_layer.items():
-            for kind, array in found.items():
-                arrays[filter_views.optimal_input_key(kind, when, layer)] = array
+    try:
+        for when, found_by_layer in zip(WHEN, _optimal_inputs_per_state(
+                model, setters, seed=seed, nonnegative=True)):
+            for layer, found in found_by_layer.items():
+                for kind, array in found.items():
+                    arrays[filter_views.optimal_input_key(kind, when, layer)] = array
+    finally:
+        assign_snapshot(model, own_kernels, own_biases)
     folder = run_dir / runs.VIEWS_DIR
     folder.mkdir(exist_ok=True)
     return atomic.write_npz_atomic(folder / runs.OPTIMAL_INPUTS_FILE, arrays)

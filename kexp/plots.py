@@ -18,7 +18,7 @@ from kexp import initializers, runs, view_figures
 from kexp.analysis import relative_change
 # The drawing pieces live in kexp.drawing; scripts and the experiments reach them as plots.X.
 from kexp.drawing import (CMAP, COLOUR_BAR_ROOM_INCHES, DPI, SEPARATOR_COLOUR,  # noqa: F401
-                          Panel, colour_bar, draw_mosaic, draw_tiles, grid_shape,
+                          Panel, colour_bar, draw_mosaic, draw_tiles, grid_shape, paint_mosaic,
                           number_tiles, panel_figure, save_figure, symmetric_limit, tile)
 
 GRID_PANEL_INCHES = 4.0  # width of one filter-grid panel (8 tiles across)
@@ -53,10 +53,10 @@ def plot_filter_grids(before: np.ndarray, after: np.ndarray, path: Path | None =
     figure, [axes] = panel_figure([[Panel(*size), Panel(*size, right=COLOUR_BAR_ROOM_INCHES),
                                     Panel(*size, right=COLOUR_BAR_ROOM_INCHES)]],
                                   suptitle or f"{layer} filters{averaged}")
-    image = draw_mosaic(axes[0], mosaics[0], shared, before_title)
-    draw_mosaic(axes[1], mosaics[1], shared, after_title)
+    image = paint_mosaic(axes[0], mosaics[0], shared, before_title)
+    paint_mosaic(axes[1], mosaics[1], shared, after_title)
     colour_bar(figure, image, axes[:2], "weight (shared scale)")
-    diff_image = draw_mosaic(axes[2], mosaics[2], symmetric_limit(difference),
+    diff_image = paint_mosaic(axes[2], mosaics[2], symmetric_limit(difference),
                              "difference (after - before)")
     colour_bar(figure, diff_image, axes[2:], "change (own scale)")
     number_tiles(axes[0], len(tiles_before), cols, tiles_before.shape[1:])  # same on all three
@@ -83,8 +83,8 @@ def plot_conv2_mosaics(before: np.ndarray, after: np.ndarray, path: Path, suptit
         [[Panel(*size, left=0.6), Panel(*size, left=0.6, right=COLOUR_BAR_ROOM_INCHES)]],
         suptitle or f"conv2 kernel: {c_out} filters x {c_in} input channels, each a 3x3 tile",
         below=0.35)
-    image = draw_mosaic(axes[0], mosaics[0], shared, "before training")
-    draw_mosaic(axes[1], mosaics[1], shared, "after training")
+    image = paint_mosaic(axes[0], mosaics[0], shared, "before training")
+    paint_mosaic(axes[1], mosaics[1], shared, "after training")
     for ax in axes:
         ax.set_xlabel(f"input channel (0..{c_in - 1}, from conv1)")
         ax.set_ylabel(f"output filter (0..{c_out - 1})", labelpad=12)
@@ -122,8 +122,8 @@ def plot_layer_summary(before: np.ndarray, after: np.ndarray, path: Path, layer:
         [[Panel(*size), Panel(*size, right=COLOUR_BAR_ROOM_INCHES + 0.3),
           Panel(4.6, size[1], left=0.5)]],
         suptitle or f"{layer}: one tile per output filter", below=0.45)
-    image = draw_mosaic(axes[0], mosaics[0], shared, "before (mean over inputs)")
-    draw_mosaic(axes[1], mosaics[1], shared, "after (mean over inputs)")
+    image = paint_mosaic(axes[0], mosaics[0], shared, "before (mean over inputs)")
+    paint_mosaic(axes[1], mosaics[1], shared, "after (mean over inputs)")
     colour_bar(figure, image, axes[:2], "weight (shared scale)")
     number_tiles(axes[0], len(tiles_before), cols, tiles_before.shape[1:])
     finite = np.where(np.isfinite(change), change, np.nan)

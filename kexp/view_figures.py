@@ -72,7 +72,7 @@ def plot_feature_maps(digits: np.ndarray, maps: dict[str, dict[str, np.ndarray]]
           for mosaic in mosaics]],
         suptitle or "Feature maps (ReLU applied) of one test digit per class", below=0.75)
     for index, (ax, (title, _, cmap, limit), mosaic) in enumerate(zip(axes, panels, mosaics)):
-        image = drawing.draw_mosaic(ax, mosaic, limit, title, cmap=cmap, low=0.0,
+        image = drawing.paint_mosaic(ax, mosaic, limit, title, cmap=cmap, low=0.0,
                                     separator=LIGHT_SEPARATOR)
         if index and index % 2 == 0:  # after a layer's "after" panel: one bar for the pair
             drawing.colour_bar(figure, image, axes[index - 1:index + 1],
@@ -115,7 +115,7 @@ def plot_top_patches(patches: dict[str, dict[str, filter_views.TopPatches]], pat
         side = math.ceil(math.sqrt(k))
         block_shape = (math.ceil(k / side) * (size + 1) + 1, side * (size + 1) + 1)
         for ax, when in zip(row_axes, WHEN):
-            drawing.draw_mosaic(ax, mosaics[when, layer], 1.0,
+            drawing.paint_mosaic(ax, mosaics[when, layer], 1.0,
                                 f"{layer} {when} training: {filters} filters, the {k} strongest "
                                 f"{size}x{size} patches of each", cmap=PIXEL_CMAP, low=0.0,
                                 separator=PATCH_SEPARATOR)
@@ -146,7 +146,7 @@ def plot_optimal_inputs(found: dict[str, dict[str, dict[str, np.ndarray]]], path
             oriented = single_orientation_fraction(tiles).mean()
             activation = found[when][layer]["activation"].mean()
             cols = drawing.grid_shape(len(tiles))[1]
-            image = drawing.draw_mosaic(
+            image = drawing.paint_mosaic(
                 ax, drawing.tile(tiles, math.ceil(len(tiles) / cols), cols), limit,
                 f"{layer} {when} training: mean activation {activation:.3g}, "
                 f"single-orientation fraction {oriented:.2f}", cmap=PIXEL_CMAP if ink else

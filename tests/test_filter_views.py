@@ -174,6 +174,19 @@ def test_the_run_records_optimal_inputs_and_explain_recomputes_them(trained_run,
                                recorded["after"]["conv2"]["images"], atol=1e-5)
 
 
+def test_computing_optimal_inputs_gives_the_model_its_own_weights_back(trained_run, tmp_path):
+    import shutil
+
+    copy = shutil.copytree(trained_run, tmp_path / trained_run.name)
+    model = keras.saving.load_model(copy / runs.MODEL_FILE)
+    conv1 = model.get_layer("conv1")
+    conv1.kernel.assign(conv1.kernel + 1.0)  # neither the start's weights nor the end's
+    weights = [keras.ops.convert_to_numpy(weight) for weight in model.weights]
+    keras_views.write_optimal_inputs(copy, model)
+    for kept, now in zip(weights, model.weights):
+        np.testing.assert_array_equal(kept, keras.ops.convert_to_numpy(now))
+
+
 def test_a_users_nested_model_gets_every_view():
     block = keras.Sequential([keras.layers.Conv2D(6, 3, activation="relu"),
                               keras.layers.MaxPooling2D(2)], name="block")
