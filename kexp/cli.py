@@ -27,7 +27,13 @@ COMMAND_MODULES = (compare_command, animate, demos_command, explain)
 
 
 def _layer_list(text: str) -> list[str]:
-    return [name.strip() for name in text.split(",") if name.strip()]
+    """--freeze: comma-separated layer names, each once ('' for none)."""
+    names = [name.strip() for name in text.split(",")] if text.strip() else []
+    if "" in names or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(
+            f"'{text}' has an empty or repeated layer name; expected comma-separated conv layer "
+            "names, each once, e.g. conv1,conv2")
+    return names
 
 
 def _add_train_parser(subparsers) -> None:
@@ -97,7 +103,7 @@ def _train_command(args) -> int:
     else:
         values = {key: value for key, value in vars(args).items()
                   if key not in ("func", "command", "resume")}
-        config = TrainConfig(**values).validate()
+        config = config_module.check_memory(TrainConfig(**values).validate())
         data.check_source(config.data)
         runs.prepare_runs_root(config.runs_dir)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -173,21 +179,29 @@ def _runs_command(args) -> int:
         print(f"No runs in '{args.runs_dir}'. Train one: "
               f"{shell_commands.kexp_command('train', '--runs-dir', args.runs_dir)}")
         return 0
-    print(f"{'run':<48} {'status':<12} {'model':<10} {'epochs':>6} {'test acc':>9}")
+    table = [("run", "status", "model", "epochs", "test acc", "")]
     for run_dir in found:
-        try:
+        try:  # every value shown is checked by its reader (a finite accuracy, a bounded count)
             status, config = runs.read_status(run_dir), runs.read_config(run_dir)["config"]
+            epochs = status.get("epochs_completed")
+            if epochs is None:  # still running or crashed: count what it logged
+                epochs = len(runs.read_history(run_dir))
         except KexpError as error:  # one damaged run is reported; the others are listed
-            print(f"{run_dir.name:<48} {'unreadable':<12} {error}")
+            table.append((run_dir.name, "unreadable", str(error), "", "", ""))
             continue
         accuracy = status.get("test_accuracy")
-        epochs = status.get("epochs_completed")
-        if epochs is None:  # still running or crashed: count what it logged
-            epochs = len(runs.read_history(run_dir))
-        note = (f"  FIGURES NOT DRAWN: {shell_commands.visualize_command(run_dir)}"
+        note = (f"FIGURES NOT DRAWN: {shell_commands.visualize_command(run_dir)}"
                 if status.get("figures_error") else "")
-        print(f"{run_dir.name:<48} {status['status']:<12} {config['model']:<10} "
-              f"{epochs:>6} {'-' if accuracy is None else f'{accuracy:.4f}':>9}{note}")
+        table.append((run_dir.name, status["status"], config["model"], str(epochs),
+                      "-" if accuracy is None else f"{accuracy:.4f}", note))
+    # Columns as wide as their widest cell (a long model name); an error runs on to the end.
+    widths = [max(len(row[column]) for row in table if row[1] != "unreadable" or column < 2)
+              for column in range(5)]
+    for row in table:
+        cells = row[:3] if row[1] == "unreadable" else row
+        print(" ".join(cell.rjust(width) if column in (3, 4) else cell.ljust(width)
+                       for column, (cell, width) in enumerate(zip(cells, [*widths, 0])))
+              .rstrip())
     return 0
 
 
@@ -207,7 +221,7 @@ def _initializers_command(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="kexp", description="How are the numbers in a CNN filter decided? Train Keras "
+        prog="kexp", allow_abbrev=False, description="How are the numbers in a CNN filter decided? Train Keras "
         "models on MNIST and watch the 32 3x3 conv1 filters go from random to edge detectors.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train_parser(subparsers)

@@ -14,8 +14,8 @@ from kexp.config import DEFAULTS
 
 def add_command(subparsers, name: str, help: str, func) -> argparse.ArgumentParser:
     """A sub-command whose help prints every default; `func(args)` runs it and returns the exit
-    code."""
-    parser = subparsers.add_parser(name, help=help,
+    code. No option may be abbreviated (`--epoch 1` is not `--epochs 1`)."""
+    parser = subparsers.add_parser(name, help=help, allow_abbrev=False,
                                    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.set_defaults(func=func)
     return parser
@@ -30,13 +30,17 @@ def add_runs_dir(parser: argparse.ArgumentParser, help: str = "folder of the run
 def add_run(parser: argparse.ArgumentParser) -> None:
     """The optional `run` argument, as kexp.runs.resolve_run reads it."""
     parser.add_argument("run", nargs="?", default=None,
-                        help="run folder (inside --runs-dir), 'all', or nothing for the newest")
+                        help="run folder (its path, or its name inside --runs-dir), 'all', or "
+                             "nothing for the newest")
 
 
 def whole_number(text: str) -> int:
-    """argparse type for counts: 'abc' fails with a message that says what was expected."""
+    """argparse type for counts: 'abc' fails with a message that says what was expected. Only
+    the digits 0-9 (int() would also read '١٢', Arabic-Indic digits, as 12)."""
     try:
+        if not text.isascii():
+            raise ValueError(text)
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number (digits 0-9)") from None
     return value

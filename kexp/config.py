@@ -132,9 +132,9 @@ class TrainConfig:
             raise _invalid("learning_rate", self.learning_rate,
                            f"a number from 0 (trains nothing: a control run) to {MAX_FLOAT32:.4g}")
         unknown = [layer for layer in self.freeze if layer not in FREEZABLE_LAYERS]
-        if unknown:
+        if unknown or len(set(self.freeze)) != len(self.freeze):
             raise _invalid("freeze", ",".join(self.freeze),
-                           f"layer names from: {', '.join(FREEZABLE_LAYERS)}")
+                           f"layer names from: {', '.join(FREEZABLE_LAYERS)}, each once")
         if not isinstance(self.data, str) or not self.data.strip():
             raise _invalid("data", self.data, "auto, mnist, mnist-5k, or a path")
         if not isinstance(self.runs_dir, str) or not self.runs_dir.strip():
@@ -158,3 +158,44 @@ class TrainConfig:
 
 
 DEFAULTS = TrainConfig()  # immutable: read its fields, never change them
+
+# The filters conv2 gets by default, by model (kexp.models builds them).
+DEFAULT_CONV2_FILTERS = {"mnist_cnn": 32, "convnet": 64, "convnet_dense": 64}
+
+
+def least_memory_bytes(config: TrainConfig) -> int:
+    """A lower bound on the memory that training `config` needs: conv2's kernel and the layer
+    after it (at least one weight per class for each flattened conv2 output), each with its
+    gradient and Adam's two moments, and one batch of conv2 outputs with their gradient, in
+    float32. What a huge --conv2-filters asks for, known before TensorFlow builds anything."""
+    filters = config.conv2_filters or DEFAULT_CONV2_FILTERS[config.model]
+    side = 28
+    for stage in CONV_STAGES[config.model]:
+        side = side - 2 if stage.startswith("conv") else side // POOL_SIZE
+    weights = 3 * 3 * 32 * filters + (side // POOL_SIZE) ** 2 * filters * 10
+    batch = min(config.batch_size, config.train_samples or 60_000)  # no batch exceeds the data
+    return 4 * (4 * weights + 2 * batch * side * side * filters)
+
+
+def available_memory_bytes() -> int | None:
+    """The memory this machine can give a new process now (MemAvailable), or None unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            return next(int(line.split()[1]) * 1024 for line in meminfo
+                        if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+
+
+def check_memory(config: TrainConfig) -> TrainConfig:
+    """Refuse a model too large for this machine before it is built (TensorFlow would end in a
+    ResourceExhaustedError traceback, or the kernel's OOM killer)."""
+    needed, available = least_memory_bytes(config), available_memory_bytes()
+    if available is not None and needed > available:
+        name = "conv2_filters" if config.conv2_filters else "batch_size"
+        raise _invalid(name, getattr(config, name),
+                       f"a model that fits in memory: {config.model} with "
+                       f"{config.conv2_filters or 'its'} conv2 filters needs at least {needed / 2**30:,.1f} GiB (batch size "
+                       f"{config.batch_size}), and {available / 2**30:,.1f} GiB is available "
+                       f"(the architecture's own: {DEFAULT_CONV2_FILTERS[config.model]})")
+    return config

@@ -171,10 +171,13 @@ def read_csv_numbers(path: str | os.PathLike, error: type[KexpError], expected: 
 
 
 # Kinds of JSON values for check_fields: a tuple instead lists the allowed strings.
-NUMBER, WHOLE, TEXT, OBJECT = "a number", "a whole number >= 0", "a string", "a JSON object"
-_KIND_CHECKS = {
-    NUMBER: lambda value: isinstance(value, (int, float)) and not isinstance(value, bool),
-    WHOLE: lambda value: isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+NUMBER, WHOLE, TEXT, OBJECT = ("a finite number", "a whole number from 0 to 2**63 - 1",
+                               "a string", "a JSON object")
+_KIND_CHECKS = {  # JSON's numbers are unbounded (10**400) and Python's json reads NaN: refused
+    NUMBER: lambda value: (isinstance(value, (int, float)) and not isinstance(value, bool)
+                           and math.isfinite(value)),
+    WHOLE: lambda value: (isinstance(value, int) and not isinstance(value, bool)
+                          and 0 <= value < 2**63),
     TEXT: lambda value: isinstance(value, str),
     OBJECT: lambda value: isinstance(value, dict),
 }

@@ -19,7 +19,7 @@ CONV1_FILTERS = 32
 KERNEL_SIZE = (3, 3)
 CONV_LAYER_NAMES = ("conv1", "conv2")
 MODEL_NAMES = config_module.MODEL_NAMES
-DEFAULT_CONV2_FILTERS = {"mnist_cnn": 32, "convnet": 64, "convnet_dense": 64}
+DEFAULT_CONV2_FILTERS = config_module.DEFAULT_CONV2_FILTERS
 
 
 class _Seeds:

@@ -25,7 +25,7 @@ import tensorflow as tf
 from kexp import (atomic, background_writes, callbacks, checkpoint, data, files, filter_views,
                   forces, inputs, keras_views, plots, run_lock, run_page, runs, saving,
                   shell_commands, stop_signals)
-from kexp.config import TrainConfig
+from kexp.config import TrainConfig, check_memory
 from kexp.models import build_model
 
 
@@ -212,7 +212,7 @@ def _remove_checkpoint(run_dir: Path) -> None:
 def train(config: TrainConfig, extra_callbacks=(), verbose: int | str = "auto") -> Path:
     """Train `config` and return its run folder. Nothing is created before the config and the
     data have been checked."""
-    config.validate()
+    check_memory(config.validate())
     prepared, data_summary = inputs.prepare_data(config)
     runs.prepare_runs_root(config.runs_dir)  # an unwritable --runs-dir fails before the build
     _set_determinism(config)

@@ -103,7 +103,7 @@ def test_a_damaged_run_file_gives_one_message_naming_it(interrupted_run, tmp_pat
 
 
 @pytest.mark.parametrize("name, change, listed", [
-    ("status.json", {"status": "running", "pid": 2**70}, " crashed "),  # no pid is that large
+    ("status.json", {"status": "running", "pid": 2**70}, "`pid` is 1180591620717411303424"),
     ("status.json", {"status": "finished", "test_accuracy": "high"}, "`test_accuracy` is 'high'"),
     ("status.json", {"status": "done"}, "`status` is 'done'. Expected one of: running"),
     ("status.json", {"status": "finished", "epochs_completed": -1}, "`epochs_completed` is -1"),

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kexp import atomic, cli, runs
+from kexp import atomic, cli, run_lock, runs
 
 
 def lines(text: str) -> list[str]:
@@ -212,7 +212,7 @@ def test_symlinks_follow_one_rule_in_every_command(trained_run, tmp_path, capsys
                               (tmp_path / "loop1" / "runs", "is a symlink loop"),
                               (tmp_path / "dangling", "which does not exist")):
         for args in (["runs"], ["visualize"], ["visualize", "all"], ["animate"],
-                     ["train", "--epochs", "1", "--data", "mnist-5k"]):
+                     ["train", "--epochs", "1", "--data", "mnist-5k"], ["compare"]):
             code, err = error_line(capsys, *args, "--runs-dir", str(runs_dir))
             assert code == 2 and f"'{runs_dir}' is" in err and problem in err, (args, err)
 
@@ -417,3 +417,140 @@ def test_animate_output_never_replaces_what_kexp_did_not_write(trained_run, tmp_
         assert cli.main(["animate", str(run_dir), "--output", str(output)]) == 0
         assert output.read_bytes()[:6] == b"GIF89a"
     capsys.readouterr()
+
+
+def _default_dispositions():
+    for each in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(each, signal.SIG_DFL)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signals", [(signal.SIGTERM, signal.SIGTERM),
+                                     (signal.SIGINT, signal.SIGINT)])
+def test_a_second_stop_signal_to_compare_still_stops_and_records_every_training(tmp_path,
+                                                                              capsys, signals):
+    """Cause 4: a second SIGINT or SIGTERM to `kexp compare` orphaned its trainings and wrote no
+    summary. Now the second one waits: every training is stopped and recorded interrupted, the
+    study's files are written; a resume refuses a study whose driver or trainings still run."""
+    runs_dir = tmp_path / "runs"
+    output = tmp_path / "compare.out"
+    with open(output, "w") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kexp", "compare", "--inits", "glorot_uniform", "he_normal",
+             "--seeds", "0", "--epochs", "30", "--train-samples", "256", "--jobs", "2",
+             "--runs-dir", str(runs_dir)], stdout=handle, stderr=subprocess.STDOUT,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, preexec_fn=_default_dispositions)
+    try:
+        trained = []
+        while len(trained) < 2:  # the handshake: both trainings have logged an epoch
+            assert process.poll() is None, output.read_text()[-3000:]
+            trained = [run_dir for run_dir in runs_dir.glob(f"compare-*/runs/*")
+                       if runs.read_history(run_dir)]
+            time.sleep(0.05)
+        study = trained[0].parent.parent
+        code, err = error_line(capsys, "compare", "--resume", str(study))  # the driver lives
+        assert code == 2 and f"'{study}': it is being written by process {process.pid}" in err
+        for number in signals:
+            process.send_signal(number)
+        assert process.wait(timeout=240) == 128 + signals[0], output.read_text()[-3000:]
+    finally:
+        process.kill()
+    rows = json.loads((study / "summary.json").read_text())["rows"]
+    assert [row["status"] for row in rows] == [runs.STATUS_INTERRUPTED] * 2, rows
+    for run_dir in trained:  # stopped by the study, not orphaned
+        assert runs.read_json(run_dir / runs.STATUS_FILE)["status"] == runs.STATUS_INTERRUPTED
+        assert not run_lock.is_held(run_dir)
+
+    # A training that still runs (its process holds its run's lock): the resume is refused.
+    status = runs.read_json(trained[0] / runs.STATUS_FILE)
+    atomic.write_json_atomic(trained[0] / runs.STATUS_FILE,
+                             {**status, "status": runs.STATUS_RUNNING})
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(trained[0])],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code, err = error_line(capsys, "compare", "--resume", str(study))
+        assert code == 2 and "is still running in" in err and str(trained[0]) in err, err
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    assert runs.read_status(trained[0])["status"] == runs.STATUS_CRASHED  # resumable again
+
+
+def test_sizes_are_checked_and_empty_runs_explained(trained_run, tmp_path, capsys):
+    """Cause 7: unchecked sizes and empty runs. A model too large for this machine's memory is
+    refused by name before TensorFlow builds it (nothing created); a run stopped before its
+    first snapshot or epoch gets one line from every command that reads its kernels."""
+    from kexp import config as config_module, training
+
+    runs_dir = tmp_path / "runs"
+    for args in (["--conv2-filters", "1000000000"], ["--conv2-filters", "100000000"],
+                 ["--conv2-filters", "30000", "--batch-size", "2000000000"]):
+        code, err = error_line(capsys, "train", *args, "--runs-dir", str(runs_dir))
+        assert code == 2 and "Expected a model that fits in memory" in err, err
+        assert "GiB is available" in err and args[1] in err, err
+    with pytest.raises(config_module.ConfigError, match="`conv2_filters`: 1000000000"):
+        training.train(config_module.TrainConfig(conv2_filters=10**9, runs_dir=str(runs_dir)))
+    assert not runs_dir.exists()
+    assert config_module.least_memory_bytes(config_module.DEFAULTS) < 2**30  # the default fits
+
+    for kept in ((), (runs.snapshot_name(runs.INITIAL),)):  # none yet; only the initial one
+        run_dir = copy_run(trained_run, runs_dir, f"stopped-with-{len(kept)}")
+        for snapshot in (run_dir / runs.KERNELS_DIR).iterdir():
+            if snapshot.name not in kept:
+                snapshot.unlink()
+        for command in ("explain", "visualize"):
+            code, err = error_line(capsys, command, str(run_dir), "--runs-dir", str(runs_dir))
+            assert code == 2 and "no kernels before and after training" in err, (command, err)
+            assert "resume it with: " in err, err
+        code, err = error_line(capsys, "animate", str(run_dir), "--runs-dir", str(runs_dir))
+        assert code == 2 and "an animation needs at least two" in err, err
+
+
+def test_cheap_extras_of_issue_22(trained_run, tmp_path, capsys, monkeypatch):
+    """No abbreviated options; digits 0-9 only; --freeze names each layer once; compare --resume
+    keeps the study's --jobs; `kexp runs` shows only checked values, in aligned columns."""
+    runs_dir = tmp_path / "runs"
+    for args in (["train", "--epoch", "1"], ["runs", "--runs", "x"], ["compare", "--job", "1"],
+                 ["train", "--epochs", "١٢"], ["train", "--seed", "٣"],
+                 ["compare", "--seeds", "١"], ["train", "--freeze", " , ,conv1,,conv1"],
+                 ["train", "--freeze", "conv1,conv1"], ["train", "--freeze", "conv1,"]):
+        with pytest.raises(SystemExit) as exited:
+            cli.main([*args, "--runs-dir", str(runs_dir)])
+        err = capsys.readouterr().err
+        assert exited.value.code == 2 and "error:" in err and args[-1] in err, (args, err)
+    assert not runs_dir.exists()
+
+    from kexp.experiments.compare import engines, plan, record
+    study_dir = tmp_path / "compare-study"
+    study_dir.mkdir()
+    record.write_study(study_dir, plan.Study(jobs=1))
+    asked = []
+
+    def no_engine(name, jobs, *rest):
+        asked.append(jobs)
+        raise engines.EngineError("stop here")
+
+    monkeypatch.setattr(engines, "make_engine", no_engine)
+    monkeypatch.delenv("MAKEFLAGS", raising=False)
+    for args, jobs in ((["--resume", str(study_dir)], 1),
+                       (["--resume", str(study_dir), "--jobs", "3"], 3), ([], plan.Study().jobs)):
+        assert cli.main(["compare", *args, "--runs-dir", str(runs_dir)]) == 2
+        assert asked[-1] == jobs and "stop here" in capsys.readouterr().err
+
+    long_name = copy_run(trained_run, runs_dir, "x" * 70)
+    short = copy_run(trained_run, runs_dir, "short")
+    for name, change in (("huge", {"epochs_completed": 10**400}),
+                         ("nan", {"test_accuracy": float("nan")})):
+        run_dir = copy_run(trained_run, runs_dir, name)
+        status = runs.read_json(run_dir / runs.STATUS_FILE)
+        (run_dir / runs.STATUS_FILE).write_text(json.dumps({**status, **change}))
+    assert cli.main(["runs", "--runs-dir", str(runs_dir)]) == 0
+    table = lines(capsys.readouterr().out)
+    rows = {line.split()[0]: line for line in table}
+    assert "unreadable" in rows["huge"] and "Expected a whole number from 0" in rows["huge"]
+    assert "unreadable" in rows["nan"] and "`test_accuracy` is nan" in rows["nan"]
+    assert len(rows["huge"]) < 400
+    for row in (rows[long_name.name], rows[short.name]):  # columns where the header puts them
+        assert row.index(" finished ") + 1 == table[0].index("status"), table
+        assert len(row) == len(table[0]), table

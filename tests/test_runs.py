@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from kexp import atomic, runs
+from kexp import atomic, run_lock, runs
 from kexp.config import TrainConfig
 from kexp.runs import RunError
 
@@ -93,7 +93,9 @@ def test_resolve_run_newest_all_named_and_refusals(tmp_path):
 def test_a_running_status_whose_process_is_gone_reads_as_crashed(tmp_path):
     run_dir = make_run(tmp_path, "r")
     runs.write_status(run_dir, runs.STATUS_RUNNING)
-    assert runs.read_status(run_dir)["status"] == "running"  # this process is alive
+    with run_lock.hold(run_dir):  # alive: its writer holds the run's lock
+        assert runs.read_status(run_dir)["status"] == "running"
+    assert runs.read_status(run_dir)["status"] == "crashed"  # this pid lives, but holds no lock
     payload = json.loads((run_dir / "status.json").read_text())
     payload["pid"] = 2**22 + 12345  # beyond pid_max on this kind of machine
     (run_dir / "status.json").write_text(json.dumps(payload))

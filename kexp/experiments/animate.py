@@ -8,7 +8,6 @@ matplotlib and pillow only: no TensorFlow.
 
 from __future__ import annotations
 
-import argparse
 import io
 import math
 import os
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from kexp import atomic, files, runs
-from kexp.config import TrainConfig
+from kexp.cli_options import add_command, add_run, add_runs_dir
 
 ANIMATION_FILE = "conv1_evolution.gif"
 FRAME_MILLISECONDS = 500
@@ -139,15 +138,12 @@ def check_output(output: Path) -> Path:
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "animate", help="animated GIF of a run's conv1 filters through its kernel snapshots",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("run", nargs="?", default=None,
-                        help="run folder (inside --runs-dir), 'all', or nothing for the newest")
-    parser.add_argument("--runs-dir", default=TrainConfig().runs_dir)
+    parser = add_command(subparsers, "animate", "animated GIF of a run's conv1 filters through "
+                         "its kernel snapshots", _animate_command)
+    add_run(parser)
+    add_runs_dir(parser)
     parser.add_argument("--output", type=Path, default=None,
                         help=f"GIF to write (None: <run>/figures/{ANIMATION_FILE})")
-    parser.set_defaults(func=_animate_command)
 
 
 def _animate_command(args) -> int:

@@ -68,7 +68,7 @@ def train_and_report(config: TrainConfig, result_path: Path, resume_run: Path | 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m kexp.experiments.compare.child",
+        prog="python -m kexp.experiments.compare.child", allow_abbrev=False,
         description="Train one configuration of `kexp compare` and report its run folder.")
     parser.add_argument("config_file", type=Path, help="JSON of TrainConfig.to_dict()")
     parser.add_argument("result_file", type=Path, help="where the outcome is written")

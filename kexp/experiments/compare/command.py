@@ -10,13 +10,14 @@ folder from what it recorded (record).
 
 from __future__ import annotations
 
-import argparse
+import contextlib
 import os
 import re
 import time
 from pathlib import Path
 
-from kexp import runs, shell_commands, stop_signals
+from kexp import run_lock, runs, shell_commands, stop_signals
+from kexp.cli_options import add_command, whole_number
 from kexp.experiments import animate
 from kexp.experiments.compare import engines, page, plan, record, sweep
 
@@ -36,8 +37,9 @@ def run_study(study: plan.Study, say=sweep.say,
     training that fails)."""
     study.validate()
     engine = engines.LocalEngine(study.jobs) if engine is None else engine
-    with engine.connected():
+    with engine.connected(), contextlib.ExitStack() as lock:
         compare_dir = plan.create_compare_dir(study.runs_dir)
+        lock.enter_context(run_lock.hold(compare_dir))  # one driver per study: see resume_study
         record.write_study(compare_dir, study)
         say(f"kexp compare: {compare_dir}; {len(study.initializers)} initializer(s) x "
             f"{len(study.seeds)} seed(s), {study.epochs} epoch(s) on {study.data}, "
@@ -53,13 +55,14 @@ def resume_study(compare_dir: Path, say=sweep.say, engine=None) -> Path:
     compare_dir = Path(compare_dir)
     study = record.read_study(compare_dir)
     engine = engines.LocalEngine(study.jobs) if engine is None else engine
-    trainings = record.recorded_trainings(compare_dir, study)
-    unfinished = [t for t in trainings if t.status != runs.STATUS_FINISHED]
-    with engine.connected():
-        say(f"kexp compare: resuming {compare_dir}; {len(trainings) - len(unfinished)} of "
-            f"{len(trainings)} trainings finished, {len(unfinished)} to run, "
-            f"{engine.describe()}")
-        measured, seconds = _train(study, compare_dir, trainings, engine, say, unfinished)
+    with run_lock.hold(compare_dir):  # refused while the study's driver still runs
+        trainings = record.recorded_trainings(compare_dir, study)
+        unfinished = [t for t in trainings if t.status != runs.STATUS_FINISHED]
+        with engine.connected():
+            say(f"kexp compare: resuming {compare_dir}; {len(trainings) - len(unfinished)} of "
+                f"{len(trainings)} trainings finished, {len(unfinished)} to run, "
+                f"{engine.describe()}")
+            measured, seconds = _train(study, compare_dir, trainings, engine, say, unfinished)
     return _report(study, compare_dir, trainings, measured, seconds, say)
 
 
@@ -67,15 +70,19 @@ def _train(study, compare_dir, trainings, engine, say, to_run=None):
     """Run `to_run` (default: all `trainings`) on the engine; the summary is written even when
     the sweep is interrupted. Returns every training's measurements and the seconds taken."""
     started = time.perf_counter()
-    try:
-        engine.run(trainings if to_run is None else to_run, compare_dir, say)
-    except KeyboardInterrupt:
-        say(f"kexp compare: interrupted; {compare_dir / plan.SUMMARY_CSV} lists what finished; "
-            f"continue with: {shell_commands.kexp_command('compare', '--resume', compare_dir)}")
-        raise
-    finally:
-        measured = [plan.measure(training, compare_dir) for training in trainings]
-        plan.write_summary(compare_dir, study, [row for row, _ in measured])
+    # One stop signal stops the sweep; a second one (Ctrl-C twice, a scheduler's repeated
+    # SIGTERM) is ignored until every training is stopped and recorded and the summary written.
+    with stop_signals.stop_on_signals():
+        try:
+            engine.run(trainings if to_run is None else to_run, compare_dir, say)
+        except KeyboardInterrupt:
+            say(f"kexp compare: interrupted; {compare_dir / plan.SUMMARY_CSV} lists what "
+                "finished; continue with: "
+                f"{shell_commands.kexp_command('compare', '--resume', compare_dir)}")
+            raise
+        finally:
+            measured = [plan.measure(training, compare_dir) for training in trainings]
+            plan.write_summary(compare_dir, study, [row for row, _ in measured])
     return measured, time.perf_counter() - started
 
 
@@ -95,26 +102,26 @@ def _report(study, compare_dir, trainings, measured, seconds, say) -> Path:
 
 def add_parser(subparsers) -> None:
     defaults = plan.Study()
-    parser = subparsers.add_parser(
-        "compare", help="train under several initializers and seeds and compare the runs",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = add_command(subparsers, "compare", "train under several initializers and seeds "
+                         "and compare the runs", run_command)
     parser.add_argument("--inits", nargs="+", default=defaults.initializers,
                         metavar="SPEC", help="initializer specs, NAME or NAME:key=value,...")
-    parser.add_argument("--seeds", nargs="+", type=int, default=defaults.seeds,
+    parser.add_argument("--seeds", nargs="+", type=whole_number, default=defaults.seeds,
                         metavar="SEED", help="one training per initializer and seed")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs,
+    parser.add_argument("--epochs", type=whole_number, default=defaults.epochs,
                         help="epochs per training")
     parser.add_argument("--data", default=defaults.data,
                         help="as for `kexp train`; mnist-5k needs no network")
-    parser.add_argument("--train-samples", type=int, default=defaults.train_samples,
+    parser.add_argument("--train-samples", type=whole_number, default=defaults.train_samples,
                         help="use at most this many training samples (None: all)")
     parser.add_argument("--model", default=defaults.model, help="as for `kexp train`")
-    parser.add_argument("--snapshot-batches", type=int, default=defaults.snapshot_every_batches,
+    parser.add_argument("--snapshot-batches", type=whole_number, default=defaults.snapshot_every_batches,
                         help="snapshot conv1 every K batches of the first epoch (animation)")
     parser.add_argument("--tensorboard", action="store_true",
                         help="each training also writes TensorBoard logs")
-    parser.add_argument("--jobs", type=int, default=jobs_from_makeflags() or defaults.jobs,
-                        help="trainings at once (`make -j N compare` sets N)")
+    parser.add_argument("--jobs", type=whole_number, default=None,
+                        help=f"trainings at once (None: `make -j N compare`'s N; with --resume "
+                             f"the study's own; else {defaults.jobs})")
     parser.add_argument("--runs-dir", default=defaults.runs_dir,
                         help="the compare-<timestamp> folder is created here")
     parser.add_argument("--engine", default="local",
@@ -123,24 +130,26 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--address", default=None,
                         help="with --engine ray: the cluster's address, e.g. HEAD:6379 or auto "
                              "(None: a local Ray that kexp starts and stops)")
-    parser.add_argument("--cpus-per-training", type=int, default=None,
+    parser.add_argument("--cpus-per-training", type=whole_number, default=None,
                         help="CPUs, and TensorFlow threads, per training (None: local: this "
                              "machine's CPUs / --jobs; ray: 1)")
     parser.add_argument("--resume", metavar="STUDY", default=None,
                         help="continue runs/compare-<timestamp>: train only what did not "
                              "finish (the study's settings come from its study.json)")
-    parser.set_defaults(func=run_command)
 
 
 def run_command(args) -> int:
     """`kexp compare ...`: 0 when the study ran (failed trainings are rows), 128+N when signal N
     (Ctrl-C, SIGTERM, SIGHUP) stopped its sweep. Ctrl-C before or after the sweep ends it like
     any command (kexp.cli.main)."""
-    engine = engines.make_engine(args.engine, args.jobs, args.address, args.cpus_per_training)
+    # --jobs, else `make -j N`'s N, else (resuming) the study's own, else the plan's default
+    jobs = args.jobs if args.jobs is not None else jobs_from_makeflags() or (
+        record.read_study(Path(args.resume)).jobs if args.resume else plan.Study().jobs)
+    engine = engines.make_engine(args.engine, jobs, args.address, args.cpus_per_training)
     study = plan.Study(initializers=args.inits, seeds=args.seeds, epochs=args.epochs,
                        data=args.data, train_samples=args.train_samples, model=args.model,
                        snapshot_every_batches=args.snapshot_batches,
-                       tensorboard=args.tensorboard, jobs=args.jobs, runs_dir=args.runs_dir)
+                       tensorboard=args.tensorboard, jobs=jobs, runs_dir=args.runs_dir)
     try:
         if args.resume:
             resume_study(Path(args.resume), engine=engine)

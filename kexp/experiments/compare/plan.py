@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kexp import analysis, atomic, data, filter_views, initializers, runs
+from kexp import analysis, atomic, data, files, filter_views, initializers, runs
 from kexp.config import ConfigError, TrainConfig
 
 # The study's defaults: small enough that the whole sweep takes minutes on 2 CPU cores.
@@ -116,6 +116,9 @@ class Study:
             seen[spec] = init
             for seed in self.seeds:
                 self.train_config(init, seed).validate()
+        if problem := files.folder_problem(self.runs_dir):  # said before the data are loaded
+            raise ConfigError(f"Invalid value for `runs_dir`: '{self.runs_dir}' {problem}. "
+                              "Choose a writable folder with --runs-dir.")
         self.check_data()
         return self
 

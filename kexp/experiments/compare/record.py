@@ -11,6 +11,7 @@ without either starts again.
 from __future__ import annotations
 
 import dataclasses
+import socket
 from pathlib import Path
 
 from kexp import atomic, files, runs
@@ -84,8 +85,15 @@ def recorded_trainings(compare_dir: Path, study: plan.Study) -> list[plan.Traini
             compare_dir, training)
         log_path = training.file(compare_dir, plan.LOG_SUFFIX)
         training.log_path = log_path if log_path.exists() else None
-        if training.run_dir and runs.read_status(training.run_dir)["status"] == \
-                runs.STATUS_FINISHED:
+        status = runs.read_status(training.run_dir) if training.run_dir else {}
+        if status.get("status") == runs.STATUS_RUNNING and status.get("host") == \
+                socket.gethostname():  # its process holds the run's lock
+            raise runs.RunError(
+                f"Cannot resume '{compare_dir}': its training {training.label} is still "
+                f"running in {training.run_dir} (process {status.get('pid')} on "
+                f"{status.get('host')}). Expected a study none of whose trainings runs: wait "
+                "for it to end, or stop it, then resume.")
+        if status.get("status") == runs.STATUS_FINISHED:
             training.status = runs.STATUS_FINISHED
             training.wall_seconds = (row or {}).get("process_seconds") or 0.0
     return trainings

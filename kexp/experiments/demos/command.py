@@ -5,7 +5,6 @@ Each demo's result is merged into <runs-dir>/demos/summary.json and listed in su
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from kexp import atomic, files, runs
+from kexp.cli_options import add_command
 from kexp.config import TrainConfig
 from kexp.experiments.demos import (cross_correlation, designed_filters, filter_complexity,
                                     flip_invariance, gaussian_blur, initialization,
@@ -103,16 +103,14 @@ def _title(name: str) -> str:
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "demo", help="run the experiments that mirror the seed documents' claims",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = add_command(subparsers, "demo", "run the experiments that mirror the seed "
+                         "documents' claims", _demo_command)
     parser.add_argument("name", nargs="?", help="a demo name or number (see --list), or 'all'")
     parser.add_argument("--list", action="store_true", help="list the demos and exit")
     parser.add_argument("--runs-dir", default=TrainConfig().runs_dir,
                         help=f"figures and summaries go to <runs-dir>/{DEMOS_DIR}/")
     parser.add_argument("--figures-dir", default=None,
                         help="also write every figure here (e.g. docs/figures)")
-    parser.set_defaults(func=_demo_command)
 
 
 def _demo_command(args) -> int:
