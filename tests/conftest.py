@@ -32,6 +32,17 @@ def trained_run(tmp_path_factory, tiny_config_values) -> Path:
     return train(TrainConfig(runs_dir=str(runs_dir), **tiny_config_values), verbose=0)
 
 
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory) -> Path:
+    """A finished run folder of the default recipe (`make train`: TrainConfig's defaults, 60
+    epochs) on the offline digits the README's accuracy is stated for. About 2 minutes."""
+    from kexp.config import TrainConfig
+    from kexp.training import train
+
+    runs_dir = tmp_path_factory.mktemp("default_run")
+    return train(TrainConfig(data="mnist-5k", runs_dir=str(runs_dir)), verbose=0)
+
+
 @pytest.fixture
 def file_events(monkeypatch) -> list[str]:
     """Records "fsync" and "replace" in the order kexp calls os.fsync and os.replace."""
@@ -75,7 +86,7 @@ def interrupted_run(tmp_path_factory, tiny_config_values) -> Path:
 # Session or module fixtures that train a model or run a study: every test that uses one is in
 # the slow lane. `make test-fast` runs the others (pytest -m "not slow"), for the edit-test loop.
 TRAINING_FIXTURES = {"trained_run", "interrupted_run", "compare_dir", "sweep", "two_engines",
-                     "resumed_variants", "stop_signal_reference", "demo", "complexity_numbers"}
+                     "resumed_variants", "stop_signal_reference", "demo", "default_run"}
 
 
 def pytest_collection_modifyitems(items):

@@ -64,9 +64,13 @@ def test_sweep_writes_every_file_with_consistent_rows(sweep):
     for init in ("glorot_uniform", "zeros", "ones"):
         row = rows[init]
         assert row["status"] == "finished" and row["epochs"] == 1
-        assert 0 <= row["test_accuracy"] <= 1 and 0 <= row["train_accuracy"] <= 1
-        assert runs.read_status(compare_dir / row["run"])["test_accuracy"] == pytest.approx(
-            row["test_accuracy"], abs=1e-6)
+        run_dir = compare_dir / row["run"]  # the row's accuracies are its run folder's, rounded
+        (last_epoch,) = runs.read_history(run_dir)
+        assert row["train_accuracy"] == pytest.approx(last_epoch["accuracy"], abs=1e-6)
+        assert row["test_accuracy"] == pytest.approx(runs.read_status(run_dir)["test_accuracy"],
+                                                     abs=1e-6)
+    # One class is 10% of these test digits (100 of each); glorot learns in one epoch, zeros not.
+    assert rows["glorot_uniform"]["test_accuracy"] > 2 * rows["zeros"]["test_accuracy"]
 
 
 def test_a_failing_training_is_reported_and_does_not_stop_the_others(sweep):
@@ -118,15 +122,22 @@ def test_zeros_kernels_change_exactly_0_and_the_model_answers_one_class(sweep):
 
 def test_ones_filters_move_in_lockstep_and_stay_one_filter(sweep):
     """The README: with ones the 32 filters move, by the same gradient, so they are still one
-    filter copied 32 times. (Its accuracies come from the 5-epoch study; after this sweep's one
-    epoch on 300 digits ones scores about 0.3, so no accuracy is checked here.)"""
+    filter copied 32 times. Here each moves by this sweep's Adam steps times the learning rate
+    (Adam's first steps move every weight by about the learning rate): 3 x 0.001 = 0.30%. (The
+    study's 1.3-1.4% and its accuracies need its 5 epochs on 4,000 digits: the README says they
+    are not retested; after one epoch on 300 digits ones scores about 0.3.)"""
     compare_dir, rows, _ = sweep
     row = rows["ones"]
     assert row["conv1_distinct_initial"] == row["conv1_distinct_final"] == 1
-    assert 0 < row["conv1_mean_relative_change"] < 0.1
-    assert 0 < row["conv2_mean_relative_change"] < 0.1
     before, after = _kernels(compare_dir, row, "initial"), _kernels(compare_dir, row, "final")
     assert np.all(before["conv1"] == 1.0) and not np.array_equal(before["conv1"], after["conv1"])
+    change = analysis.relative_change(before["conv1"], after["conv1"])
+    assert row["conv1_mean_relative_change"] == pytest.approx(change.mean(), abs=1e-6)
+    config = json.loads((compare_dir / row["run"] / runs.CONFIG_FILE).read_text())["config"]
+    adam_steps = math.ceil(config["train_samples"] / config["batch_size"]) * config["epochs"]
+    assert adam_steps == 3
+    np.testing.assert_allclose(change, adam_steps * config["learning_rate"], rtol=0.02)
+    assert 0 < row["conv2_mean_relative_change"] < 0.1
     filters = after["conv1"].reshape(9, 32)
     np.testing.assert_allclose(filters, filters[:, :1].repeat(32, axis=1), rtol=1e-3)
     assert row["conv1_edge_likeness_initial"] == 0 < row["conv1_edge_likeness_final"]

@@ -1,7 +1,8 @@
 """A disk that fills during a run: whatever file was being written (a kernel snapshot, the resume
-checkpoint, a history row, a figure), the run ends `failed` with a message that says the disk is
-full and which file, every file written before is intact and loadable, and once there is space
-again the run resumes from its last checkpoint and finishes.
+checkpoint, a history row, the model, a figure), the run ends `failed` with a message that says
+the disk is full, which file and how many bytes are free in its folder, every file written before
+is intact and loadable, and once there is space again the run resumes from its last checkpoint
+and finishes.
 
 The full disk is injected at the write itself: `os.fsync` of the file named by the case raises
 ENOSPC, as it does on a full filesystem (the data is only known to fit when it reaches the disk).
@@ -12,6 +13,8 @@ from __future__ import annotations
 import errno
 import os
 import re
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,13 +25,18 @@ from kexp.config import TrainConfig
 pytestmark = pytest.mark.slow
 
 EPOCHS = 3
-# A case: the pattern of the file (as /proc names the open file) whose fsync finds the disk full.
+# A case: the pattern of the file (as /proc names the open file) whose fsync finds the disk full,
+# and the file of the run that it was to become (what the message must name).
 CASES = {
-    "kernel snapshot": r"/kernels/\.epoch_002\.npz\.",
-    "resume checkpoint": r"/checkpoint/\.epoch_002\.npz\.",
-    "history row": r"/history\.csv$",
-    "figure": r"/figures/\.conv1_before_after\.",
+    "kernel snapshot": (r"/kernels/\.epoch_002\.npz\.", "kernels/epoch_002.npz"),
+    "resume checkpoint": (r"/checkpoint/\.epoch_002\.npz\.", "checkpoint/epoch_002.npz"),
+    "history row": (r"/history\.csv$", "history.csv"),
+    "model": (r"/\.model\.[0-9a-f]+\.tmp\.keras$", "model.keras"),
+    "figure": (r"/figures/\.conv1_before_after\.", "figures/conv1_before_after.png"),
 }
+# atomic.reporting_disk_full's message: the file, then the free space of its folder.
+DISK_FULL_MESSAGE = re.compile(r"^The disk is full: could not write '(?P<file>[^']+)' "
+                               r"\((?P<free>[\d,]+) bytes free in '(?P<folder>[^']+)'\)\. ")
 
 
 @pytest.fixture
@@ -79,17 +87,22 @@ def test_a_full_disk_fails_the_run_naming_the_file_and_it_resumes_afterwards(
 
     config = TrainConfig(data="mnist-5k", train_samples=256, test_samples=64, batch_size=64,
                          epochs=EPOCHS, seed=2, runs_dir=str(tmp_path / "runs"))
-    refused = fill_disk_at(CASES[case], skip=1 if case == "history row" else 0)
-    with pytest.raises(atomic.DiskFull, match=r"^The disk is full: could not write '") as full:
+    pattern, target = CASES[case]
+    refused = fill_disk_at(pattern, skip=1 if case == "history row" else 0)
+    with pytest.raises(atomic.DiskFull) as full:
         train(config, verbose=0)
     assert refused, "the injected full disk was never reached"
-    written = os.path.basename(refused[0]).lstrip(".").split(".npz.")[0].split(".png")[0]
-    assert written.split(".")[0] in str(full.value), (str(full.value), refused)
 
     (run_dir,) = runs.list_runs(tmp_path / "runs")
+    said = DISK_FULL_MESSAGE.match(str(full.value))
+    assert said, str(full.value)
+    assert Path(said["file"]) == run_dir / target
+    assert Path(said["folder"]) == (run_dir / target).parent == Path(refused[0]).parent
+    free_now = shutil.disk_usage(said["folder"]).free  # others write too: within 1%
+    assert int(said["free"].replace(",", "")) == pytest.approx(free_now, rel=0.01)
     status = runs.read_status(run_dir)
     assert status["status"] == runs.STATUS_FAILED
-    assert "The disk is full" in status["reason"] and written.split(".")[0] in status["reason"]
+    assert status["reason"] == f"DiskFull: {full.value}"
     assert_every_file_loads(run_dir)
     assert runs.load_kernels(run_dir / runs.KERNELS_DIR / "epoch_001.npz")["conv1"].shape == \
         (3, 3, 1, 32)

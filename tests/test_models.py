@@ -29,7 +29,26 @@ def test_architectures(keras, name, conv2_shape, layer_names):
     assert conv1.count_params() == 3 * 3 * 1 * 32 + 32 == 320
     assert tuple(model.get_layer("conv2").kernel.shape) == conv2_shape
     assert model.output_shape == (None, 10)
-    assert model.optimizer is not None  # compiled: ready for plain model.fit
+
+
+def test_build_model_compiles_adam_at_the_learning_rate_and_one_step_moves_conv1(keras):
+    """Compiled as promised, ready for plain model.fit: Adam at `learning_rate`, sparse
+    categorical cross-entropy, accuracy. Adam's first step moves every weight whose gradient is
+    not ~0 by the learning rate (m/sqrt(v) = sign of the gradient), so conv1's largest move is it."""
+    from kexp.models import build_model
+
+    model = build_model(seed=0, learning_rate=2e-3)
+    assert type(model.optimizer) is keras.optimizers.Adam
+    assert float(model.optimizer.learning_rate) == pytest.approx(2e-3)
+    assert model.loss == "sparse_categorical_crossentropy"
+    rng = np.random.default_rng(0)
+    images = rng.random((16, 28, 28, 1), dtype=np.float32)
+    labels = rng.integers(0, 10, 16)
+    before = keras.ops.convert_to_numpy(model.get_layer("conv1").kernel)
+    logs = model.train_on_batch(images, labels, return_dict=True)
+    assert set(logs) == {"loss", "accuracy"}
+    moved = keras.ops.convert_to_numpy(model.get_layer("conv1").kernel) - before
+    assert np.abs(moved).max() == pytest.approx(2e-3, rel=1e-3)
 
 
 def test_filters_are_the_weights(keras):

@@ -1,9 +1,10 @@
 """Every numbered claim of the README's "What the docs say" as a test of the same statement, at
 the README's settings: the trainings are the demos' own (`DemoContext.run`: convnet, 3 epochs on
 the 4,000 bundled digits, seed 0), shared between the tests that read them, and the hand-written
-trainings run with the demos' defaults. Numbers that come out of training are checked to about
-0.01 (float rounding differs between CPUs), the others to the digits the README prints. About
-1.5 minutes on 2 CPU cores.
+trainings run with the demos' defaults; claim 15's numbers about `make train` read the default run
+(conftest's `default_run`). Numbers that come out of training are checked to about 0.01 (float
+rounding differs between CPUs), the others to the digits the README prints; where a test allows
+more, the README says so. About 1.5 minutes on 2 CPU cores, plus the default run's 2.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pytest
 
-from kexp import analysis, convolution, initializers
+from kexp import analysis, convolution, filter_views, initializers
 from kexp.experiments.demos import (common, cross_correlation, filter_complexity,
                                     flip_invariance, gaussian_blur, initialization,
                                     learned_filters, peak_filter)
@@ -88,7 +89,8 @@ def test_2_training_moves_every_filter_and_learning_rate_zero_moves_none(demo):
     trained = demo.run("glorot_uniform")
     conv1 = analysis.relative_change(trained["before"]["conv1"], trained["after"]["conv1"])
     conv2 = analysis.relative_change(trained["before"]["conv2"], trained["after"]["conv2"])
-    # README: every conv1 filter moved by 35-214% of its starting norm (mean 66%), conv2 63%.
+    # README: every conv1 filter moved by 35-214% of its starting norm (mean 66%), conv2 63%;
+    # the largest within 3 points, as the README says.
     assert conv1.min() == pytest.approx(0.35, abs=TRAINED)
     assert conv1.max() == pytest.approx(2.14, abs=3 * TRAINED)
     assert conv1.mean() == pytest.approx(0.66, abs=TRAINED)
@@ -144,10 +146,13 @@ def test_4_every_random_start_learns_the_same_peak_filter_close_to_minus1_2_minu
         seed = learned["seed"]
         np.testing.assert_allclose(learned["normalised"], [-0.44, 0.79, -0.44], atol=0.015,
                                    err_msg=f"seed {seed}")  # README: each within 0.015
-        assert learned["bias"] == pytest.approx(-1.1, abs=0.06), seed
         assert 0.955 - TRAINED <= learned["cosine_with_peak_filter"] <= 0.960 + TRAINED, seed
-        assert learned["cosine_with_second_difference"] >= 0.997, seed
+        # README: 0.998-0.999, to the digits printed (a converged logistic fit varies far less)
+        assert round(learned["cosine_with_second_difference"], 3) in (0.998, 0.999), seed
         assert learned["accuracy"] == pytest.approx(0.905, abs=TRAINED), seed
+    biases = [learned["bias"] for learned in result["seeds"]]  # README: -1.06 to -1.14
+    assert min(biases) == pytest.approx(-1.14, abs=TRAINED)
+    assert max(biases) == pytest.approx(-1.06, abs=TRAINED)
 
 
 # --- 5. kernels that are patches of the image -------------------------------------------------
@@ -255,7 +260,8 @@ def test_6_frozen_edge_filters_match_the_learned_ones_and_blobs_fall_behind(demo
     assert learned == pytest.approx(0.929, abs=TRAINED)
     assert demo.run("glorot_uniform", FROZEN)["test_accuracy"] == pytest.approx(0.902,
                                                                                  abs=TRAINED)
-    assert min(frozen["sobel_x"], frozen["sobel_y"]) >= learned - TRAINED  # match or beat
+    # README: match or beat, "the test allows them 1 point below"
+    assert min(frozen["sobel_x"], frozen["sobel_y"]) >= learned - TRAINED
     assert max(frozen["peak"], frozen["gaussian"], frozen["laplacian"]) < learned
     trained = {name: demo.run(name)["test_accuracy"] for name in ("laplacian", "peak")}
     assert trained["laplacian"] == pytest.approx(0.896, abs=TRAINED)
@@ -333,7 +339,7 @@ def test_9_shapes_and_keras_is_cross_correlation_not_the_seed_formula():
 def test_9_the_readmes_digit_crop_matches_to_3e_8_and_the_seed_formula_is_off_by_0_48(tmp_path):
     result = cross_correlation.demo_conv_shapes(common.DemoContext(tmp_path))
     assert result["output_shape"] == [1, 3, 3, 32]
-    assert result["max_diff_correlation"] < 5e-8
+    assert result["max_diff_correlation"] < 5e-8  # README: 3e-8, "the test requires < 5e-8"
     assert round(result["max_diff_seed_formula"], 2) == 0.48
     assert result["max_diff_seed_formula_flipped"] < 5e-8
 
@@ -366,7 +372,8 @@ def test_10_edge_likeness_rises_in_conv1_more_than_in_conv2(demo):
     assert start.shape == end.shape == (32,)
     assert round(start.mean(), 3) == 0.488  # the seeded start
     assert end.mean() == pytest.approx(0.605, abs=TRAINED)
-    assert 29 <= int((end > start).sum()) <= 31  # README: 30 of 32 rose
+    # README: 30 of 32 rose, "the test accepts 29-31" (two filters moved by less than 0.004)
+    assert 29 <= int((end > start).sum()) <= 31
     top_quarter = np.sort(end)[-8:]
     assert top_quarter.min() == pytest.approx(0.82, abs=TRAINED)
     assert top_quarter.max() == pytest.approx(0.99, abs=TRAINED)
@@ -403,7 +410,7 @@ def test_11_hand_written_1d_references_match_numpy_on_random_data():
 def test_12_keras_conv2d_against_independent_references():
     result = cross_correlation.cross_correlation_check()  # the README's data and seed
     assert result["output_shape"] == [2, 5, 4, 4]
-    assert result["vs_cross_correlation"] < 5e-6  # README: 3e-6
+    assert result["vs_cross_correlation"] < 5e-6  # README: 3e-6, "the test requires < 5e-6"
     assert result["vs_convolution_flipped_kernel"] < 5e-6
     assert round(result["vs_convolution_same_kernel"]) == 19
 
@@ -494,9 +501,9 @@ def test_importing_the_demo_command_does_not_import_tensorflow():
 def test_15_single_orientation_fraction_tells_simple_from_complex_patterns():
     score = {name: analysis.single_orientation_fraction(pattern[None])[0]
              for name, pattern in filter_complexity.reference_patterns().items()}
-    assert score["grating"] > 0.85 and score["stroke"] > 0.7  # one orientation
-    assert 0.25 < score["cross"] < 0.55  # two
-    assert score["ring"] < 0.3 and score["noise"] < 0.35  # every orientation
+    # README: a straight grating 0.94, a straight stroke 0.80, a cross 0.35, noise 0.27, a ring 0.19
+    assert {name: round(value, 2) for name, value in score.items()} == {
+        "grating": 0.94, "stroke": 0.80, "cross": 0.35, "noise": 0.27, "ring": 0.19}
     rotated = analysis.single_orientation_fraction(
         np.rot90(filter_complexity.reference_patterns()["stroke"])[None])[0]
     assert rotated == pytest.approx(score["stroke"], abs=0.02)
@@ -505,28 +512,28 @@ def test_15_single_orientation_fraction_tells_simple_from_complex_patterns():
     assert analysis.pattern_fraction(stripes[None])[0] == pytest.approx(0.5)
 
 
-@pytest.fixture(scope="module")
-def complexity_numbers(tmp_path_factory):
-    """A short real run (convnet, 2 epochs on 1,000 digits) and its filters' numbers."""
-    from kexp import filter_views, training
-
-    from kexp.config import TrainConfig
-
-    # The demos' model and recipe (no augmentation, constant learning rate), on less data.
-    config = TrainConfig(model="convnet", epochs=2, batch_size=64, data="mnist-5k",
-                         train_samples=1000, test_samples=128, seed=0, learning_rate=3e-3,
-                         runs_dir=str(tmp_path_factory.mktemp("runs")), **common.RECIPE)
-    run_dir = training.train(config, verbose=0)
-    return filter_complexity.complexity_numbers(filter_views.read_optimal_inputs(run_dir))
+def _complexity(run_dir) -> tuple[dict, dict]:
+    """A run's single-orientation means and brightness-detector counts, by layer_state."""
+    numbers = filter_complexity.complexity_numbers(filter_views.read_optimal_inputs(run_dir))
+    return ({key: entry["single_orientation_mean"] for key, entry in numbers.items()},
+            {key: entry["brightness_detectors"] for key, entry in numbers.items()})
 
 
-def test_15_training_makes_conv2_oriented_not_more_complex_than_conv1(complexity_numbers):
-    mean = {key: entry["single_orientation_mean"] for key, entry in complexity_numbers.items()}
-    assert mean["conv2_before"] < mean["conv1_before"] - 0.1  # random conv2 mixes orientations
-    assert mean["conv2_after"] > mean["conv2_before"] + 0.08  # training makes oriented strokes
-    assert mean["conv2_after"] > mean["conv1_after"] - 0.12  # about as simple as conv1's
-    bright = {key: entry["brightness_detectors"] for key, entry in complexity_numbers.items()}
-    # conv1 is not "all edge detectors": early in training many of its filters count ink (the
-    # 60-epoch default run keeps 2 of 32, README)
-    assert bright["conv1_after"] > bright["conv1_before"] + 4
-    assert bright["conv2_before"] == bright["conv2_after"] == 0
+def test_15_in_the_demo_run_conv2_becomes_oriented_and_conv1_counts_ink(demo):
+    mean, bright = _complexity(demo.run("glorot_uniform")["run_dir"])
+    # README: conv1 0.52 at the random start and 0.56 after 3 epochs, conv2 0.32 and 0.48.
+    readme = {"conv1_before": 0.52, "conv1_after": 0.56, "conv2_before": 0.32,
+              "conv2_after": 0.48}
+    for key, expected in readme.items():
+        assert mean[key] == pytest.approx(expected, abs=TRAINED), key
+    # README: 19 of conv1's 32 filters were brightness detectors after training (5 at the start)
+    assert bright == {"conv1_before": 5, "conv1_after": 19, "conv2_before": 0, "conv2_after": 0}
+
+
+def test_15_in_the_default_run_conv2_scores_close_to_conv1(default_run):
+    mean, bright = _complexity(default_run)
+    # README: after the default 60 epochs conv2 0.57 against conv1's 0.54, and 2 of conv1's
+    # filters were brightness detectors.
+    assert mean["conv2_after"] == pytest.approx(0.57, abs=TRAINED)
+    assert mean["conv1_after"] == pytest.approx(0.54, abs=TRAINED)
+    assert bright["conv1_after"] == 2

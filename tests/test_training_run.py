@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from kexp import runs, shell_commands
+from kexp import data, runs, shell_commands
 from kexp.config import MODEL_NAMES, ConfigError, TrainConfig
 from kexp.models import DEFAULT_CONV2_FILTERS
 
@@ -47,7 +47,7 @@ def test_final_snapshot_matches_the_saved_model(trained_run):
 
 def test_status_history_and_config_record_the_run(trained_run, tiny_config_values):
     status = runs.read_status(trained_run)
-    assert status["status"] == "finished" and 0 <= status["test_accuracy"] <= 1
+    assert status["status"] == "finished"
     history = runs.read_history(trained_run)
     assert [row["epoch"] for row in history] == [1, 2]
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "seconds"} <= set(history[0])
@@ -60,6 +60,40 @@ def test_status_history_and_config_record_the_run(trained_run, tiny_config_value
     assert recorded["versions"]["keras"].startswith("3.")
     assert TrainConfig.from_dict(recorded["config"]).validate() == TrainConfig(
         **{**TrainConfig().to_dict(), **recorded["config"]})
+
+
+def test_recorded_test_accuracy_is_what_the_saved_model_scores_on_the_runs_test_digits(
+        trained_run):
+    """status.json's test accuracy, recomputed: the saved model's answers on the test digits
+    that the run's own config.json selects, and better than always answering the most frequent
+    class of those digits."""
+    from kexp import inputs, saving
+
+    recorded = json.loads((trained_run / runs.CONFIG_FILE).read_text())
+    prepared, _ = inputs.prepare_data(TrainConfig.from_dict(recorded["config"]))
+    assert len(prepared.y_test) == recorded["data"]["used_test_samples"] == 128
+    model = saving.load_model(trained_run / runs.MODEL_FILE)
+    answers = model.predict(data.to_model_inputs(prepared.x_test), verbose=0).argmax(axis=1)
+    recomputed = float(np.mean(answers == prepared.y_test))
+    assert runs.read_status(trained_run)["test_accuracy"] == pytest.approx(recomputed, abs=1e-6)
+    assert recomputed > np.bincount(prepared.y_test).max() / len(prepared.y_test)
+
+
+# README, Commands: `make train` (seed 0) scored 98.7% on the 1,000 held-out offline digits; the
+# README states this bound (the recipe's 98.5% target), which leaves room for CPUs' rounding.
+MAKE_TRAIN_LEAST_TEST_ACCURACY = 0.985
+
+
+def test_make_train_reaches_the_readmes_accuracy(default_run):
+    recorded = json.loads((default_run / runs.CONFIG_FILE).read_text())
+    assert TrainConfig.from_dict(recorded["config"]) == TrainConfig(
+        data="mnist-5k", runs_dir=recorded["config"]["runs_dir"])  # the defaults: make train's
+    assert recorded["data"]["source"] == "mnist-5k"
+    assert recorded["data"]["used_test_samples"] == 1000
+    status = runs.read_status(default_run)
+    assert status["status"] == runs.STATUS_FINISHED
+    assert status["epochs_completed"] == TrainConfig().epochs
+    assert status["test_accuracy"] >= MAKE_TRAIN_LEAST_TEST_ACCURACY, status["test_accuracy"]
 
 
 def test_learning_reduces_the_loss(trained_run):
@@ -115,6 +149,7 @@ def test_a_normal_run_has_its_figures_and_no_figures_error(trained_run):
     assert sorted(status["figures"]) == FIGURES
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", MODEL_NAMES)
 def test_every_model_kind_gets_all_its_figures(tmp_path, model):
     from kexp.training import train
@@ -129,6 +164,7 @@ def test_every_model_kind_gets_all_its_figures(tmp_path, model):
         assert (run_dir / runs.FIGURES_DIR / name).stat().st_size > 10_000, name
 
 
+@pytest.mark.slow
 def test_a_run_whose_figures_fail_is_finished_but_loud(tmp_path, monkeypatch, capsys):
     """The run itself is complete (model, kernels, history), so it stays `finished`, and
     --resume would retrain it: its status.json has `figures_error`, `kexp train` exits 1 and
