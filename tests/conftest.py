@@ -93,3 +93,28 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+# What Ray and Jupyter would leave in the user's home directory (a token, a profile): the tests
+# keep those in their own temporary folders, and the run fails if any of them appears.
+HOME_LEFTOVERS = (".ray", ".ipython", ".jupyter", ".local/share/jupyter")
+
+
+def _leftovers_present() -> set[str]:
+    home = Path.home()
+    return {name for name in HOME_LEFTOVERS if (home / name).exists()}
+
+
+def pytest_sessionstart(session):
+    session.config.stash[_HOME_BEFORE] = _leftovers_present()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    new = sorted(_leftovers_present() - session.config.stash.get(_HOME_BEFORE, set()))
+    if new:
+        print(f"\nThe tests left {', '.join(f'~/{name}' for name in new)} in the home "
+              "directory: a test must keep such files in its own temporary folder.")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_HOME_BEFORE = pytest.StashKey[set]()

@@ -109,6 +109,7 @@ def test_a_user_script_can_fit_and_snapshot_with_plain_keras(keras, tmp_path):
     assert names == ["epoch_001.npz", "final.npz", "initial.npz"]
 
 
+@pytest.mark.slow
 def test_snapshots_find_conv_layers_nested_in_a_users_model(keras, tmp_path):
     """A user's functional model: a stem Conv2D, a Sequential block used as a layer, and a
     functional sub-model. Every Conv2D is found, keyed by its layer path."""
@@ -156,6 +157,7 @@ def test_save_model_atomic_fsyncs_before_the_rename(keras, tmp_path, file_events
     assert load_model(path).get_layer("conv1").kernel.shape == (3, 3, 1, 32)
 
 
+@pytest.mark.slow
 def test_kexp_load_model_reads_custom_initializers_in_a_fresh_process(keras, tmp_path, repo_root):
     """A resumed run loads its checkpoint through kexp's loader, in a new process that has not
     imported kexp.keras_initializers: the loader must register kexp's classes itself."""
