@@ -8,12 +8,11 @@ argparse prints them. Every kexp error derives from kexp.errors.KexpError, caugh
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 
 from kexp import config as config_module
-from kexp import data, initializers, runs, shell_commands
+from kexp import data, initializers, runs, shell_commands, tf_startup
 from kexp.cli_options import add_command, add_run, add_runs_dir, whole_number
 from kexp.config import DEFAULTS, TrainConfig
 from kexp.errors import KexpError
@@ -106,7 +105,7 @@ def _train_command(args) -> int:
         config = config_module.check_memory(TrainConfig(**values).validate())
         data.check_source(config.data)
         runs.prepare_runs_root(config.runs_dir)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    tf_startup.start_tensorflow()  # its start-up lines left out
     from kexp import training  # here, not at the top: only training imports TensorFlow
 
     try:
@@ -221,7 +220,8 @@ def _initializers_command(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="kexp", allow_abbrev=False, description="How are the numbers in a CNN filter decided? Train Keras "
+        prog="kexp", allow_abbrev=False,
+        description="How are the numbers in a CNN filter decided? Train Keras "
         "models on MNIST and watch the 32 3x3 conv1 filters go from random to edge detectors.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train_parser(subparsers)

@@ -195,7 +195,8 @@ def check_memory(config: TrainConfig) -> TrainConfig:
         name = "conv2_filters" if config.conv2_filters else "batch_size"
         raise _invalid(name, getattr(config, name),
                        f"a model that fits in memory: {config.model} with "
-                       f"{config.conv2_filters or 'its'} conv2 filters needs at least {needed / 2**30:,.1f} GiB (batch size "
-                       f"{config.batch_size}), and {available / 2**30:,.1f} GiB is available "
+                       f"{config.conv2_filters or 'its'} conv2 filters needs at least "
+                       f"{needed / 2**30:,.1f} GiB (batch size {config.batch_size}), and "
+                       f"{available / 2**30:,.1f} GiB is available "
                        f"(the architecture's own: {DEFAULT_CONV2_FILTERS[config.model]})")
     return config

@@ -554,3 +554,20 @@ def test_cheap_extras_of_issue_22(trained_run, tmp_path, capsys, monkeypatch):
     for row in (rows[long_name.name], rows[short.name]):  # columns where the header puts them
         assert row.index(" finished ") + 1 == table[0].index("status"), table
         assert len(row) == len(table[0]), table
+
+
+def test_tensorflow_start_up_lines_are_left_out(tmp_path):
+    """TensorFlow's C++ start-up lines (absl's preamble, oneDNN, CUDA) are not printed; kexp's
+    own lines and real errors are."""
+    from kexp import tf_startup
+
+    trained = subprocess.run(
+        [sys.executable, "-m", "kexp", "train", "--data", "mnist-5k", "--train-samples", "128",
+         "--test-samples", "32", "--epochs", "1", "--runs-dir", str(tmp_path / "runs")],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"})
+    assert trained.returncode == 0, trained.stderr
+    assert not [line for line in trained.stderr.splitlines()
+                if tf_startup.STARTUP_LINE.match(line.encode())], trained.stderr
+    assert "kexp: finished" in trained.stdout
+    assert tf_startup.STARTUP_LINE.match(b"I0000 00:00:1796605981.829667   21822 port.cc:153] x")

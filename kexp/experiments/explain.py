@@ -9,10 +9,9 @@ The model is rebuilt from config.json; its conv layers get the snapshots' kernel
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from kexp import runs
+from kexp import runs, tf_startup
 from kexp.cli_options import add_command, add_run, add_runs_dir
 from kexp.config import TrainConfig
 
@@ -21,7 +20,7 @@ def explain_run(run_dir: Path) -> list[Path]:
     """Write the run's probe digits (if missing) and optimal inputs, then redraw its figures;
     returns the figures written."""
     runs.first_and_last_snapshots(run_dir)  # a run with nothing to explain, before TensorFlow
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    tf_startup.start_tensorflow()  # its start-up lines left out
     from kexp import filter_views, inputs, keras_views, plots  # TensorFlow: only when run
     from kexp.models import build_model
 

@@ -115,7 +115,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--train-samples", type=whole_number, default=defaults.train_samples,
                         help="use at most this many training samples (None: all)")
     parser.add_argument("--model", default=defaults.model, help="as for `kexp train`")
-    parser.add_argument("--snapshot-batches", type=whole_number, default=defaults.snapshot_every_batches,
+    parser.add_argument("--snapshot-batches", type=whole_number,
+                        default=defaults.snapshot_every_batches,
                         help="snapshot conv1 every K batches of the first epoch (animation)")
     parser.add_argument("--tensorboard", action="store_true",
                         help="each training also writes TensorBoard logs")

@@ -4,13 +4,12 @@ Keras trainings, and the figure pieces several demos draw."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from kexp import atomic, runs
+from kexp import atomic, runs, tf_startup
 from kexp.config import TrainConfig
 
 # Every training demo uses these settings: small enough for 2 CPU cores in a few minutes. They
@@ -34,7 +33,7 @@ PALETTE_COLOURS = 256  # demo figures are palette PNGs: small enough to copy int
 def import_keras():
     """Keras, imported only when a demo needs it (so `kexp --help` stays fast), with TensorFlow's
     C++ log quiet."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    tf_startup.start_tensorflow()  # its start-up lines left out
     import keras
 
     return keras
