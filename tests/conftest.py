@@ -3,6 +3,7 @@ hundred samples, two epochs) that several test files inspect, and the repo root 
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -41,6 +42,37 @@ def default_run(tmp_path_factory) -> Path:
 
     runs_dir = tmp_path_factory.mktemp("default_run")
     return train(TrainConfig(data="mnist-5k", runs_dir=str(runs_dir)), verbose=0)
+
+
+class TinyStudy(NamedTuple):
+    compare_dir: Path
+    rows: dict  # summary rows by initializer
+    said: list  # the progress lines the study printed
+    study: object  # its kexp.experiments.compare.plan.Study
+
+
+@pytest.fixture(scope="session")
+def tiny_study(tmp_path_factory) -> TinyStudy:
+    """One tiny initializer study that the study's tests and the browser's share: glorot_uniform,
+    zeros and ones (one epoch on 300 digits, two at a time, a snapshot per batch, TensorBoard
+    logs), plus a he_normal training whose data file does not exist: it passes the study's own
+    checks and fails inside its training process."""
+    import dataclasses
+    import json
+
+    from kexp.experiments.compare import command, plan
+
+    root = tmp_path_factory.mktemp("study")
+    study = plan.Study(initializers=["glorot_uniform", "zeros", "ones"], seeds=[0], epochs=1,
+                       train_samples=300, snapshot_every_batches=1, tensorboard=True, jobs=2,
+                       runs_dir=str(root / "runs"))
+    failing = dataclasses.replace(study, initializers=["he_normal"],
+                                  data=str(root / "missing" / "mnist.npz"))
+    said: list[str] = []
+    compare_dir = command.run_study(study, say=said.append,
+                                    trainings=plan.trainings(study) + plan.trainings(failing))
+    rows = json.loads((compare_dir / plan.SUMMARY_JSON).read_text())["rows"]
+    return TinyStudy(compare_dir, {row["initializer"]: row for row in rows}, said, study)
 
 
 @pytest.fixture
@@ -85,7 +117,7 @@ def interrupted_run(tmp_path_factory, tiny_config_values) -> Path:
 
 # Session or module fixtures that train a model or run a study: every test that uses one is in
 # the slow lane. `make test-fast` runs the others (pytest -m "not slow"), for the edit-test loop.
-TRAINING_FIXTURES = {"trained_run", "interrupted_run", "compare_dir", "sweep", "two_engines",
+TRAINING_FIXTURES = {"trained_run", "interrupted_run", "tiny_study", "compare_dir", "sweep", "two_engines",
                      "resumed_variants", "stop_signal_reference", "demo", "default_run"}
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from kexp import runs
-from kexp.experiments.compare import command, plan
+from kexp.experiments.compare import plan
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -32,11 +32,14 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def compare_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("browser")
-    study = plan.Study(initializers=["glorot_uniform", "zeros"], seeds=[0], epochs=1,
-                       train_samples=300, jobs=2, runs_dir=str(root / "runs"))
-    return command.run_study(study, say=lambda line: None)
+def compare_dir(tiny_study):
+    """The session's tiny study (tests/conftest.py): three finished trainings, one failed."""
+    return tiny_study.compare_dir
+
+
+def finished_runs(compare_dir) -> int:
+    return sum(runs.read_status(run).get("status") == runs.STATUS_FINISHED
+               for run in (compare_dir / plan.RUNS_SUBDIR).iterdir() if run.is_dir())
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +65,7 @@ def test_page_loads_without_console_errors(compare_dir, index_url, tmp_path):
     # animation are shown, beside the study's own figure.
     shown = [path for path in compare_dir.glob(f"{plan.RUNS_SUBDIR}/*/{runs.FIGURES_DIR}/*")
              if path.name in (runs.CONV1_FIGURE, runs.EVOLUTION_FIGURE)]
-    assert len(shown) == 4
+    assert len(shown) == 2 * finished_runs(compare_dir) == 6
     assert result.stdout.count("<img") == 1 + len(shown)
 
 
@@ -84,7 +87,7 @@ def test_screenshot_shows_the_figures(index_url, tmp_path):
 def test_the_study_page_and_its_run_pages_link_each_other(compare_dir):
     index = (compare_dir / plan.INDEX_FILE).read_text(encoding="utf-8")
     pages = sorted(compare_dir.glob(f"{plan.RUNS_SUBDIR}/*/{runs.PAGE_FILE}"))
-    assert len(pages) == 2  # both trainings finished, each wrote its page
+    assert len(pages) == finished_runs(compare_dir) == 3  # each finished one wrote its page
     for page in pages:
         assert f'href="{plan.RUNS_SUBDIR}/{page.parent.name}/{runs.PAGE_FILE}"' in index
         assert f'href="../../{plan.INDEX_FILE}"' in page.read_text(encoding="utf-8")

@@ -25,26 +25,18 @@ from kexp.experiments.compare import command, page, plan
 
 pytestmark = pytest.mark.slow
 
-TINY = dict(initializers=["glorot_uniform", "zeros", "ones"], seeds=[0], epochs=1,
-            train_samples=300, snapshot_every_batches=1, tensorboard=True, jobs=2)
+# A study's settings for the tests that never run it (the ones that do share conftest's).
+SMALL_STUDY = dict(initializers=["glorot_uniform", "zeros"], seeds=[0], epochs=1,
+                   train_samples=300)
 # What a finished run's figures/ holds: render_run's figures and kexp animate's GIF.
 RUN_FIGURES = {runs.CONV1_FIGURE, runs.CONV2_FIGURE, runs.CONV2_SUMMARY_FIGURE,
                runs.HISTOGRAMS_FIGURE, runs.EVOLUTION_FIGURE}
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory):
-    """A tiny sweep plus a training whose data file does not exist: it passes the sweep's own
-    checks and fails inside its training process."""
-    root = tmp_path_factory.mktemp("compare")
-    study = plan.Study(runs_dir=str(root / "runs"), **TINY)
-    failing = dataclasses.replace(study, initializers=["he_normal"],
-                                  data=str(root / "missing" / "mnist.npz"))
-    said: list[str] = []
-    compare_dir = command.run_study(study, say=said.append,
-                                    trainings=plan.trainings(study) + plan.trainings(failing))
-    rows = json.loads((compare_dir / plan.SUMMARY_JSON).read_text())["rows"]
-    return compare_dir, {row["initializer"]: row for row in rows}, said
+def sweep(tiny_study):
+    """The session's tiny study (tests/conftest.py): its folder, rows and progress lines."""
+    return tiny_study.compare_dir, tiny_study.rows, tiny_study.said
 
 
 def test_sweep_writes_every_file_with_consistent_rows(sweep):
@@ -168,7 +160,7 @@ def test_a_filter_that_moved_from_exactly_0_shows_as_inf_not_a_blank_cell(tmp_pa
     row, details = plan.measure(training, tmp_path)
     assert row["conv1_mean_relative_change"] == math.inf
     assert row["conv2_mean_relative_change"] == 0
-    study = plan.Study(runs_dir=str(tmp_path), **TINY)
+    study = plan.Study(runs_dir=str(tmp_path), **SMALL_STUDY)
     plan.write_summary(tmp_path, study, [row])
     with open(tmp_path / plan.SUMMARY_CSV, newline="") as handle:
         assert next(csv.DictReader(handle))["conv1_mean_relative_change"] == "inf"
@@ -235,13 +227,13 @@ def test_the_page_links_every_figure_and_animation_the_run_folders_hold(sweep):
     assert "missing from" not in index
 
 
-def test_the_page_reports_a_figure_missing_from_a_run_folder(sweep, tmp_path):
-    compare_dir, rows, _ = sweep
+def test_the_page_reports_a_figure_missing_from_a_run_folder(tiny_study, tmp_path):
+    compare_dir, rows = tiny_study.compare_dir, tiny_study.rows
     copy = shutil.copytree(compare_dir, tmp_path / "compare")
     figures = copy / rows["glorot_uniform"]["run"] / runs.FIGURES_DIR
     (figures / runs.HISTOGRAMS_FIGURE).unlink()
     (figures / runs.EVOLUTION_FIGURE).unlink()
-    page.write_index(copy, plan.Study(runs_dir=str(tmp_path), **TINY),
+    page.write_index(copy, dataclasses.replace(tiny_study.study, runs_dir=str(tmp_path)),
                      [(row, {}) for row in rows.values()], 0.0, {})
     index = (copy / plan.INDEX_FILE).read_text()
     section = index.split("<h3>glorot_uniform, seed 0: finished")[1].split("</section>")[0]
@@ -272,7 +264,7 @@ def test_tensorboard_logs_are_written_into_each_run(sweep):
     (dict(epochs=0), "Invalid value for `epochs`: 0"),
 ])
 def test_bad_settings_are_refused_before_anything_starts(tmp_path, changes, message):
-    study = plan.Study(runs_dir=str(tmp_path / "runs"), **{**TINY, **changes})
+    study = plan.Study(runs_dir=str(tmp_path / "runs"), **{**SMALL_STUDY, **changes})
     with pytest.raises(ValueError, match=re.escape(message)):
         command.run_study(study, say=lambda line: None)
     assert not (tmp_path / "runs").exists()

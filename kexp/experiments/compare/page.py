@@ -23,9 +23,9 @@ from kexp.experiments.compare import plan
 # by all panels would leave every ordinary initializer white, so the shared scale is
 # symmetric-logarithmic, linear within +-LINEAR_WITHIN.
 LINEAR_WITHIN = 0.02
-RUN_FIGURES = ("conv1_before_after.png", animate.ANIMATION_FILE, runs.FEATURE_MAPS_FIGURE,
-               runs.TOP_PATCHES_FIGURE, runs.OPTIMAL_INPUTS_FIGURE, "histograms.png",
-               "conv2_summary.png", "conv2_before_after.png")
+RUN_FIGURES = (runs.CONV1_FIGURE, animate.ANIMATION_FILE, runs.FEATURE_MAPS_FIGURE,
+               runs.TOP_PATCHES_FIGURE, runs.OPTIMAL_INPUTS_FIGURE, runs.FORCES_FIGURE,
+               runs.HISTOGRAMS_FIGURE, runs.CONV2_SUMMARY_FIGURE, runs.CONV2_FIGURE)
 RUN_FILES = (runs.CONFIG_FILE, runs.STATUS_FILE, runs.HISTORY_FILE)
 
 
