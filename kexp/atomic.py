@@ -1,7 +1,7 @@
 """Every file kexp writes lands whole or not at all, and a full disk says so.
 
 A write goes to a temporary sibling in the same folder, is flushed to disk (fsync) and renamed
-into place (Keras' own saves are not atomic, see KERAS_FACTS.md), so a crash or a full disk never
+into place (Keras' own saves open, truncate and write in place), so a crash or a full disk never
 leaves a half file where a good one was. Each file gets the mode the umask gives any new file, a
 target that is not a regular file (a device, a folder) is refused rather than replaced, and a
 disk or quota that fills mid-write raises DiskFull naming the file, not a bare OSError.

@@ -3,7 +3,7 @@
 `EpochCheckpoint` keeps `<run>/checkpoint/epoch_NNN.npz` of the last completed epoch, so a run
 that was interrupted, killed or crashed continues from it exactly as if it had not stopped
 (Keras' BackupAndRestore deletes its folder, its saves are not atomic, and `model.save` drops the
-dropout seed states; see KERAS_FACTS.md). `restore_training_state` loads one back.
+dropout seed states). `restore_training_state` loads one back.
 """
 
 from __future__ import annotations

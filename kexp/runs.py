@@ -3,8 +3,8 @@ folder exclusively, writing into it atomically, reading it back and listing runs
 
 Every other module takes these names from here. A run folder is kexp's record of an experiment,
 so nothing here may leave a half-written file: every write goes to a temporary name in the same
-folder, is flushed to disk (fsync) and renamed into place (Keras' own saves are not atomic, see
-KERAS_FACTS.md). The one exception is history.csv, appended and fsynced one row per epoch: its
+folder, is flushed to disk (fsync) and renamed into place (Keras' own saves write in place: a
+full disk leaves a truncated file). The one exception is history.csv, appended and fsynced one row per epoch: its
 reader leaves out a last row that a crash cut short. No Keras here, so listing and plotting start
 fast.
 

@@ -3,7 +3,8 @@
 `model.save` writes in place, so a crash or a full disk can leave a truncated file where a good
 one was; here it writes a temporary sibling that is fsynced and renamed, like every file of a run
 folder. Loading registers kexp's own classes first (its initializers and TrueConv2D), so a model
-that uses them loads in a fresh process, and never turns safe mode off (see KERAS_FACTS.md).
+that uses them loads in a fresh process, and never turns safe mode off (a model file could
+then run code while it loads).
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ def without_permission_override() -> None:
 
 def default_stop_signals() -> None:
     """In the child: the default disposition of the stop signals, whatever this test run
-    inherited (a background job of a script starts with SIGINT ignored; see KERAS_FACTS.md)."""
+    inherited (a background job of a non-interactive shell starts with SIGINT ignored)."""
     for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(number, signal.SIG_DFL)
 
@@ -566,6 +566,7 @@ def test_a_keras_file_with_a_lambda_layer_is_refused(tmp_path):
         load_model(tmp_path / "junk.keras")
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_checkpoint_with_a_lambda_layer(tmp_path):
     """The user-facing loading path: `kexp train --resume` on a run whose checkpoint was
     replaced by a model that would run Python code when loaded."""
