@@ -1,6 +1,8 @@
-"""The drawing pieces every kexp figure is built from: one tiled image per grid (one `imshow`,
-not dozens of subplots: 11x faster), one colour scale shared by the panels it compares, and an
-atomic save. numpy + matplotlib only; kexp.plots and kexp.view_figures draw with them.
+"""The drawing pieces every kexp figure is built from: one tiled image per grid (one image,
+not dozens of subplots: 11x faster), painted at its panel's own pixels with its tile numbers
+(no Axes, no resampling), colour bars with matplotlib's ticks, one colour scale shared by the
+panels it compares, and an atomic save. numpy + matplotlib only; kexp.plots,
+kexp.view_figures and kexp.force_figures draw with them.
 """
 
 from __future__ import annotations
@@ -13,15 +15,15 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 from matplotlib import ticker
+from matplotlib.artist import Artist
 from matplotlib.backends.backend_agg import RendererAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
-from matplotlib.image import AxesImage
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
-from matplotlib.transforms import IdentityTransform
+from matplotlib.transforms import Affine2D, Bbox, TransformedBbox
 from PIL import Image
 
 from kexp import atomic
@@ -45,6 +47,7 @@ TILE_NUMBER_POINTS = 6
 # tick length, the gap between tick and label, and the label's distance from the tick labels.
 TICK_LABEL_POINTS = AXIS_LABEL_POINTS = 10
 TICK_POINTS, TICK_PAD_POINTS, LABEL_PAD_POINTS, LINE_POINTS = 3.5, 3.5, 4.0, 0.8
+TITLE_PAD_POINTS = 6.0
 
 
 def symmetric_limit(*arrays: np.ndarray) -> float:
@@ -93,41 +96,123 @@ def draw_tiles(ax, tiles: np.ndarray, limit: float, title: str, cols: int | None
 
 def paint_mosaic(ax, mosaic: np.ndarray, limit: float, title: str, cmap: str = CMAP,
                  low: float | None = None, separator: str = SEPARATOR_COLOUR) -> ScalarMappable:
-    """`draw_mosaic` for a still figure, 10x cheaper to save: the mosaic is coloured once
-    (numpy colour lookup) and enlarged to the axes' own pixels (nearest neighbour), so
-    matplotlib draws it without resampling, and `number_tiles` can print into it. The axes keep
-    the mosaic's data coordinates. Returns the colour scale, for `colour_bar`."""
+    """`draw_mosaic` for a still figure, on a `MosaicPanel` of `panel_figure` (or any axes),
+    10x cheaper to save: the mosaic is coloured once (numpy colour lookup) at the panel's own
+    pixels (nearest neighbour), so it is drawn without resampling, and `number_tiles` can print
+    into it. Returns the colour scale, for `colour_bar`."""
     scale = ScalarMappable(Normalize(-limit if low is None else low, limit),
                            matplotlib.colormaps[cmap].with_extremes(bad=separator))
     colours = scale.to_rgba(mosaic, bytes=True)
     width, height = axes_pixels(ax)
     rows = ((np.arange(height) + 0.5) * mosaic.shape[0] // height).astype(int)
     cols = ((np.arange(width) + 0.5) * mosaic.shape[1] // width).astype(int)
-    extent = (-0.5, mosaic.shape[1] - 0.5, mosaic.shape[0] - 0.5, -0.5)
-    image = PaintedImage(ax, extent=extent, interpolation="nearest")
     pixels = colours.view(np.uint32)[..., 0][rows[:, None], cols[None, :]]  # 4x less to move
-    image.set_data(pixels.view(np.uint8).reshape(height, width, 4))
-    ax.add_image(image)
-    ax.set_xlim(extent[:2])
-    ax.set_ylim(extent[2:])
+    pixels = pixels.view(np.uint8).reshape(height, width, 4)
+    if not isinstance(ax, MosaicPanel):  # an Axes of someone else's figure
+        ax.imshow(pixels, interpolation="nearest", aspect="auto",
+                  extent=(-0.5, mosaic.shape[1] - 0.5, mosaic.shape[0] - 0.5, -0.5))
+        ax.set_xticks([])
+        ax.set_yticks([])
+    else:
+        ax.show(pixels, mosaic.shape)
     ax.set_title(title, fontsize=10)
-    ax.set_xticks([])
-    ax.set_yticks([])
     return scale
 
 
-class PaintedImage(AxesImage):
-    """An RGBA image already at its axes' size in pixels, handed to the renderer as it is:
-    matplotlib's resampling of a large image (to float and back) took most of a figure's time.
-    Any other size (a figure saved at another resolution) is resampled as usual."""
+class MosaicPanel:
+    """Where `panel_figure` puts a mosaic: what kexp's figures ask of the axes that show one (a
+    title, text in the mosaic's coordinates, axis labels, its box, its image) without an Axes,
+    whose ticks, grid lines and title layout took a fifth of a figure's time and which a mosaic
+    never shows. A frame like an Axes' is drawn around it."""
 
-    def make_image(self, renderer, magnification=1.0, unsampled=False):
-        pixels = np.asarray(self.get_array())
-        box = self.axes.bbox
-        if unsampled or magnification != 1 or pixels.shape[:2] != (round(box.height),
-                                                                    round(box.width)):
-            return super().make_image(renderer, magnification, unsampled)
-        return np.ascontiguousarray(pixels[::-1]), box.x0, box.y0, IdentityTransform()
+    def __init__(self, figure: Figure, box: tuple[float, float, float, float]):
+        self.figure, self.box = figure, Bbox.from_bounds(*box)
+        self.images: list[PaintedMosaic] = []
+        self.transData = figure.transFigure
+        self.title = None
+        figure.add_artist(Rectangle(self.box.p0, self.box.width, self.box.height, fill=False,
+                                    linewidth=LINE_POINTS, edgecolor="black", zorder=3,
+                                    transform=figure.transFigure))
+
+    def show(self, pixels: np.ndarray, shape: tuple[int, int]) -> None:
+        """Draw `pixels` (RGBA, the panel's size in pixels) as a mosaic of `shape` (rows,
+        columns), whose pixel centres are then this panel's data coordinates."""
+        rows, cols = shape
+        self.transData = (Affine2D().translate(0.5, 0.5)
+                          .scale(self.box.width / cols, -self.box.height / rows)
+                          .translate(self.box.x0, self.box.y1) + self.figure.transFigure)
+        self.images.append(self.figure.add_artist(PaintedMosaic(pixels, self.box, shape)))
+
+    def get_images(self) -> list:
+        return self.images
+
+    def get_figure(self) -> Figure:
+        return self.figure
+
+    def get_position(self) -> Bbox:
+        return self.box
+
+    def text(self, x: float, y: float, text: str, **options):
+        """`text` at (x, y) in the mosaic's coordinates (column, row)."""
+        return self.figure.text(x, y, text, transform=self.transData, **options)
+
+    def set_title(self, title: str, fontsize: float = 10, pad: float = TITLE_PAD_POINTS):
+        """A title above the panel, as `Axes.set_title` puts it."""
+        if self.title is not None:
+            self.title.remove()
+        self.title = self.figure.text(self.box.x0 + self.box.width / 2,
+                                      self.box.y1 + pad / 72 / self.figure.get_figheight(),
+                                      title, fontsize=fontsize, ha="center", va="baseline")
+        return self.title
+
+    def get_title(self) -> str:
+        return self.title.get_text() if self.title is not None else ""
+
+    def set_xlabel(self, label: str, labelpad: float = LABEL_PAD_POINTS):
+        return self.figure.text(self.box.x0 + self.box.width / 2,
+                                self.box.y0 - labelpad / 72 / self.figure.get_figheight(),
+                                label, fontsize=AXIS_LABEL_POINTS, ha="center", va="top")
+
+    def set_ylabel(self, label: str, labelpad: float = LABEL_PAD_POINTS):
+        return self.figure.text(self.box.x0 - labelpad / 72 / self.figure.get_figwidth(),
+                                self.box.y0 + self.box.height / 2, label, rotation=90,
+                                fontsize=AXIS_LABEL_POINTS, ha="right", va="center")
+
+
+class PaintedMosaic(Artist):
+    """An RGBA image already at its panel's size in pixels, handed to the renderer as it is
+    (matplotlib's resampling of a large image, to float and back, took most of a figure's
+    time); at another resolution (a notebook's) it is enlarged or shrunk to fit first."""
+
+    def __init__(self, pixels: np.ndarray, box: Bbox, shape: tuple[int, int]):
+        super().__init__()
+        self.pixels, self.box, self.shape = pixels, box, shape
+        self.set_zorder(1)
+
+    def get_array(self) -> np.ndarray:
+        return self.pixels
+
+    def set_data(self, pixels: np.ndarray) -> None:
+        self.pixels = pixels
+        self.stale = True
+
+    def get_extent(self) -> tuple[float, float, float, float]:
+        return -0.5, self.shape[1] - 0.5, self.shape[0] - 0.5, -0.5
+
+    def draw(self, renderer) -> None:
+        if not self.get_visible():
+            return
+        box = TransformedBbox(self.box, self.get_figure(root=True).transFigure)
+        width, height = max(1, round(box.width)), max(1, round(box.height))
+        pixels = self.pixels
+        if pixels.shape[:2] != (height, width):
+            rows = ((np.arange(height) + 0.5) * pixels.shape[0] // height).astype(int)
+            cols = ((np.arange(width) + 0.5) * pixels.shape[1] // width).astype(int)
+            pixels = pixels[rows[:, None], cols[None, :]]
+        gc = renderer.new_gc()
+        renderer.draw_image(gc, round(box.x0), round(box.y0), np.ascontiguousarray(pixels[::-1]))
+        gc.restore()
+        self.stale = False
 
 
 def axes_pixels(ax) -> tuple[int, int]:
@@ -168,13 +253,15 @@ def text_renderer() -> RendererAgg:
 
 @dataclass(frozen=True)
 class Panel:
-    """One axes of a hand-laid figure: its size in inches and the room kept free left of it
-    (its labels) and right of it (a colour bar, the next panel's labels)."""
+    """One panel of a hand-laid figure: its size in inches, the room kept free left of it (its
+    labels) and right of it (a colour bar, the next panel's labels), and whether it shows a
+    mosaic (a MosaicPanel) or a chart (an Axes)."""
 
     width: float
     height: float
     left: float = MARGIN_INCHES
     right: float = MARGIN_INCHES
+    mosaic: bool = True  # a MosaicPanel; False: a real Axes (a chart with its axes)
 
 
 def panel_figure(rows: list[list[Panel]], suptitle: str, below: float = MARGIN_INCHES,
@@ -183,7 +270,7 @@ def panel_figure(rows: list[list[Panel]], suptitle: str, below: float = MARGIN_I
     panel the room for its title (and labels) and `below` under each row (axis labels, colour
     bars). No layout engine: constrained layout drew every figure twice and took a third of its
     time. Panels sit on whole pixels of the saved figure, so `paint_mosaic` fills them pixel
-    for pixel."""
+    for pixel; mosaic panels are MosaicPanels, chart panels Axes."""
     suptitle_inches = SUPTITLE_INCHES + SUPTITLE_LINE_INCHES * suptitle.count("\n")
     row_widths = [sum(panel.left + panel.width + panel.right for panel in row) for row in rows]
     row_heights = [above + max(panel.height for panel in row) + below for row in rows]
@@ -196,9 +283,9 @@ def panel_figure(rows: list[list[Panel]], suptitle: str, below: float = MARGIN_I
         for panel in row:
             x += panel.left
             left, bottom = whole_pixels(x), whole_pixels(top - above - panel.height)
-            row_axes.append(figure.add_axes((left / width, bottom / height,
-                                             whole_pixels(panel.width) / width,
-                                             whole_pixels(panel.height) / height)))
+            box = (left / width, bottom / height, whole_pixels(panel.width) / width,
+                   whole_pixels(panel.height) / height)
+            row_axes.append(MosaicPanel(figure, box) if panel.mosaic else figure.add_axes(box))
             x += panel.width + panel.right
         axes.append(row_axes)
         top -= row_height
@@ -236,14 +323,12 @@ def colour_bar(figure: Figure, scale: ScalarMappable, axes: list, label: str,
     low, high = scale.norm.vmin, scale.norm.vmax
     along = (np.arange(rows if vertical else columns) + 0.5) / (rows if vertical else columns)
     values = high - along * (high - low) if vertical else low + along * (high - low)
-    strip = scale.to_rgba(values, bytes=True)[:, :3]
-    figure.figimage(np.broadcast_to(strip[:, None] if vertical else strip[None],
-                                    (rows, columns, 3)), xo=left, yo=bottom, origin="upper")
+    strip = scale.to_rgba(values, bytes=True)
     x_frac, y_frac = left / (width * DPI), bottom / (height * DPI)
     w_frac, h_frac = columns / (width * DPI), rows / (height * DPI)
-    figure.add_artist(Rectangle((x_frac, y_frac), w_frac, h_frac, fill=False,
-                                linewidth=LINE_POINTS, edgecolor="black",
-                                transform=figure.transFigure))
+    MosaicPanel(figure, (x_frac, y_frac, w_frac, h_frac)).show(
+        np.broadcast_to(strip[:, None] if vertical else strip[None], (rows, columns, 4)),
+        (rows, columns))
     length_points = (h_frac * height if vertical else w_frac * width) * 72
     if ticks is None:
         ticks, labels, offset = tick_labels(low, high, length_points, vertical)

@@ -192,47 +192,53 @@ def _soft_relu(pre_activation):
     return temperature * tf.math.softplus(pre_activation / temperature)
 
 
-def _own_filter_convolution(inputs, kernel, layer: keras.layers.Conv2D):
-    """`layer`'s convolution of image i with filter i alone, for n images and n filters, placed
-    in channel i of an otherwise zero output: one depthwise convolution of the images side by
-    side, 1/n of a full convolution's work. The optimal-input ascent reads only those channels."""
+def _own_filter_maps(inputs, layer: keras.layers.Conv2D):
+    """`layer` applied to image i with its filter i alone, for n images and n filters: the
+    (n, h, w, 1) maps, bias and activation included. One depthwise convolution of the images
+    side by side does 1/n of a full convolution's work, and the maps are 1/n of its output."""
     count, height, width, channels = inputs.shape
+    kernel = layer.kernel
     side_by_side = tf.reshape(tf.transpose(inputs, (1, 2, 0, 3)), (1, height, width, -1))
     kernels = tf.reshape(tf.transpose(kernel, (0, 1, 3, 2)), (*kernel.shape[:2], -1, 1))
     stride, dilation = layer.strides[0], layer.dilation_rate[0]
     maps = tf.nn.depthwise_conv2d(side_by_side, kernels, (1, stride, stride, 1),
                                   layer.padding.upper(), dilations=(dilation, dilation))
     own = tf.reduce_sum(tf.reshape(maps, (*maps.shape[1:3], count, channels)), -1)
-    return tf.transpose(own, (2, 0, 1))[..., None] * tf.eye(count)[:, None, None, :]
+    outputs = tf.transpose(own, (2, 0, 1))[..., None]
+    if layer.use_bias:
+        outputs = outputs + tf.reshape(layer.bias, (-1, 1, 1, 1))
+    return layer.activation(outputs) if layer.activation is not None else outputs
 
 
 @contextlib.contextmanager
-def own_filters_only(layer: keras.layers.Conv2D):
-    """While open, `layer` convolves image i with its filter i alone (_own_filter_convolution),
-    where it is a plain Conv2D (its own convolution_op, one group, channels last, square
-    strides and dilation); any other layer stays as it is."""
-    plain = (type(layer).convolution_op is keras.layers.Conv2D.convolution_op
+def own_filters_only(layer: keras.layers.Conv2D, last: bool):
+    """While open, `layer` gives image i's map of its filter i alone (_own_filter_maps), where
+    it is the `last` layer run (nothing after it needs all its channels) and a plain Conv2D
+    (Keras' own call and convolution, one group, channels last, square strides and dilation);
+    any other layer stays as it is and gives every filter's map."""
+    plain = (last and type(layer).call is keras.layers.Conv2D.call
+             and type(layer).convolution_op is keras.layers.Conv2D.convolution_op
              and layer.groups == 1 and layer.data_format == "channels_last"
              and len(set(layer.strides)) == len(set(layer.dilation_rate)) == 1)
     if plain:
-        layer.convolution_op = lambda inputs, kernel: _own_filter_convolution(inputs, kernel,
-                                                                              layer)
+        layer.call = lambda inputs: _own_filter_maps(inputs, layer)
     try:
         yield
     finally:
         if plain:
-            del layer.convolution_op
+            del layer.call
 
 
 def _runner(model: keras.Model, path: str, layer: keras.layers.Conv2D):
-    """What to call to get `layer`'s output: the model cut at that layer where Keras can cut
-    it (a layer of the model itself: the layers after it are not computed), else the model."""
+    """What to call to get `layer`'s output, and whether `layer` is the last layer it runs: the
+    model cut at that layer where Keras can cut it (a layer of the model itself: the layers
+    after it are not computed), else the model."""
     if "/" not in path:
         try:
-            return keras.Model(model.inputs, layer.output)
+            return keras.Model(model.inputs, layer.output), True
         except (AttributeError, ValueError, TypeError):  # a subclassed model, a shared layer
             pass
-    return model
+    return model, False
 
 
 def optimal_inputs(model: keras.Model, layers=None, steps: int = OPTIMAL_STEPS, seed: int = 0,
@@ -273,7 +279,9 @@ def _optimal_inputs_per_state(model: keras.Model, set_states, layers=None,
         return tensor / (tf.norm(tf.reshape(tensor, (count, -1)), axis=1)[:, None, None, None]
                          + 1e-12)
 
-    def own_maps(maps):  # (n, h, w, n): each image's map of its own filter, (n, h, w)
+    def own_maps(maps):  # each image's map of its own filter, (n, h, w), from (n, h, w, 1)
+        if maps.shape[-1] == 1:  # or from every filter's maps (n, h, w, n)
+            return maps[..., 0]
         return tf.transpose(tf.linalg.diag_part(tf.transpose(maps, (1, 2, 0, 3))), (2, 0, 1))
 
     with recording_conv_outputs(chosen) as (before_activation, outputs):
@@ -283,8 +291,9 @@ def _optimal_inputs_per_state(model: keras.Model, set_states, layers=None,
                 tape.watch(images)
                 reached, surrogate = [], []
                 for index, (path, layer) in enumerate(chosen.items()):  # all filters at once
-                    with own_filters_only(layer):
-                        runners[path](images[bounds[index]:bounds[index + 1]], training=False)
+                    runner, last = runners[path]
+                    with own_filters_only(layer, last):
+                        runner(images[bounds[index]:bounds[index + 1]], training=False)
                     reached.append(tf.reduce_mean(own_maps(outputs[path]), axis=(1, 2)))
                     # ReLU's stand-in: softplus gives a filter that nothing in the start image
                     # activates a direction (to its least negative spots) where ReLU gives 0.

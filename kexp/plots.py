@@ -120,7 +120,7 @@ def plot_layer_summary(before: np.ndarray, after: np.ndarray, path: Path, layer:
             / mosaics[0].shape[1])
     figure, [axes] = panel_figure(
         [[Panel(*size), Panel(*size, right=COLOUR_BAR_ROOM_INCHES + 0.3),
-          Panel(4.6, size[1], left=0.5)]],
+          Panel(4.6, size[1], left=0.5, mosaic=False)]],
         suptitle or f"{layer}: one tile per output filter", below=0.45)
     image = paint_mosaic(axes[0], mosaics[0], shared, "before (mean over inputs)")
     paint_mosaic(axes[1], mosaics[1], shared, "after (mean over inputs)")
@@ -141,7 +141,8 @@ def plot_histograms(before: dict[str, np.ndarray], after: dict[str, np.ndarray],
     """Weight histograms before/after for each conv layer, with the initializer's theoretical
     density and bounds on top; written to `path` where given."""
     layers = list(before)
-    figure, [axes] = panel_figure([[Panel(5.6, 3.2, left=0.6, right=0.1)] * len(layers)],
+    figure, [axes] = panel_figure([[Panel(5.6, 3.2, left=0.6, right=0.1, mosaic=False)]
+                                   * len(layers)],
                                   suptitle or "Kernel weights before and after training",
                                   below=0.45)
     for ax, layer in zip(axes, layers):

@@ -42,8 +42,8 @@ def test_painted_mosaic_is_drawn_pixel_for_pixel_in_the_colour_maps_colours():
     canvas = FigureCanvasAgg(figure)
     canvas.draw()
     saved = np.asarray(canvas.buffer_rgba())
-    box = ax.bbox  # the axes on whole pixels: top row = figure height - box top
-    top, left = round(figure.bbox.height - box.y1), round(box.x0)
+    box = ax.get_position()  # on whole pixels of the saved figure
+    top, left = round((1 - box.y1) * figure.bbox.height), round(box.x0 * figure.bbox.width)
     width, height = drawing.axes_pixels(ax)
     drawn = saved[top:top + height, left:left + width]
     rows = ((np.arange(height) + 0.5) * mosaic.shape[0] // height).astype(int)

@@ -49,4 +49,5 @@ def test_zero_kernels_draw_without_errors(tmp_path):
     figure = plots.plot_histograms(zeros, zeros, tmp_path / "h.png")
     assert (tmp_path / "h.png").stat().st_size > 1000 and figure.axes
     figure = plots.plot_filter_grids(zeros["conv1"], zeros["conv1"], tmp_path / "g.png")
-    assert (tmp_path / "g.png").stat().st_size > 1000 and figure.axes
+    assert (tmp_path / "g.png").stat().st_size > 1000
+    assert len(figure.artists) >= 3  # its panels, painted mosaics on hand-laid boxes
