@@ -18,7 +18,7 @@ from kexp.config import TrainConfig
 from kexp.experiments.demos import (cross_correlation, designed_filters, filter_complexity,
                                     flip_invariance, gaussian_blur, initialization,
                                     learned_filters, peak_filter, sgd_identity)
-from kexp.experiments.demos.common import DemoContext
+from kexp.experiments.demos.common import DemoContext, check_converged_run
 
 DEMOS_DIR = "demos"
 SUMMARY_JSON = "summary.json"
@@ -76,9 +76,13 @@ def _plain(value):
     return value
 
 
-def run_demos(names: list[str], out_dir: Path, figures_dir: Path | None = None) -> dict:
-    """Run `names` in order; write summary.json (merged with earlier results) and summary.txt."""
-    ctx = DemoContext(Path(out_dir), Path(figures_dir) if figures_dir else None)
+def run_demos(names: list[str], out_dir: Path, figures_dir: Path | None = None,
+              converged_dir: Path | None = None) -> dict:
+    """Run `names` in order; write summary.json (merged with earlier results) and summary.txt.
+    `converged_dir`: a finished run of the default recipe for the demos about trained filters
+    (without it, they train one)."""
+    ctx = DemoContext(Path(out_dir), Path(figures_dir) if figures_dir else None,
+                      converged_dir=Path(converged_dir) if converged_dir else None)
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     summary_path = ctx.out_dir / SUMMARY_JSON
     summary = runs.read_json(summary_path) if summary_path.exists() else {}
@@ -111,6 +115,10 @@ def add_parser(subparsers) -> None:
                         help=f"figures and summaries go to <runs-dir>/{DEMOS_DIR}/")
     parser.add_argument("--figures-dir", default=None,
                         help="also write every figure here (e.g. docs/figures)")
+    parser.add_argument("--converged-run", default=None,
+                        help="a finished run of the default recipe on mnist-5k, seed 0 (`kexp "
+                             "train --data mnist-5k`) for the demos about trained filters (2, "
+                             "10, 15); without it they train one")
 
 
 def _demo_command(args) -> int:
@@ -126,12 +134,14 @@ def _demo_command(args) -> int:
     except DemoError as error:
         print(f"kexp demo: error: {error}", file=sys.stderr)
         return 2
+    if args.converged_run is not None:
+        check_converged_run(Path(args.converged_run))
     files.prepare_folder(Path(args.runs_dir) / DEMOS_DIR, "runs_dir", runs.RunError)
     if args.figures_dir is not None:
         files.prepare_folder(args.figures_dir, "figures_dir", runs.RunError)
     started = time.time()
     out_dir = Path(args.runs_dir) / DEMOS_DIR
-    run_demos(names, out_dir, args.figures_dir)
+    run_demos(names, out_dir, args.figures_dir, args.converged_run)
     print(f"kexp demo: {len(names)} demo(s) in {time.time() - started:.0f} s; figures and "
           f"{SUMMARY_TEXT} in {out_dir}")
     return 0

@@ -25,6 +25,15 @@ SEED = 0
 LEARNING_RATE = 1e-3
 RECIPE = {"augment": False, "schedule": "constant", "validation_fraction": 0.0}
 
+# The claims about *trained* filters (demos 2, 10 and 15) are judged on filters that finished
+# learning: one run of the default recipe (`make train`: TrainConfig's defaults, 60 epochs with
+# augmentation and a cosine schedule) on the same digits and seed, trained once per `kexp demo
+# all` and shared. Its control (learning rate 0) runs the same recipe for CONTROL_EPOCHS.
+CONVERGED = {"data": DATA, "seed": SEED}  # every other setting: TrainConfig's default
+CONTROL_EPOCHS = 1
+# Settings that change what a run records, not what it learns.
+RECORDING_ONLY = ("runs_dir", "tensorboard", "snapshot_every_epochs", "snapshot_every_batches")
+
 CONV1_SHAPE = (3, 3, 1, 32)  # the kernel of every model's conv1: 32 filters of 3x3 on 1 channel
 DEMO_RUNS_DIR = "runs"  # training runs go to <out_dir>/runs/
 PALETTE_COLOURS = 256  # demo figures are palette PNGs: small enough to copy into the README
@@ -46,6 +55,11 @@ class DemoContext:
     out_dir: Path
     figures_dir: Path | None = None
     runs: dict = field(default_factory=dict)
+    converged_dir: Path | None = None  # a finished run of the default recipe, reused if given
+
+    def __post_init__(self):
+        if self.converged_dir is not None:
+            check_converged_run(Path(self.converged_dir))
 
     def save(self, figure, stem: str) -> Path:
         """Write the figure as <stem>.png (and a copy into figures_dir), atomically."""
@@ -71,13 +85,57 @@ class DemoContext:
                                  learning_rate=learning_rate, seed=SEED, data=DATA,
                                  train_samples=TRAIN_SAMPLES, test_samples=TEST_SAMPLES,
                                  runs_dir=str(self.out_dir / DEMO_RUNS_DIR), **RECIPE)
-            run_dir = training.train(config, verbose=0)
-            kernels = run_dir / runs.KERNELS_DIR
-            self.runs[key] = {"before": runs.load_kernels(kernels / "initial.npz"),
-                              "after": runs.load_kernels(kernels / "final.npz"),
-                              "test_accuracy": runs.read_status(run_dir)["test_accuracy"],
-                              "run_dir": str(run_dir)}
+            self.runs[key] = read_run(training.train(config, verbose=0))
         return self.runs[key]
+
+    def converged(self, learning_rate: float | None = None) -> dict:
+        """The default recipe's run (converged_dir, or trained once here), as `run` returns it;
+        with `learning_rate` (the control) the same recipe for CONTROL_EPOCHS at that rate."""
+        key = ("converged", learning_rate)
+        if key not in self.runs:
+            if learning_rate is None and self.converged_dir is not None:
+                self.runs[key] = read_run(Path(self.converged_dir))
+            else:
+                import_keras()
+                from kexp import training
+
+                changes = {} if learning_rate is None else {"learning_rate": learning_rate,
+                                                           "epochs": CONTROL_EPOCHS}
+                config = converged_config(self.out_dir / DEMO_RUNS_DIR, **changes)
+                self.runs[key] = read_run(training.train(config, verbose=0))
+                if learning_rate is None:
+                    self.converged_dir = Path(self.runs[key]["run_dir"])
+        return self.runs[key]
+
+
+def converged_config(runs_dir, **changes) -> TrainConfig:
+    """The default recipe on the demos' digits and seed (`make train` with data=mnist-5k)."""
+    return TrainConfig(**CONVERGED, runs_dir=str(runs_dir), **changes)
+
+
+def check_converged_run(run_dir: Path) -> None:
+    """Refuse a folder that is not a finished run of exactly the default recipe (its runs_dir
+    aside): the demos' numbers are stated for that run."""
+    settings = runs.read_config(run_dir)["config"]
+    expected = converged_config(settings["runs_dir"]).to_dict()
+    for name, value in expected.items():
+        if name not in RECORDING_ONLY and settings.get(name) != value:
+            raise runs.RunError(f"Invalid value for `converged_run`: '{run_dir}' has {name}="
+                                f"{settings.get(name)!r}. Expected a finished run of the "
+                                f"default recipe ({name}={value!r}).")
+    status = runs.read_status(run_dir)["status"]
+    if status != runs.STATUS_FINISHED:
+        raise runs.RunError(f"Invalid value for `converged_run`: '{run_dir}' is {status}. "
+                            "Expected a finished run of the default recipe.")
+
+
+def read_run(run_dir: Path) -> dict:
+    """A finished run's conv kernels before and after, test accuracy and folder."""
+    kernels = Path(run_dir) / runs.KERNELS_DIR
+    return {"before": runs.load_kernels(kernels / "initial.npz"),
+            "after": runs.load_kernels(kernels / "final.npz"),
+            "test_accuracy": runs.read_status(run_dir)["test_accuracy"],
+            "run_dir": str(run_dir)}
 
 
 # ---------------------------------------------------------------------------------------------

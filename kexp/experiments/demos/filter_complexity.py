@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from kexp import analysis, filter_views
-from kexp.experiments.demos.common import EPOCHS, MODEL, DemoContext, new_figure
+from kexp import analysis, filter_views, runs
+from kexp.experiments.demos.common import EPOCHS, MODEL, SEED, DemoContext, new_figure
 
 LAYERS = ("conv1", "conv2")
 WHEN = ("before", "after")
@@ -55,32 +55,39 @@ def _ordered(images: np.ndarray, entry: dict) -> np.ndarray:
 
 def demo_deeper_filters(ctx: DemoContext) -> dict:
     """15. Second-layer filters are more complex than first-layer edge detectors: the
-    single-orientation fraction of every filter's optimal input, conv1 vs conv2, before and
-    after training."""
+    single-orientation fraction of every filter's optimal input, conv1 vs conv2, before
+    training, after the demos' 3 epochs and after the default recipe's training to the end."""
     from kexp import plots, view_figures  # matplotlib: only when a demo draws
 
-    run = ctx.run("glorot_uniform")
+    run, early_run = ctx.converged(), ctx.run("glorot_uniform")
     optimal = filter_views.read_optimal_inputs(run["run_dir"])
     numbers = complexity_numbers(optimal)
+    early = complexity_numbers(filter_views.read_optimal_inputs(early_run["run_dir"]))
+    epochs = runs.read_config(run["run_dir"])["config"]["epochs"]
     references = {name: float(analysis.single_orientation_fraction(pattern[None])[0])
                   for name, pattern in reference_patterns().items()}
-    figure = new_figure(17, 6.4)
-    axes = figure.subplots(1, 3, width_ratios=[1.3, 1, 1])
+    columns = [(f"{layer} {label}", entry, colour) for layer in LAYERS for label, entry, colour in (
+        ("before", numbers[f"{layer}_before"], "0.5"),
+        (f"after {EPOCHS} epochs", early[f"{layer}_after"], "tab:orange"),
+        (f"after {epochs} epochs", numbers[f"{layer}_after"], "tab:red"))]
+    figure = new_figure(18, 6.4)
+    axes = figure.subplots(1, 3, width_ratios=[1.6, 1, 1])
     rng = np.random.default_rng(0)
-    for position, key in enumerate(f"{layer}_{when}" for layer in LAYERS for when in WHEN):
-        entry = numbers[key]
+    for position, (_, entry, colour) in enumerate(columns):
         values = np.array(entry["single_orientation"])[entry["patterned"]]
         axes[0].plot(position + rng.uniform(-0.18, 0.18, len(values)), values, "o", ms=4,
-                     alpha=0.7, color="tab:red" if key.endswith("after") else "0.5")
+                     alpha=0.7, color=colour)
         axes[0].plot([position - 0.3, position + 0.3], [values.mean()] * 2, color="black", lw=2)
     for name, value in references.items():
         axes[0].axhline(value, color="tab:blue", ls=":", lw=1)
-        axes[0].text(3.45, value, name, color="tab:blue", fontsize=8, va="center")
-    axes[0].set_xticks(range(4), [
-        f"{key.replace('_', ' ')}\nmean {numbers[key]['single_orientation_mean']:.2f}\n"
-        f"+ {numbers[key]['brightness_detectors']}/{numbers[key]['filters']} brightness\n"
-        "detectors" for key in numbers], fontsize=8)
-    axes[0].set_xlim(-0.5, 4.1)
+        axes[0].text(len(columns) - 0.55, value, name, color="tab:blue", fontsize=8,
+                     va="center")
+    axes[0].set_xticks(range(len(columns)), [
+        f"{label.replace(' after', chr(10) + 'after')}\nmean "
+        f"{entry['single_orientation_mean']:.2f}\n+ {entry['brightness_detectors']}/"
+        f"{entry['filters']} bright-\nness detectors" for label, entry, _ in columns],
+        fontsize=7)
+    axes[0].set_xlim(-0.5, len(columns) + 0.1)
     axes[0].set_ylim(0, 1)
     axes[0].set_ylabel("single-orientation fraction of the optimal input")
     axes[0].set_title("one dot per filter (1 = one oriented edge explains its pattern;\n"
@@ -88,20 +95,26 @@ def demo_deeper_filters(ctx: DemoContext) -> dict:
     for ax, layer in zip(axes[1:], LAYERS):
         images = _ordered(optimal["after"][layer]["images"][..., 0], numbers[f"{layer}_after"])
         plots.draw_mosaic(ax, plots.tile(images, *plots.grid_shape(len(images))),
-                          view_figures.layer_limit(images), f"{layer} after {EPOCHS} epochs: "
+                          view_figures.layer_limit(images), f"{layer} after {epochs} epochs: "
                           "optimal inputs, most single-oriented first,\nbrightness detectors "
                           "last", cmap=view_figures.PIXEL_CMAP, low=0.0,
                           separator=view_figures.PATCH_SEPARATOR)
-    figure.suptitle(f"15. How complex are conv1's and conv2's filters? ({MODEL}, "
-                    "glorot_uniform, optimal inputs found by gradient ascent)", fontsize=11)
+    figure.suptitle(f"15. How complex are conv1's and conv2's filters? (glorot_uniform, seed "
+                    f"{SEED}: {MODEL} after {EPOCHS} epochs, the default recipe after {epochs}; "
+                    "optimal inputs found by gradient ascent)", fontsize=11)
     ctx.save(figure, "15_deeper_filters")
     means = {key: entry["single_orientation_mean"] for key, entry in numbers.items()}
     bright = {key: entry["brightness_detectors"] for key, entry in numbers.items()}
-    return {"numbers": numbers, "references": references, "run_dir": run["run_dir"],
+    return {"numbers": numbers, "numbers_early": early, "references": references,
+            "run_dir": run["run_dir"],
             "summary": (f"single-orientation fraction (1 = one oriented edge) of the optimal "
-                        f"inputs: conv1 {means['conv1_before']:.2f} -> "
+                        f"inputs after {epochs} epochs: conv1 {means['conv1_before']:.2f} -> "
                         f"{means['conv1_after']:.2f} ({bright['conv1_before']} -> "
-                        f"{bright['conv1_after']} of 32 filters became brightness detectors), "
+                        f"{bright['conv1_after']} of 32 filters brightness detectors), "
                         f"conv2 {means['conv2_before']:.2f} -> {means['conv2_after']:.2f}; "
-                        f"a straight grating scores {references['grating']:.2f}, a cross "
+                        f"after {EPOCHS} epochs conv1 "
+                        f"{early['conv1_after']['single_orientation_mean']:.2f} "
+                        f"({early['conv1_after']['brightness_detectors']} brightness), conv2 "
+                        f"{early['conv2_after']['single_orientation_mean']:.2f}; a straight "
+                        f"grating scores {references['grating']:.2f}, a cross "
                         f"{references['cross']:.2f}, noise {references['noise']:.2f}")}
