@@ -57,7 +57,7 @@ test-fast: $(STAMP) $(DEV_STAMP)
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 demos: $(STAMP)
-	$(PY) -m kexp demo all $(call opt,RUNS_DIR,--runs-dir)
+	$(PY) -m kexp demo all $(call opt,RUNS_DIR,--runs-dir) $(call opt,CONVERGED_RUN,--converged-run)
 
 # ENGINE=ray [ADDRESS=host:6379] [CPUS_PER_TRAINING=N] runs the study on Ray; RESUME=runs/compare-<ts>
 # continues a study.
