@@ -131,6 +131,11 @@ def test_2_the_demos_refuse_a_run_that_is_not_the_default_recipe(demo, tmp_path)
                        r"model='convnet'\. Expected a finished run of the default recipe "
                        r"\(model='convnet_dense'\)"):
         common.DemoContext(tmp_path, converged_dir=other)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    with pytest.raises(runs.RunError, match=r"Invalid value for `converged_run`: '.*a-file' is "
+                       r"not a run folder \(.*\)\. Expected a finished run of the default"):
+        common.DemoContext(tmp_path, converged_dir=a_file)
 
 
 # --- 3. the [-1 1 -1] peak filter -------------------------------------------------------------

@@ -116,7 +116,11 @@ def converged_config(runs_dir, **changes) -> TrainConfig:
 def check_converged_run(run_dir: Path) -> None:
     """Refuse a folder that is not a finished run of exactly the default recipe (its runs_dir
     aside): the demos' numbers are stated for that run."""
-    settings = runs.read_config(run_dir)["config"]
+    try:
+        settings = runs.read_config(run_dir)["config"]
+    except runs.RunError as error:
+        raise runs.RunError(f"Invalid value for `converged_run`: '{run_dir}' is not a run folder "
+                            f"({error}). Expected a finished run of the default recipe.") from None
     expected = converged_config(settings["runs_dir"]).to_dict()
     for name, value in expected.items():
         if name not in RECORDING_ONLY and settings.get(name) != value:
