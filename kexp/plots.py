@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from kexp import initializers, runs, view_figures
+from kexp import force_figures, initializers, runs, view_figures
 from kexp.analysis import relative_change
 # The drawing pieces live in kexp.drawing; scripts and the experiments reach them as plots.X.
 from kexp.drawing import (CMAP, COLOUR_BAR_ROOM_INCHES, DPI, SEPARATOR_COLOUR,  # noqa: F401
@@ -223,4 +223,5 @@ def render_run(run_dir: Path) -> list[Path]:
     plot_histograms(before, after, written[-1], theories,
                     suptitle=f"Kernel weights — {description}")
     written += view_figures.render_views(run_dir, initial_path, after_path, description)
+    written += force_figures.render_forces(run_dir, initial_path, after_path, description)
     return written
