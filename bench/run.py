@@ -15,8 +15,8 @@ Sections (bench/suite.py runs them in this order):
   the old 5-epoch one (bench/time_to_accuracy.py).
 
 Writes bench/results.json, prints the Markdown table (bench/report.py) and, after a full run,
-writes that table into README.md between its bench markers and copies results.json to
-bench/results-readme.json, the numbers the README quotes.
+writes that table into docs/performance.md between its bench markers and copies results.json
+to bench/results-readme.json, the numbers that page quotes.
 Usage: .venv/bin/python bench/run.py [--repeats N] [--skip-torch] [--tta-seeds 0 1 2] ...
 """
 
@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import report  # noqa: E402
-from common import (README_FILE, README_RESULTS_FILE, REPEATS, REPO_ROOT,  # noqa: E402
+from common import (PERFORMANCE_PAGE, README_RESULTS_FILE, REPEATS, REPO_ROOT,  # noqa: E402
                     RESULTS_FILE, SECTIONS, SEED, TRAIN_SAMPLES)
 
 
@@ -52,13 +52,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="leave out the PyTorch peer (also left out without its venv)")
     parser.add_argument("--data", help="a full mnist.npz or IDX folder for the DATA=path row")
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS),
-                        help="measure only these (a partial run never writes the README)")
+                        help="measure only these (a partial run never writes docs/performance.md)")
     parser.add_argument("--no-readme", action="store_true",
-                        help="leave README.md and bench/results-readme.json as they are")
+                        help="leave docs/performance.md and bench/results-readme.json as they are")
     parser.add_argument("--table-only", action="store_true",
                         help="print the table of the last bench/results.json without measuring")
     parser.add_argument("--rewrite-readme", action="store_true",
-                        help="rewrite README.md's table from bench/results-readme.json without "
+                        help="rewrite docs/performance.md's table from bench/results-readme.json without "
                         "measuring (after a change to the table's wording)")
     args = parser.parse_args(argv)
     for name, values, lowest in (("--repeats", [args.repeats], 1),
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         source = README_RESULTS_FILE if args.rewrite_readme else RESULTS_FILE
         table_text = report.table(json.loads(source.read_text(encoding="utf-8")))
         if args.rewrite_readme:
-            report.update_readme(README_FILE, table_text)
+            report.update_readme(PERFORMANCE_PAGE, table_text)
         print(table_text)
         return 0
     import suite  # TensorFlow loads here, only when measuring
@@ -87,9 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     print(table_text)
     print(f"\nraw numbers: {RESULTS_FILE.relative_to(REPO_ROOT)}")
     if not args.no_readme and set(args.sections) == set(SECTIONS):
-        report.update_readme(README_FILE, table_text)
+        report.update_readme(PERFORMANCE_PAGE, table_text)
         shutil.copyfile(RESULTS_FILE, README_RESULTS_FILE)
-        print(f"README.md's Performance table rewritten; its numbers: "
+        print(f"docs/performance.md's table rewritten; its numbers: "
               f"{README_RESULTS_FILE.relative_to(REPO_ROOT)}")
     return 0
 

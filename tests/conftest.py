@@ -115,10 +115,11 @@ def interrupted_run(tmp_path_factory, tiny_config_values) -> Path:
     return stopped.value.run_dir
 
 
-# Session or module fixtures that train a model or run a study: every test that uses one is in
-# the slow lane. `make test-fast` runs the others (pytest -m "not slow"), for the edit-test loop.
-TRAINING_FIXTURES = {"trained_run", "interrupted_run", "tiny_study", "compare_dir", "sweep", "two_engines",
-                     "resumed_variants", "stop_signal_reference", "demo", "default_run"}
+# Session or module fixtures that train a model or run a study: every test that uses one, even
+# through another fixture, is in the slow lane. `make test-fast` runs the others
+# (pytest -m "not slow"), for the edit-test loop.
+TRAINING_FIXTURES = {"trained_run", "interrupted_run", "default_run", "tiny_study", "two_engines",
+                     "resumed_variants", "stop_signal_reference", "demo"}
 
 
 def pytest_collection_modifyitems(items):

@@ -91,7 +91,7 @@ def _kernels(compare_dir: Path, row: dict, label: str) -> dict:
 
 
 def test_zeros_kernels_change_exactly_0_and_the_model_answers_one_class(sweep):
-    """The README: with zeros the relative change is exactly 0 and the model ends at 10.0%,
+    """docs/study.md: with zeros the relative change is exactly 0 and the model ends at 10.0%,
     one class. One class is 10.0% of mnist-5k's test digits (100 of each), in any run."""
     from kexp import data, saving
 
@@ -113,10 +113,10 @@ def test_zeros_kernels_change_exactly_0_and_the_model_answers_one_class(sweep):
 
 
 def test_ones_filters_move_in_lockstep_and_stay_one_filter(sweep):
-    """The README: with ones the 32 filters move, by the same gradient, so they are still one
+    """docs/study.md: with ones the 32 filters move, by the same gradient, so they are still one
     filter copied 32 times. Here each moves by this sweep's Adam steps times the learning rate
     (Adam's first steps move every weight by about the learning rate): 3 x 0.001 = 0.30%. (The
-    study's 1.3-1.4% and its accuracies need its 5 epochs on 4,000 digits: the README says they
+    study's 1.3-1.4% and its accuracies need its 5 epochs on 4,000 digits: docs/study.md says they
     are not retested; after one epoch on 300 digits ones scores about 0.3.)"""
     compare_dir, rows, _ = sweep
     row = rows["ones"]
@@ -136,7 +136,7 @@ def test_ones_filters_move_in_lockstep_and_stay_one_filter(sweep):
 
 
 def test_distinct_filters_tolerance_is_0_1_percent_of_the_norm_and_at_least_0_001():
-    """The README's definition of "distinct filters"."""
+    """docs/study.md's definition of "distinct filters"."""
     def two_filters(first, second):
         return np.stack([np.ravel(first), np.ravel(second)], axis=-1).reshape(3, 3, 1, 2)
 

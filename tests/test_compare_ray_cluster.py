@@ -1,4 +1,4 @@
-"""The README's cluster path as a user runs it, in separate processes: `ray start --head` on a
+"""docs/cluster.md's path as a user runs it, in separate processes: `ray start --head` on a
 machine that holds a Ray token, then `python -m kexp compare --engine ray --address HEAD:PORT`,
 once against a cluster with token authentication (Ray 2.60's default once a token exists) and
 once against one with authentication off; kexp leaves the cluster running.
@@ -48,7 +48,7 @@ def free_ports(count: int) -> list[int]:
 @pytest.fixture
 def machine(tmp_path):
     """The environment of a machine whose user has run a local Ray before: a token in
-    ~/.ray/auth_token, made by the command that the README gives."""
+    ~/.ray/auth_token, made by the command that docs/cluster.md gives."""
     short = Path(tempfile.mkdtemp(prefix="kexp-test-"))  # Ray's socket paths: <= 107 characters
     home = tmp_path / "home"
     home.mkdir()
@@ -66,7 +66,7 @@ def machine(tmp_path):
 
 @contextlib.contextmanager
 def head_node(environment: dict, **variables: str):
-    """`ray start --head` (the README's command, on loopback, 1 CPU, a small object store) with
+    """`ray start --head` (docs/cluster.md's command, on loopback, 1 CPU, a small object store) with
     `variables` added to its environment; yields its address and the started output, and kills
     its processes (one process group) afterwards."""
     port, client_port, agent_port = free_ports(3)

@@ -477,8 +477,9 @@ def test_sigkill_at_a_random_moment_leaves_only_loadable_files_and_a_crashed_run
 
     resumed = kexp("train", "--resume", run_dir.name, "--runs-dir", str(runs_dir))
     assert resumed.returncode == 0, (context, resumed.stderr[-2000:])
-    # README: a SIGKILL loses at most the epoch in progress, or, killed within milliseconds of
-    # an epoch's end, that epoch too: the resume starts at most one epoch before those logged.
+    # docs/run-folder.md: a SIGKILL loses at most the epoch in progress, or, killed within
+    # milliseconds of an epoch's end, that epoch too: the resume starts at most one epoch before
+    # those logged.
     resumed_after = re.search(r"(after epoch (\d+)|starts again from epoch 1)", resumed.stdout)
     assert resumed_after, (context, resumed.stdout)
     epochs_kept = int(resumed_after.group(2) or 0)

@@ -1,11 +1,11 @@
-"""Every numbered claim of the README's "What the docs say" as a test of the same statement, at
-the README's settings: the trainings are the demos' own (`DemoContext.run`: convnet, 3 epochs on
-the 4,000 bundled digits, seed 0), shared between the tests that read them, and the hand-written
-trainings run with the demos' defaults; claims 2, 10 and 15 are judged at convergence on the
-default recipe's run (`DemoContext.converged`), which is conftest's `default_run`, trained once
-per suite. Numbers that come out of training are checked to about 0.01 (float
-rounding differs between CPUs), the others to the digits the README prints; where a test allows
-more, the README says so. About 1.5 minutes on 2 CPU cores, plus the default run's 2-6.
+"""Every numbered claim of docs/claims.md as a test of the same statement, at that page's
+settings: the trainings are the demos' own (`DemoContext.run`: convnet, 3 epochs on the 4,000
+bundled digits, seed 0), shared between the tests that read them, and the hand-written trainings
+run with the demos' defaults; claims 2, 10 and 15 are judged at convergence on the default
+recipe's run (`DemoContext.converged`), which is conftest's `default_run`, trained once per
+suite. Numbers that come out of training are checked to about 0.01 (float rounding differs
+between CPUs), the others to the digits the page prints; where a test allows more, the page says
+so. About 1.5 minutes on 2 CPU cores, plus the default run's 2-6.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ FROZEN = ("conv1",)
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    """The demos' context: `demo.run(init, freeze, learning_rate)` trains once at the README's
+    """The demos' context: `demo.run(init, freeze, learning_rate)` trains once at docs/claims.md's
     settings (common.MODEL, EPOCHS, TRAIN_SAMPLES, ...) and every later call reuses the run."""
     return common.DemoContext(tmp_path_factory.mktemp("demos"))
 
@@ -57,7 +57,7 @@ def _saved_model(run: dict):
 
 @pytest.mark.parametrize("spec", initialization.RANDOM_INITIALIZERS)
 def test_1_initial_kernels_fit_the_exact_distribution_and_reject_a_wrong_one(spec):
-    fit = initialization.initializer_fit(spec)  # the README's 32 kernels, 9,216 weights
+    fit = initialization.initializer_fit(spec)  # docs/claims.md's 32 kernels, 9,216 weights
     assert fit["weights"] == 9216
     assert round(fit["ks_critical"], 4) == 0.0203
     assert fit["fits"] and round(fit["ks"], 4) <= 0.0095, fit["ks"]
@@ -100,8 +100,8 @@ def _change(run: dict, layer: str) -> np.ndarray:
 def test_2_training_moves_every_filter_and_learning_rate_zero_moves_none(converged):
     trained = converged.converged()
     conv1, conv2 = _change(trained, "conv1"), _change(trained, "conv2")
-    # README: at convergence every conv1 filter moved by 24-673% of its starting norm (mean
-    # 143%), conv2 184%; the largest within 3 points, as the README says.
+    # docs/claims.md: at convergence every conv1 filter moved by 24-673% of its starting norm (mean
+    # 143%), conv2 184%; the largest within 3 points, as docs/claims.md says.
     assert conv1.min() == pytest.approx(0.24, abs=TRAINED)
     assert conv1.max() == pytest.approx(6.73, abs=3 * TRAINED)
     assert conv1.mean() == pytest.approx(1.43, abs=TRAINED)
@@ -117,7 +117,7 @@ def test_2_training_moves_every_filter_and_learning_rate_zero_moves_none(converg
 def test_2_after_3_epochs_the_filters_had_moved_less(converged):
     early = converged.run("glorot_uniform")
     conv1, conv2 = _change(early, "conv1"), _change(early, "conv2")
-    # README: after the demos' 3 epochs conv1 35-214% (mean 66%), conv2 63%.
+    # docs/claims.md: after the demos' 3 epochs conv1 35-214% (mean 66%), conv2 63%.
     assert conv1.min() == pytest.approx(0.35, abs=TRAINED)
     assert conv1.max() == pytest.approx(2.14, abs=3 * TRAINED)
     assert conv1.mean() == pytest.approx(0.66, abs=TRAINED)
@@ -173,19 +173,19 @@ def test_4_peak_labels_are_local_peaks():
 
 @pytest.mark.slow
 def test_4_every_random_start_learns_the_same_peak_filter_close_to_minus1_2_minus1():
-    result = peak_filter.learn_peak_filter()  # the README's 5 starts, 2,048 sequences, 20 epochs
+    result = peak_filter.learn_peak_filter()  # the page's 5 starts, 2,048 sequences, 20 epochs
     starts = [learned["initial_cosine"] for learned in result["seeds"]]
     assert len(starts) == 5 and (round(min(starts), 2), round(max(starts), 2)) == (-0.76, 0.77)
     assert round(result["fixed_filter_accuracy"], 3) == 0.834
     for learned in result["seeds"]:  # every start, not one
         seed = learned["seed"]
         np.testing.assert_allclose(learned["normalised"], [-0.44, 0.79, -0.44], atol=0.015,
-                                   err_msg=f"seed {seed}")  # README: each within 0.015
+                                   err_msg=f"seed {seed}")  # docs/claims.md: each within 0.015
         assert 0.955 - TRAINED <= learned["cosine_with_peak_filter"] <= 0.960 + TRAINED, seed
-        # README: 0.998-0.999, to the digits printed (a converged logistic fit varies far less)
+        # docs/claims.md: 0.998-0.999, to the digits printed (a converged logistic fit varies far less)
         assert round(learned["cosine_with_second_difference"], 3) in (0.998, 0.999), seed
         assert learned["accuracy"] == pytest.approx(0.905, abs=TRAINED), seed
-    biases = [learned["bias"] for learned in result["seeds"]]  # README: -1.06 to -1.14
+    biases = [learned["bias"] for learned in result["seeds"]]  # docs/claims.md: -1.06 to -1.14
     assert min(biases) == pytest.approx(-1.14, abs=TRAINED)
     assert max(biases) == pytest.approx(-1.06, abs=TRAINED)
 
@@ -295,7 +295,7 @@ def test_6_frozen_edge_filters_match_the_learned_ones_and_blobs_fall_behind(demo
     assert learned == pytest.approx(0.929, abs=TRAINED)
     assert demo.run("glorot_uniform", FROZEN)["test_accuracy"] == pytest.approx(0.902,
                                                                                  abs=TRAINED)
-    # README: match or beat, "the test allows them 1 point below"
+    # docs/claims.md: match or beat, "the test allows them 1 point below"
     assert min(frozen["sobel_x"], frozen["sobel_y"]) >= learned - TRAINED
     assert max(frozen["peak"], frozen["gaussian"], frozen["laplacian"]) < learned
     trained = {name: demo.run(name)["test_accuracy"] for name in ("laplacian", "peak")}
@@ -374,7 +374,7 @@ def test_9_shapes_and_keras_is_cross_correlation_not_the_seed_formula():
 def test_9_the_readmes_digit_crop_matches_to_3e_8_and_the_seed_formula_is_off_by_0_48(tmp_path):
     result = cross_correlation.demo_conv_shapes(common.DemoContext(tmp_path))
     assert result["output_shape"] == [1, 3, 3, 32]
-    assert result["max_diff_correlation"] < 5e-8  # README: 3e-8, "the test requires < 5e-8"
+    assert result["max_diff_correlation"] < 5e-8  # docs/claims.md: 3e-8, "the test requires < 5e-8"
     assert round(result["max_diff_seed_formula"], 2) == 0.48
     assert result["max_diff_seed_formula_flipped"] < 5e-8
 
@@ -409,14 +409,14 @@ def test_10_edge_likeness_at_convergence(converged):
     start, end = score["conv1", "before"], score["conv1", "after"]
     assert round(start.mean(), 3) == 0.488  # the seeded start, the same as the 3-epoch run's
     assert end.mean() == pytest.approx(0.706, abs=TRAINED)
-    # README: 27 of 32 rose at convergence; the 5 others fell by 0.02-0.08
+    # docs/claims.md: 27 of 32 rose at convergence; the 5 others fell by 0.02-0.08
     assert int((end > start).sum()) == 27
     assert np.sort(end - start)[:5] == pytest.approx([-0.08, -0.08, -0.06, -0.04, -0.02],
                                                      abs=TRAINED)
     top_quarter = np.sort(end)[-8:]
     assert top_quarter.min() == pytest.approx(0.91, abs=TRAINED)
     assert top_quarter.max() == pytest.approx(0.98, abs=TRAINED)
-    lowest_quarter = np.sort(end)[:8]  # README: 0.30-0.52, around the start's mean 0.488
+    lowest_quarter = np.sort(end)[:8]  # docs/claims.md: 0.30-0.52, around the start's mean 0.488
     assert lowest_quarter.min() == pytest.approx(0.30, abs=TRAINED)
     assert lowest_quarter.max() == pytest.approx(0.52, abs=TRAINED)
     assert round(score["conv2", "before"].mean(), 3) == 0.453
@@ -429,7 +429,7 @@ def test_10_edge_likeness_after_3_epochs(converged):
     assert start.shape == end.shape == (32,)
     assert round(start.mean(), 3) == 0.488
     assert end.mean() == pytest.approx(0.605, abs=TRAINED)
-    # README: 30 of 32 rose, "the test accepts 29-31" (two filters moved by less than 0.004)
+    # docs/claims.md: 30 of 32 rose, "the test accepts 29-31" (two filters moved by less than 0.004)
     assert 29 <= int((end > start).sum()) <= 31
     top_quarter = np.sort(end)[-8:]
     assert top_quarter.min() == pytest.approx(0.82, abs=TRAINED)
@@ -465,9 +465,9 @@ def test_11_hand_written_1d_references_match_numpy_on_random_data():
 # --- 12. Keras Conv2D = cross-correlation = convolution with the flipped kernel ---------------
 
 def test_12_keras_conv2d_against_independent_references():
-    result = cross_correlation.cross_correlation_check()  # the README's data and seed
+    result = cross_correlation.cross_correlation_check()  # docs/claims.md's data and seed
     assert result["output_shape"] == [2, 5, 4, 4]
-    assert result["vs_cross_correlation"] < 5e-6  # README: 3e-6, "the test requires < 5e-6"
+    assert result["vs_cross_correlation"] < 5e-6  # docs/claims.md: 3e-6, "the test requires < 5e-6"
     assert result["vs_convolution_flipped_kernel"] < 5e-6
     assert round(result["vs_convolution_same_kernel"]) == 19
 
@@ -482,7 +482,7 @@ def test_12_fast_batch_correlation_matches_the_loops():
 # --- 13. the flip does not matter for learning ------------------------------------------------
 
 def test_13_true_convolution_layer_learns_the_flipped_kernels_bit_for_bit():
-    result = flip_invariance.flip_training_pair()  # the README's 40 SGD steps
+    result = flip_invariance.flip_training_pair()  # docs/claims.md's 40 SGD steps
     assert len(result["losses"]) == 40
     assert result["kernel_movement"] == pytest.approx(0.15, abs=TRAINED)  # it did learn
     assert result["max_kernel_gap"] == 0.0  # exactly the rotated kernels at every step
@@ -517,10 +517,10 @@ def test_14_gaussian_kernel_properties():
 
 @pytest.mark.slow
 def test_14_a_conv_layer_learns_the_gaussian_blur():
-    result = gaussian_blur.learn_gaussian_blur()  # the README's 1,000 digits, 10 epochs
+    result = gaussian_blur.learn_gaussian_blur()  # docs/claims.md's 1,000 digits, 10 epochs
     assert round(result["initial_relative_error"], 1) == 3.7
-    assert result["relative_error"] < 1e-5  # README: 3.3e-6 in its run
-    assert result["max_abs_error"] < 1e-6  # README: 2.7e-7
+    assert result["relative_error"] < 1e-5  # docs/claims.md: 3.3e-6 in its run
+    assert result["max_abs_error"] < 1e-6  # docs/claims.md: 2.7e-7
     box = np.full((5, 5), 1 / 25)
     assert np.linalg.norm(result["learned"] - box) > 0.1
 
@@ -558,7 +558,7 @@ def test_importing_the_demo_command_does_not_import_tensorflow():
 def test_15_single_orientation_fraction_tells_simple_from_complex_patterns():
     score = {name: analysis.single_orientation_fraction(pattern[None])[0]
              for name, pattern in filter_complexity.reference_patterns().items()}
-    # README: a straight grating 0.94, a straight stroke 0.80, a cross 0.35, noise 0.27, a ring 0.19
+    # docs/claims.md: a straight grating 0.94, a straight stroke 0.80, a cross 0.35, noise 0.27, a ring 0.19
     assert {name: round(value, 2) for name, value in score.items()} == {
         "grating": 0.94, "stroke": 0.80, "cross": 0.35, "noise": 0.27, "ring": 0.19}
     rotated = analysis.single_orientation_fraction(
@@ -578,19 +578,19 @@ def _complexity(run_dir) -> tuple[dict, dict]:
 
 def test_15_in_the_demo_run_conv2_becomes_oriented_and_conv1_counts_ink(demo):
     mean, bright = _complexity(demo.run("glorot_uniform")["run_dir"])
-    # README: conv1 0.52 at the random start and 0.56 after 3 epochs, conv2 0.32 and 0.48.
+    # docs/claims.md: conv1 0.52 at the random start and 0.56 after 3 epochs, conv2 0.32 and 0.48.
     readme = {"conv1_before": 0.52, "conv1_after": 0.56, "conv2_before": 0.32,
               "conv2_after": 0.48}
     for key, expected in readme.items():
         assert mean[key] == pytest.approx(expected, abs=TRAINED), key
-    # README: 19 of conv1's 32 filters were brightness detectors after training (5 at the start)
+    # docs/claims.md: 19 of conv1's 32 filters were brightness detectors after training (5 at the start)
     assert bright == {"conv1_before": 5, "conv1_after": 19, "conv2_before": 0, "conv2_after": 0}
 
 
 def test_15_at_convergence_conv2_scores_close_to_conv1(converged):
     run = converged.converged()
     mean, bright = _complexity(run["run_dir"])
-    # README: the default recipe starts from the demo run's kernels (conv1 0.52, conv2 0.32);
+    # docs/claims.md: the default recipe starts from the demo run's kernels (conv1 0.52, conv2 0.32);
     # after its 60 epochs conv2 0.57 against conv1's 0.54, and 2 of conv1's filters were
     # brightness detectors (5 at the start).
     for layer in ("conv1", "conv2"):

@@ -1,6 +1,6 @@
-"""Demo 16 at the README's settings: with plain SGD, conv1's change is rebuilt from image patches
-and their weights alone (relative error <= 1e-5), and the README quotes the numbers this
-training gives. About 15 s and 1.3 GB on 2 CPU cores."""
+"""Demo 16 at the settings docs/claims.md states: with plain SGD, conv1's change is rebuilt from
+image patches and their weights alone (relative error <= 1e-5), and that page quotes the numbers
+this training gives. About 15 s and 1.3 GB on 2 CPU cores."""
 
 from __future__ import annotations
 
@@ -35,6 +35,6 @@ def test_the_rebuild_fails_with_wrong_weights():
     assert np.linalg.norm(wrong - change) / np.linalg.norm(change) > 0.05
 
 
-def test_the_readme_quotes_the_demos_numbers(numbers, repo_root):
-    readme = " ".join((repo_root / "README.md").read_text(encoding="utf-8").split())
-    assert sgd_identity.identity_sentence(numbers) in readme
+def test_the_claims_page_quotes_the_demos_numbers(numbers, repo_root):
+    claims = " ".join((repo_root / "docs" / "claims.md").read_text(encoding="utf-8").split())
+    assert sgd_identity.identity_sentence(numbers) in claims

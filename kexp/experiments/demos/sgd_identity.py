@@ -125,7 +125,7 @@ def patch_shares(patches: np.ndarray, weights: np.ndarray, learning_rate: float,
 
 
 def identity_numbers(trained: dict) -> dict:
-    """What the README quotes: the rebuild's relative error, how many patches add up to each
+    """What docs/claims.md quotes: the rebuild's relative error, how many patches add up to each
     filter's change, what share the 100 that pushed it furthest along its change explain, and
     how far all that pushed along went before the others cancelled it."""
     images, weights = trained["images"], trained["weights"]
@@ -152,8 +152,8 @@ def identity_numbers(trained: dict) -> dict:
 
 
 def identity_sentence(numbers: dict) -> str:
-    """The README's sentence with the demo's numbers (tests/test_sgd_identity.py checks that
-    the README quotes it)."""
+    """docs/claims.md's sentence with the demo's numbers (tests/test_sgd_identity.py checks
+    that the page quotes it)."""
     return (f"after {numbers['steps']} SGD steps, the change of all 32 filters rebuilt from "
             f"patches and weights alone matches the real change to a relative error below "
             f"{10.0 ** math.ceil(math.log10(numbers['relative_error'])):.0e} (float64). Each "
