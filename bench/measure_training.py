@@ -43,7 +43,8 @@ def cli_training(runs_dir: Path, *extra: str) -> dict:
     return {"wall_seconds": wall, "max_rss_mb": int(result.stdout.split()[-1]) / 1024,
             "forces": forces_cost(run_dir), "run_page": run_page_cost(run_dir),
             "test_accuracy": runs.read_status(run_dir)["test_accuracy"], "epochs": len(history),
-            "steady_epoch_seconds": spread([row["seconds"] for row in history[1:]]),
+            "steady_epoch_seconds": (spread([row["seconds"] for row in history[1:]])
+                                     if len(history) > 1 else None),  # after the warm-up
             "data": recorded["data"]["description"],
             "train_samples": recorded["data"]["used_train_samples"], "run_dir": str(run_dir)}
 
@@ -68,7 +69,8 @@ AFTER_TRAINING_KEYS = ("optimal_inputs_seconds", "figures_seconds")
 def quick_look(runs_dir: Path) -> dict:
     """`make train EPOCHS=1`, the README's quick look, which should spend less time after its
     training than in it: per run, the seconds status.json gives the training and each part
-    of the work after it (optimal inputs, figures; the run page as `run_page_cost` times it)."""
+    of the work after it (optimal inputs, figures; the run page as `run_page_cost` times it),
+    and the ratio after / in training with the page and with status.json's parts alone."""
     rounds = []
     for _ in range(QUICK_LOOK_RUNS):
         run = cli_training(runs_dir, "--epochs", "1")
@@ -79,7 +81,10 @@ def quick_look(runs_dir: Path) -> dict:
                        "wall_seconds": run["wall_seconds"]})
     return {"rounds": rounds,
             "after_over_training": spread([sum(round_["after_training"].values())
-                                           / round_["training_seconds"] for round_ in rounds])}
+                                           / round_["training_seconds"] for round_ in rounds]),
+            "status_parts_over_training": spread([
+                sum(round_["after_training"][key] for key in AFTER_TRAINING_KEYS)
+                / round_["training_seconds"] for round_ in rounds])}
 
 
 def run_page_cost(run_dir: Path) -> dict:

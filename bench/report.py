@@ -147,8 +147,9 @@ def quick_look_rows(results: dict) -> list[tuple[str, str]]:
              for key in rounds[0]["after_training"]}
     named = ", ".join(f"{key.removesuffix('_seconds').replace('_', ' ')} {fmt(summary)}"
                       for key, summary in parts.items())
-    return [("   `make train EPOCHS=1`: seconds after training / in training (status.json)",
-             f"**{fmt(quick['after_over_training'])}** (goal < 1); in training "
+    return [("   `make train EPOCHS=1`: seconds after training / in training",
+             f"**{fmt(quick['after_over_training'])}** (goal < 1); optimal inputs and figures "
+             f"alone (status.json): {fmt(quick['status_parts_over_training'])}; in training "
              f"{fmt(spread([round_['training_seconds'] for round_ in rounds]))} s (fit, test, "
              f"model saved); after it, s: {named}")]
 

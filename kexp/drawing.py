@@ -22,7 +22,6 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
-from matplotlib.patches import Rectangle
 from matplotlib.transforms import Affine2D, Bbox, TransformedBbox
 from PIL import Image
 
@@ -130,9 +129,13 @@ class MosaicPanel:
         self.images: list[PaintedMosaic] = []
         self.transData = figure.transFigure
         self.title = None
-        figure.add_artist(Rectangle(self.box.p0, self.box.width, self.box.height, fill=False,
-                                    linewidth=LINE_POINTS, edgecolor="black", zorder=3,
-                                    transform=figure.transFigure))
+        # The frame is one of the figure's own lines (fig.lines, not an artist): IPython shows a
+        # returned figure inline only where it has axes or lines.
+        (x0, y0), (x1, y1) = self.box.get_points()
+        frame = Line2D([x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0], linewidth=LINE_POINTS,
+                       color="black", solid_joinstyle="miter", zorder=3,
+                       transform=figure.transFigure, figure=figure)
+        figure.lines.append(frame)
 
     def show(self, pixels: np.ndarray, shape: tuple[int, int]) -> None:
         """Draw `pixels` (RGBA, the panel's size in pixels) as a mosaic of `shape` (rows,

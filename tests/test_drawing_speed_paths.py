@@ -55,6 +55,12 @@ def test_painted_mosaic_is_drawn_pixel_for_pixel_in_the_colour_maps_colours():
     assert (expected[np.isnan(mosaic[rows][:, cols])] == separator).all()
 
 
+def test_a_mosaic_figure_has_what_ipython_needs_to_show_it_inline():
+    figure, [[ax]] = drawing.panel_figure([[drawing.Panel(1.0, 1.0)]], "shown")
+    drawing.paint_mosaic(ax, np.zeros((3, 3)), 1.0, "zeros")
+    assert figure.axes or figure.lines  # IPython's print_figure returns nothing otherwise
+
+
 @pytest.mark.parametrize("low, high, inches, vertical", [
     (-0.13, 0.13, 2.0, True), (0.0, 1.07, 3.5, True), (-0.042, 0.042, 1.2, True),
     (0.0, 0.53, 4.0, False), (-3e-6, 3e-6, 2.5, True), (0.0, 1.93, 6.0, True)])
