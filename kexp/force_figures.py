@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kexp import drawing, files, runs
+from kexp import drawing, figure_labels, files, runs
 
 # The arrays of views/forces.npz (written by kexp.forces.ForceSnapshots): the completed epochs
 # of each recorded moment, the classes, digits per class, computing seconds per moment, the
@@ -109,11 +109,11 @@ def plot_forces(change: np.ndarray, pushes: np.ndarray, classes: np.ndarray,
     change_limit = drawing.symmetric_limit(change_tiles)
     scale = drawing.paint_mosaic(axes[0], change_mosaic, change_limit, "change\n(after - before)")
     centres = _centres(filters)
-    for centre, number in zip(centres, range(1, filters + 1)):
+    for centre, number in zip(centres, range(filters)):  # numbered as in the npz arrays
         axes[0].text(-1, centre, f"filter {number}", fontsize=LABEL_POINTS, ha="right",
                      va="center")
-    drawing.colour_bar(figure, scale, axes[:1], "change", location="bottom",
-                       ticks=[-change_limit, 0, change_limit], length=1.6)
+    figure_labels.colour_bar(figure, scale, axes[:1], "change", location="bottom",
+                             ticks=[-change_limit, 0, change_limit], length=1.6)
     push_scale = drawing.paint_mosaic(
         axes[1], push_mosaic, drawing.symmetric_limit(push_tiles),
         f"push of each class (one scale): minus its gradient,\nsummed over {len(epochs)} "
@@ -126,8 +126,9 @@ def plot_forces(change: np.ndarray, pushes: np.ndarray, classes: np.ndarray,
         axes[1].text(push_mosaic.shape[1], centre,
                      f"cos {value:+.2f}   pushed most: {', '.join(map(str, top))}",
                      fontsize=LABEL_POINTS, ha="left", va="center")
-    drawing.colour_bar(figure, push_scale, axes[1:], "push (minus the summed gradient of the "
-                       "mean loss)", location="bottom", length=0.8)
+    figure_labels.colour_bar(figure, push_scale, axes[1:],
+                             "push (minus the summed gradient of the mean loss)",
+                             location="bottom", length=0.8)
     return drawing.save_figure(figure, path)
 
 

@@ -18,8 +18,9 @@ from kexp import force_figures, initializers, runs, view_figures
 from kexp.analysis import relative_change
 # The drawing pieces live in kexp.drawing; scripts and the experiments reach them as plots.X.
 from kexp.drawing import (CMAP, COLOUR_BAR_ROOM_INCHES, DPI, SEPARATOR_COLOUR,  # noqa: F401
-                          Panel, colour_bar, draw_mosaic, draw_tiles, grid_shape, paint_mosaic,
-                          number_tiles, panel_figure, save_figure, symmetric_limit, tile)
+                          Panel, draw_mosaic, draw_tiles, grid_shape, paint_mosaic, panel_figure,
+                          save_figure, symmetric_limit, tile)
+from kexp.figure_labels import colour_bar, number_tiles
 
 GRID_PANEL_INCHES = 4.0  # width of one filter-grid panel (8 tiles across)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kexp import drawing, filter_views, runs, shell_commands
+from kexp import drawing, figure_labels, filter_views, runs, shell_commands
 from kexp.analysis import single_orientation_fraction
 
 ACTIVATION_CMAP = "magma"  # ReLU maps are >= 0: black is 0, bright is strong
@@ -75,9 +75,9 @@ def plot_feature_maps(digits: np.ndarray, maps: dict[str, dict[str, np.ndarray]]
         image = drawing.paint_mosaic(ax, mosaic, limit, title, cmap=cmap, low=0.0,
                                     separator=LIGHT_SEPARATOR)
         if index and index % 2 == 0:  # after a layer's "after" panel: one bar for the pair
-            drawing.colour_bar(figure, image, axes[index - 1:index + 1],
-                               f"{title.split(':')[0]} activation (before and after; top: "
-                               f"{CLIP_PERCENTILE}th percentile)", location="bottom")
+            figure_labels.colour_bar(figure, image, axes[index - 1:index + 1],
+                                     f"{title.split(':')[0]} activation (before and after; "
+                                     f"top: {CLIP_PERCENTILE}th percentile)", location="bottom")
     return drawing.save_figure(figure, path)
 
 
@@ -119,8 +119,8 @@ def plot_top_patches(patches: dict[str, dict[str, filter_views.TopPatches]], pat
                                 f"{layer} {when} training: {filters} filters, the {k} strongest "
                                 f"{size}x{size} patches of each", cmap=PIXEL_CMAP, low=0.0,
                                 separator=PATCH_SEPARATOR)
-        drawing.number_tiles(row_axes[0], filters, drawing.grid_shape(filters)[1], block_shape,
-                             pad=2, colour=TILE_NUMBER_COLOUR, inside=True)
+        figure_labels.number_tiles(row_axes[0], filters, drawing.grid_shape(filters)[1],
+                                   block_shape, pad=2, colour=TILE_NUMBER_COLOUR, inside=True)
     return drawing.save_figure(figure, path)
 
 
@@ -152,9 +152,10 @@ def plot_optimal_inputs(found: dict[str, dict[str, dict[str, np.ndarray]]], path
                 f"single-orientation fraction {oriented:.2f}", cmap=PIXEL_CMAP if ink else
                 drawing.CMAP, low=0.0 if ink else None, separator=PATCH_SEPARATOR)
             if when == WHEN[0]:  # the after panel holds the same filters in the same places
-                drawing.number_tiles(ax, len(tiles), cols, tiles.shape[1:],
-                                     colour=TILE_NUMBER_COLOUR, inside=True)
-        drawing.colour_bar(figure, image, row_axes, f"{layer}: input pixel (before and after)")
+                figure_labels.number_tiles(ax, len(tiles), cols, tiles.shape[1:],
+                                           colour=TILE_NUMBER_COLOUR, inside=True)
+        figure_labels.colour_bar(figure, image, row_axes,
+                                 f"{layer}: input pixel (before and after)")
     return drawing.save_figure(figure, path)
 
 

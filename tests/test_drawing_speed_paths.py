@@ -11,7 +11,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize, to_rgba
 from matplotlib.figure import Figure
 
-from kexp import analysis, drawing
+from kexp import analysis, drawing, figure_labels
 
 
 @pytest.mark.parametrize("side, band", [(64, 30.0), (28, 30.0), (64, 10.0), (32, 90.0),
@@ -74,7 +74,7 @@ def test_colour_bar_ticks_are_matplotlibs(low, high, inches, vertical):
     axis = cax.yaxis if vertical else cax.xaxis
     shown = [(tick.get_loc(), tick.label1.get_text()) for tick in axis.get_major_ticks()
              if low - 1e-12 <= tick.get_loc() <= high + 1e-12]
-    ticks, labels, offset = drawing.tick_labels(low, high, inches * 72, vertical)
+    ticks, labels, offset = figure_labels.tick_labels(low, high, inches * 72, vertical)
     assert ticks == pytest.approx([loc for loc, _ in shown])
     assert labels == [text for _, text in shown]
     assert offset == axis.get_offset_text().get_text()
