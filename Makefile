@@ -60,9 +60,10 @@ demos: $(STAMP)
 	$(PY) -m kexp demo all $(call opt,RUNS_DIR,--runs-dir) $(call opt,CONVERGED_RUN,--converged-run)
 
 # ENGINE=ray [ADDRESS=host:6379] [CPUS_PER_TRAINING=N] runs the study on Ray; RESUME=runs/compare-<ts>
-# continues a study.
+# continues a study. FULL_GRID=1 trains every initializer of the full grid; INITS="a b", SEEDS="0 1".
 compare: $(STAMP) $(if $(filter ray,$(ENGINE)),$(RAY_STAMP))
 	$(PY) -m kexp compare $(call opt,JOBS,--jobs) $(call opt,EPOCHS,--epochs) $(call opt,RUNS_DIR,--runs-dir) \
+		$(if $(FULL_GRID),--full-grid) $(call opt,INITS,--inits) $(call opt,SEEDS,--seeds) \
 		$(call opt,ENGINE,--engine) $(call opt,ADDRESS,--address) \
 		$(call opt,CPUS_PER_TRAINING,--cpus-per-training) $(call opt,RESUME,--resume)
 

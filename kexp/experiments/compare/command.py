@@ -81,8 +81,10 @@ def _train(study, compare_dir, trainings, engine, say, to_run=None):
                 f"{shell_commands.kexp_command('compare', '--resume', compare_dir)}")
             raise
         finally:
-            measured = [plan.measure(training, compare_dir) for training in trainings]
-            plan.write_summary(compare_dir, study, [row for row, _ in measured])
+            measured = [plan.measure(training, compare_dir, study.target_accuracy)
+                        for training in trainings]
+            plan.write_summary(compare_dir, study, [row for row, _ in measured],
+                               [details.get("series", {}) for _, details in measured])
     return measured, time.perf_counter() - started
 
 
@@ -91,6 +93,7 @@ def _report(study, compare_dir, trainings, measured, seconds, say) -> Path:
         if training.status == runs.STATUS_FINISHED:
             animate.animate_run(training.run_dir)
     page.plot_comparison(measured, compare_dir / plan.FIGURE_FILE, study)
+    page.plot_epochs(measured, compare_dir / plan.EPOCHS_FIGURE_FILE, study)
     page.write_index(compare_dir, study, measured, seconds,
                      {(t.init, t.seed): t.log_path for t in trainings})
     failed = sum(training.status != runs.STATUS_FINISHED for training in trainings)
@@ -106,10 +109,16 @@ def add_parser(subparsers) -> None:
                          "and compare the runs", run_command)
     parser.add_argument("--inits", nargs="+", default=defaults.initializers,
                         metavar="SPEC", help="initializer specs, NAME or NAME:key=value,...")
+    parser.add_argument("--full-grid", action="store_true",
+                        help="every initializer of the full grid: "
+                             f"{' '.join(plan.full_grid_initializers())} (replaces --inits)")
     parser.add_argument("--seeds", nargs="+", type=whole_number, default=defaults.seeds,
                         metavar="SEED", help="one training per initializer and seed")
     parser.add_argument("--epochs", type=whole_number, default=defaults.epochs,
                         help="epochs per training")
+    parser.add_argument("--target-accuracy", type=float, default=defaults.target_accuracy,
+                        help="the stated validation accuracy: each training's first epoch that "
+                             "reaches it is its epochs_to_target")
     parser.add_argument("--data", default=defaults.data,
                         help="as for `kexp train`; mnist-5k needs no network")
     parser.add_argument("--train-samples", type=whole_number, default=defaults.train_samples,
@@ -147,7 +156,9 @@ def run_command(args) -> int:
     jobs = args.jobs if args.jobs is not None else jobs_from_makeflags() or (
         record.read_study(Path(args.resume)).jobs if args.resume else plan.Study().jobs)
     engine = engines.make_engine(args.engine, jobs, args.address, args.cpus_per_training)
-    study = plan.Study(initializers=args.inits, seeds=args.seeds, epochs=args.epochs,
+    inits = list(plan.full_grid_initializers()) if args.full_grid else args.inits
+    study = plan.Study(initializers=inits, seeds=args.seeds, epochs=args.epochs,
+                       target_accuracy=args.target_accuracy,
                        data=args.data, train_samples=args.train_samples, model=args.model,
                        snapshot_every_batches=args.snapshot_batches,
                        tensorboard=args.tensorboard, jobs=jobs, runs_dir=args.runs_dir)

@@ -17,7 +17,7 @@ import numpy as np
 
 from kexp import atomic, runs
 from kexp.experiments import animate
-from kexp.experiments.compare import plan
+from kexp.experiments.compare import plan, verdict
 
 # Weights span 0.01 (random_normal small) to 3+ (random_normal large): a linear scale shared
 # by all panels would leave every ordinary initializer white, so the shared scale is
@@ -230,6 +230,52 @@ def plot_comparison(measured: list[tuple[dict, dict]], path: Path, study: plan.S
     return plots.save_figure(figure, path)
 
 
+EPOCH_PANELS = (("val_accuracy", "validation accuracy", (0, 1)),
+                ("conv1_relative_change", "conv1 mean relative change from the start", None),
+                ("conv1_distinct", "distinct conv1 filters (of 32)", (0, 33)),
+                ("conv1_single_orientation", "conv1 single-orientation fraction", (0, 1)))
+
+
+def plot_epochs(measured: list[tuple[dict, dict]], path: Path, study: plan.Study) -> Path:
+    """Accuracy and conv1's measures from the start (epoch 0) to the last epoch: a colour per
+    initializer, a thin line per seed, so the seeds' spread shows beside the gaps."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    from kexp import plots
+
+    grouped = _by_initializer(measured)
+    colours = _colours(grouped)
+    figure = Figure(figsize=(18, 4.6), layout="constrained")
+    axes = figure.subplots(1, len(EPOCH_PANELS))
+    for ax, (measure, title, limits) in zip(axes, EPOCH_PANELS):
+        for init, group in grouped.items():
+            for number, (_, details) in enumerate(group):
+                series = details.get("series") or {}
+                points = [(epoch, value) for epoch, value in
+                          zip(series.get("epoch", []), series.get(measure, []))
+                          if value is not None and np.isfinite(value)]
+                if points:
+                    ax.plot(*zip(*points), color=colours[init], lw=0.9, alpha=0.8,
+                            marker="." if len(points) < 3 else None,
+                            label=init if number == 0 else None)
+        if measure == "val_accuracy":
+            ax.axhline(study.target_accuracy, color="grey", lw=0.8, ls="--")
+        if limits:
+            ax.set_ylim(*limits)
+        elif ax.lines:
+            ax.set_yscale("symlog", linthresh=0.01)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch (0 = initial)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    if axes[0].get_legend_handles_labels()[1]:
+        axes[0].legend(fontsize=7, loc="lower right", framealpha=0.9)
+    figure.suptitle(f"per epoch, one thin line per seed ({len(study.seeds)} seed(s)); dashed: "
+                    f"the stated accuracy {study.target_accuracy:g}", fontsize=11)
+    return plots.save_figure(figure, path)
+
+
 def _cell(value) -> str:
     if value is None:
         return ""
@@ -333,6 +379,15 @@ def write_index(compare_dir: Path, study: plan.Study, measured: list[tuple[dict,
         body.append(f'<a href="{plan.FIGURE_FILE}"><img src="{plan.FIGURE_FILE}" '
                     'alt="conv1 filters before and after per initializer, curves, change and '
                     'edge-likeness"></a>')
+    sentences = verdict.verdict(rows, study.target_accuracy, study.epochs)
+    body.append("<h2>The answer, as measured</h2><ul class=\"verdict\">"
+                + "".join(f"<li>{html.escape(sentence)}</li>" for sentence in sentences)
+                + "</ul>")
+    epochs_figure = compare_dir / plan.EPOCHS_FIGURE_FILE
+    if epochs_figure.exists():
+        body.append(f'<a href="{plan.EPOCHS_FIGURE_FILE}"><img src="{plan.EPOCHS_FIGURE_FILE}" '
+                    'alt="validation accuracy, relative change, distinct filters and '
+                    'single-orientation fraction per epoch, a line per seed"></a>')
     body.append("<h2>Summary</h2>")
     body.append(_table(rows, [c for c in plan.SUMMARY_COLUMNS if c not in ("run", "reason")]))
     body.append(f"<p>{_link(compare_dir, compare_dir / plan.SUMMARY_CSV, plan.SUMMARY_CSV)}"
