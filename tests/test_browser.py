@@ -62,11 +62,13 @@ def test_page_loads_without_console_errors(compare_dir, index_url, tmp_path):
     assert console == []
     assert "Does the starting point matter?" in result.stdout
     # What the run folders hold, not what the page says: each finished run's filter grids and
-    # animation are shown, beside the study's own figure.
+    # animation are shown, beside the study's own two figures.
     shown = [path for path in compare_dir.glob(f"{plan.RUNS_SUBDIR}/*/{runs.FIGURES_DIR}/*")
              if path.name in (runs.CONV1_FIGURE, runs.EVOLUTION_FIGURE)]
-    assert len(shown) == 2 * finished_runs(compare_dir) == 6
-    assert result.stdout.count("<img") == 1 + len(shown)
+    shown += [compare_dir / name for name in (plan.FIGURE_FILE, plan.EPOCHS_FIGURE_FILE)
+              if (compare_dir / name).exists()]
+    assert len(shown) == 2 * finished_runs(compare_dir) + 2 == 8
+    assert result.stdout.count("<img") == len(shown)
 
 
 def test_screenshot_shows_the_figures(index_url, tmp_path):

@@ -373,7 +373,8 @@ def test_per_epoch_measures_come_from_each_runs_files(tiny_study):
             history[0]["val_accuracy"], abs=1e-6)
     assert series["zeros"]["conv1_distinct"] == [1, 1]
     assert series["zeros"]["conv1_relative_change"] == [0, 0]
-    assert series["zeros"]["conv1_single_orientation"] == [0, 0]  # no pattern at all
+    assert series["zeros"]["conv1_edge_likeness"] == [0, 0]  # no pattern at all
+    assert series["ones"]["conv1_edge_likeness"][0] == 0 < series["ones"]["conv1_edge_likeness"][1]
     assert series["glorot_uniform"]["conv1_distinct"] == [32, 32]
     assert series["he_normal"] == {"initializer": "he_normal", "seed": 0}  # it failed
     assert (tiny_study.compare_dir / plan.EPOCHS_FIGURE_FILE).stat().st_size > 0

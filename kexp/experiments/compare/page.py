@@ -233,7 +233,7 @@ def plot_comparison(measured: list[tuple[dict, dict]], path: Path, study: plan.S
 EPOCH_PANELS = (("val_accuracy", "validation accuracy", (0, 1)),
                 ("conv1_relative_change", "conv1 mean relative change from the start", None),
                 ("conv1_distinct", "distinct conv1 filters (of 32)", (0, 33)),
-                ("conv1_single_orientation", "conv1 single-orientation fraction", (0, 1)))
+                ("conv1_edge_likeness", "conv1 mean edge-likeness", (0, 1)))
 
 
 def plot_epochs(measured: list[tuple[dict, dict]], path: Path, study: plan.Study) -> Path:
@@ -247,7 +247,10 @@ def plot_epochs(measured: list[tuple[dict, dict]], path: Path, study: plan.Study
     grouped = _by_initializer(measured)
     colours = _colours(grouped)
     figure = Figure(figsize=(18, 4.6), layout="constrained")
-    axes = figure.subplots(1, len(EPOCH_PANELS))
+    axes = figure.subplots(1, len(EPOCH_PANELS), sharex=True)
+    last_epoch = max([epoch for _, details in measured
+                      for epoch in (details.get("series") or {}).get("epoch", [])] or [1])
+    axes[0].set_xlim(-0.3, last_epoch + 0.3)  # epoch 0 to the last, in every panel
     for ax, (measure, title, limits) in zip(axes, EPOCH_PANELS):
         for init, group in grouped.items():
             for number, (_, details) in enumerate(group):
@@ -269,8 +272,8 @@ def plot_epochs(measured: list[tuple[dict, dict]], path: Path, study: plan.Study
         ax.set_xlabel("epoch (0 = initial)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-    if axes[0].get_legend_handles_labels()[1]:
-        axes[0].legend(fontsize=7, loc="lower right", framealpha=0.9)
+    if axes[2].get_legend_handles_labels()[1]:  # distinct filters sit at 32 or near 1:
+        axes[2].legend(fontsize=7, loc="center right", framealpha=0.9)  # the middle is free
     figure.suptitle(f"per epoch, one thin line per seed ({len(study.seeds)} seed(s)); dashed: "
                     f"the stated accuracy {study.target_accuracy:g}", fontsize=11)
     return plots.save_figure(figure, path)
@@ -387,7 +390,7 @@ def write_index(compare_dir: Path, study: plan.Study, measured: list[tuple[dict,
     if epochs_figure.exists():
         body.append(f'<a href="{plan.EPOCHS_FIGURE_FILE}"><img src="{plan.EPOCHS_FIGURE_FILE}" '
                     'alt="validation accuracy, relative change, distinct filters and '
-                    'single-orientation fraction per epoch, a line per seed"></a>')
+                    'edge-likeness per epoch, a line per seed"></a>')
     body.append("<h2>Summary</h2>")
     body.append(_table(rows, [c for c in plan.SUMMARY_COLUMNS if c not in ("run", "reason")]))
     body.append(f"<p>{_link(compare_dir, compare_dir / plan.SUMMARY_CSV, plan.SUMMARY_CSV)}"

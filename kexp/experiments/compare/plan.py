@@ -73,13 +73,13 @@ SUMMARY_COLUMNS = (
     "initializer", "seed", "status", "reason", "run", "train_accuracy", "test_accuracy",
     "test_loss", "epochs", "seconds", "process_seconds", "conv1_mean_relative_change",
     "conv2_mean_relative_change", "conv1_distinct_initial", "conv1_distinct_final",
-    "conv1_edge_likeness_initial", "conv1_edge_likeness_final",
-    "conv1_single_orientation_initial", "conv1_single_orientation_final",
-    "val_accuracy_epoch_1", "val_accuracy_final", "epochs_to_target")
+    "conv1_edge_likeness_initial", "conv1_edge_likeness_final", "val_accuracy_epoch_1", "val_accuracy_final", "epochs_to_target")
 # Per training and epoch (0 = the initial kernels), in summary.json's "series": the measures
 # from the first epoch to the last, read back from the run folder's kernels/ and history.csv.
+# (Edge-likeness, not analysis.single_orientation_fraction: that one Hann-windows its image,
+# and a 3-wide window keeps only a 3x3 filter's centre, so every filter scores the same.)
 SERIES_MEASURES = ("val_accuracy", "conv1_relative_change", "conv1_distinct",
-                   "conv1_single_orientation")
+                   "conv1_edge_likeness")
 
 
 def study_initializers() -> tuple[str, ...]:
@@ -219,14 +219,6 @@ def _round(value, digits: int = 6):
     return None if value is None else round(float(value), digits)
 
 
-def single_orientation(kernel: np.ndarray) -> float:
-    """conv1's mean single-orientation fraction (analysis.single_orientation_fraction of each
-    3x3 filter, input channels averaged): about 0.9 for an oriented edge, 0 for an all-equal
-    filter (no pattern at all)."""
-    filters = np.moveaxis(kernel, (2, 3), (0, 1)).reshape(-1, *kernel.shape[:2])
-    return round(float(analysis.single_orientation_fraction(filters).mean()), 4)
-
-
 def epochs_to(accuracies: list, target: float) -> int | None:
     """The first epoch (1-based) whose accuracy reaches `target`; None if none does."""
     return next((epoch for epoch, accuracy in enumerate(accuracies, start=1)
@@ -236,7 +228,7 @@ def epochs_to(accuracies: list, target: float) -> int | None:
 def epoch_series(run_dir: Path, history: list[dict]) -> dict:
     """The run's measures per epoch, from its files: validation accuracy (history.csv; None at
     epoch 0 and without a validation slice) and conv1's mean relative change from the start,
-    distinct filters and single-orientation fraction (kernels/initial.npz, epoch_NNN.npz)."""
+    distinct filters and mean edge-likeness (kernels/initial.npz, epoch_NNN.npz)."""
     snapshots = dict(runs.snapshot_sequence(run_dir))
     if runs.INITIAL not in snapshots:
         return {}
@@ -252,7 +244,7 @@ def epoch_series(run_dir: Path, history: list[dict]) -> dict:
         series["val_accuracy"].append(_round(accuracy.get(epoch)))
         series["conv1_relative_change"].append(_mean(analysis.relative_change(initial, kernel)))
         series["conv1_distinct"].append(analysis.distinct_filters(kernel))
-        series["conv1_single_orientation"].append(single_orientation(kernel))
+        series["conv1_edge_likeness"].append(_round(analysis.edge_likeness(kernel).mean(), 4))
     return series
 
 
@@ -292,9 +284,7 @@ def measure(training: Training, compare_dir: Path,
     row.update(conv1_distinct_initial=analysis.distinct_filters(conv1_before),
                conv1_distinct_final=analysis.distinct_filters(conv1_after),
                conv1_edge_likeness_initial=_round(edge_before.mean(), 4),
-               conv1_edge_likeness_final=_round(edge_after.mean(), 4),
-               conv1_single_orientation_initial=single_orientation(conv1_before),
-               conv1_single_orientation_final=single_orientation(conv1_after))
+               conv1_edge_likeness_final=_round(edge_after.mean(), 4))
     details.update(conv1_before=conv1_before, conv1_after=conv1_after,
                    edge_before=edge_before, edge_after=edge_after)
     details.update(digit_maps(training.run_dir, sequence[0][1], sequence[-1][1]))
