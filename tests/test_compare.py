@@ -281,6 +281,10 @@ def test_bad_settings_are_refused_before_anything_starts(tmp_path, changes, mess
 def test_the_command_line_reports_bad_settings(tmp_path, capsys):
     assert cli.main(["compare", "--inits", "he_normall", "--runs-dir", str(tmp_path)]) == 2
     assert "Invalid value for `init`: 'he_normall'" in capsys.readouterr().err
+    assert cli.main(["compare", "--full-grid", "--target-accuracy", "1.5", "--runs-dir",
+                     str(tmp_path)]) == 2
+    assert "Invalid value for `target_accuracy`: 1.5" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
     with pytest.raises(ConfigError, match="Invalid value for `seeds`"):
         plan.Study(seeds=[]).validate()
 
