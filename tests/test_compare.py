@@ -22,7 +22,7 @@ import pytest
 from kexp import analysis, atomic, cli, runs
 from kexp.config import ConfigError, TrainConfig
 from kexp.experiments import animate
-from kexp.experiments.compare import command, page, plan
+from kexp.experiments.compare import command, page, plan, study_figures
 
 pytestmark = pytest.mark.slow
 
@@ -173,7 +173,7 @@ def test_a_filter_that_moved_from_exactly_0_shows_as_inf_not_a_blank_cell(tmp_pa
         assert next(csv.DictReader(handle))["conv1_mean_relative_change"] == "inf"
     page.write_index(tmp_path, study, [(row, details)], 0.0, {})
     assert "<td>inf</td>" in (tmp_path / plan.INDEX_FILE).read_text()
-    page.plot_comparison([(row, details)], tmp_path / plan.FIGURE_FILE, study)
+    study_figures.plot_comparison([(row, details)], tmp_path / plan.FIGURE_FILE, study)
 
 
 def test_the_animation_has_one_frame_per_snapshot(sweep):

@@ -19,7 +19,7 @@ from pathlib import Path
 from kexp import run_lock, runs, shell_commands, stop_signals
 from kexp.cli_options import add_command, whole_number
 from kexp.experiments import animate
-from kexp.experiments.compare import engines, page, plan, record, sweep
+from kexp.experiments.compare import engines, page, plan, record, study_figures, sweep
 
 
 def jobs_from_makeflags(makeflags: str | None = None) -> int | None:
@@ -92,8 +92,8 @@ def _report(study, compare_dir, trainings, measured, seconds, say) -> Path:
     for training in trainings:
         if training.status == runs.STATUS_FINISHED:
             animate.animate_run(training.run_dir)
-    page.plot_comparison(measured, compare_dir / plan.FIGURE_FILE, study)
-    page.plot_epochs(measured, compare_dir / plan.EPOCHS_FIGURE_FILE, study)
+    study_figures.plot_comparison(measured, compare_dir / plan.FIGURE_FILE, study)
+    study_figures.plot_epochs(measured, compare_dir / plan.EPOCHS_FIGURE_FILE, study)
     page.write_index(compare_dir, study, measured, seconds,
                      {(t.init, t.seed): t.log_path for t in trainings})
     failed = sum(training.status != runs.STATUS_FINISHED for training in trainings)
