@@ -49,8 +49,11 @@ visualize: $(STAMP)
 runs: $(STAMP)
 	$(PY) -m kexp runs $(call opt,RUNS_DIR,--runs-dir)
 
+# On two workers (pytest-xdist), a file's tests together so its module fixtures are built once:
+# the suite uses one core most of the time. TEST_WORKERS=1 runs it in one process.
+TEST_WORKERS ?= 2
 test: $(STAMP) $(RAY_STAMP) $(DEV_STAMP)
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The edit-test loop: every test that trains no model and starts no study (about a minute).
 test-fast: $(STAMP) $(DEV_STAMP)

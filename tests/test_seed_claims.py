@@ -10,6 +10,7 @@ so. About 1.5 minutes on 2 CPU cores, plus the default run's 2-6.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -21,6 +22,7 @@ import numpy as np
 import pytest
 
 from kexp import analysis, convolution, filter_views, initializers
+from kexp.config import TrainConfig
 from kexp.experiments.demos import (common, cross_correlation, filter_complexity,
                                     flip_invariance, gaussian_blur, initialization,
                                     learned_filters, peak_filter)
@@ -600,3 +602,21 @@ def test_15_at_convergence_conv2_scores_close_to_conv1(converged):
     for key, expected in readme.items():
         assert mean[key] == pytest.approx(expected, abs=TRAINED), key
     assert bright == {"conv1_before": 5, "conv1_after": 2, "conv2_before": 0, "conv2_after": 0}
+
+
+# The README's commands: `make train` (seed 0) scored 98.7% on the 1,000 held-out offline digits;
+# the README states this bound (the recipe's 98.5% target), which leaves room for CPUs' rounding.
+# Here, beside the claims that read the same default run (one worker trains it once).
+MAKE_TRAIN_LEAST_TEST_ACCURACY = 0.985
+
+
+def test_make_train_reaches_the_readmes_accuracy(default_run):
+    recorded = json.loads((default_run / runs.CONFIG_FILE).read_text())
+    assert TrainConfig.from_dict(recorded["config"]) == TrainConfig(
+        data="mnist-5k", runs_dir=recorded["config"]["runs_dir"])  # the defaults: make train's
+    assert recorded["data"]["source"] == "mnist-5k"
+    assert recorded["data"]["used_test_samples"] == 1000
+    status = runs.read_status(default_run)
+    assert status["status"] == runs.STATUS_FINISHED
+    assert status["epochs_completed"] == TrainConfig().epochs
+    assert status["test_accuracy"] >= MAKE_TRAIN_LEAST_TEST_ACCURACY, status["test_accuracy"]
