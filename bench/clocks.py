@@ -8,7 +8,7 @@ import time
 
 import keras
 
-from kexp import callbacks, checkpoint
+from kexp.training import callbacks, checkpoint
 
 
 class EpochTimer(keras.callbacks.Callback):

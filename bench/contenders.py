@@ -1,7 +1,7 @@
 """The speed repeats: each contender trains the same short fit, and the contenders alternate.
 
-- kexp: `kexp.training.train` (run folder, kernel snapshots, history row and checkpoint every epoch);
-- plain: `model.fit` on kexp's own input pipelines (`kexp.inputs.input_pipelines`), same config,
+- kexp: `kexp.training.trainer.train` (run folder, kernel snapshots, history row and checkpoint every epoch);
+- plain: `model.fit` on kexp's own input pipelines (`kexp.digits.inputs.input_pipelines`), same config,
   model, schedule, seed and validation, no callbacks: the baseline kexp's overhead is measured on;
 - checkpoint_options: the plain fit plus bench/checkpoint_options.py's callback, placed after the
   epoch timer so the epochs it reports are plain ones;
@@ -23,8 +23,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from kexp.inputs import input_pipelines, prepare_data
-from kexp.training import build_configured_model, train
+from kexp.digits.inputs import input_pipelines, prepare_data
+from kexp.training.trainer import build_configured_model, train
 
 from checkpoint_options import OPTIONS, CheckpointOptions
 from clocks import CallbackClock, EpochTimer

@@ -10,7 +10,7 @@ import time
 import keras
 import tensorflow as tf
 
-from kexp.models import build_model
+from kexp.network.models import build_model
 
 from checkpoint_options import OPTIONS
 from common import DEFAULT_MODEL, TORCH_PEER_MODEL, spread

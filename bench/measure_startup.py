@@ -10,7 +10,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from kexp import plots, runs
+from kexp.storage import runs
+from kexp.views import plots
 
 from common import REPO_ROOT, spread
 
@@ -66,7 +67,7 @@ def optimal_inputs_seconds(run_dir: Path) -> dict:
     """Computing the run's optimal inputs again, before and after training (budget: 2 s)."""
     import keras  # loaded already by the bench's trainings
 
-    from kexp import keras_views
+    from kexp.probes import keras_views
 
     model = keras.saving.load_model(run_dir / runs.MODEL_FILE)
     return timed_calls(VISUALIZE_CALLS, lambda: keras_views.write_optimal_inputs(run_dir, model))

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kexp import force_figures, run_page, runs
+from kexp.storage import runs
+from kexp.views import force_figures, run_page
 
 from common import REPO_ROOT, log, spread
 from measure_startup import kexp_command
@@ -50,7 +51,7 @@ def cli_training(runs_dir: Path, *extra: str) -> dict:
 
 
 def forces_cost(run_dir: Path) -> dict:
-    """What recording the forces cost a run: the seconds kexp.forces measured inside its
+    """What recording the forces cost a run: the seconds kexp.training.forces measured inside its
     callback at each moment (the first includes tracing), against the seconds of the run's
     training epochs (history.csv; the forces are computed outside them)."""
     with np.load(run_dir / runs.VIEWS_DIR / runs.FORCES_FILE) as forces:

@@ -1,5 +1,5 @@
 """Time to accuracy (issue 8): kexp's default recipe against the old 5-epoch one, trained by
-`kexp.training.train` in one bench run, with the held-out accuracy and the training seconds so far
+`kexp.training.trainer.train` in one bench run, with the held-out accuracy and the training seconds so far
 recorded after every epoch.
 
 Only the bench looks at the test digits during training, to time the recipes; kexp's training
@@ -17,9 +17,10 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from kexp import data, runs
-from kexp.inputs import prepare_data
-from kexp.training import train
+from kexp.digits import data
+from kexp.digits.inputs import prepare_data
+from kexp.storage import runs
+from kexp.training.trainer import train
 
 from common import bench_config, log, spread
 

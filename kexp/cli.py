@@ -1,6 +1,6 @@
 """The `kexp` command line: train, visualize, runs, initializers, and the experiments' commands.
 
-TensorFlow is imported only when a command trains (kexp.training is imported by that command), so
+TensorFlow is imported only when a command trains (kexp.training.trainer is imported by that command), so
 `kexp --help`, `kexp runs` and `kexp visualize` answer fast. Defaults come from kexp.config;
 argparse prints them. Every kexp error derives from kexp.errors.KexpError, caught once in `main`.
 """
@@ -12,13 +12,17 @@ import signal
 import sys
 
 from kexp import config as config_module
-from kexp import data, initializers, runs, shell_commands, tf_startup
+from kexp import shell_commands
 from kexp.cli_options import add_command, add_run, add_runs_dir, whole_number
 from kexp.config import DEFAULTS, TrainConfig
+from kexp.digits import data
 from kexp.errors import KexpError
 from kexp.experiments import animate, explain
 from kexp.experiments.compare import command as compare_command
 from kexp.experiments.demos import command as demos_command
+from kexp.network import initializers
+from kexp.storage import runs
+from kexp.training import tf_startup
 
 # The experiments' modules: each has add_parser(subparsers) and imports TensorFlow only when its
 # command runs.
@@ -106,12 +110,12 @@ def _train_command(args) -> int:
         data.check_source(config.data)
         runs.prepare_runs_root(config.runs_dir)
     tf_startup.start_tensorflow()  # its start-up lines left out
-    from kexp import training  # here, not at the top: only training imports TensorFlow
+    from kexp.training import trainer  # here, not at the top: only training imports TensorFlow
 
     try:
-        run_dir = (training.resume(resumed_dir) if args.resume is not None
-                   else training.train(config))
-    except training.TrainingInterrupted as interrupted:
+        run_dir = (trainer.resume(resumed_dir) if args.resume is not None
+                   else trainer.train(config))
+    except trainer.TrainingInterrupted as interrupted:
         name = signal.Signals(interrupted.signal_number).name
         print(f"\nkexp: interrupted by {name}; kernels and history so far are in "
               f"{interrupted.run_dir}\n"
@@ -149,7 +153,7 @@ def _visualize_command(args) -> int:
     """One run: drawn, or an error (exit 2). RUN=all: every run that can be drawn is, each
     other one gets one line on stderr; exit 0 when at least one was drawn."""
     requested = runs.resolve_run(args.run, args.runs_dir)
-    from kexp import plots, run_page  # here, after the check: a bad RUN is answered at once
+    from kexp.views import plots, run_page  # here, after the check: a bad RUN is answered at once
     drawn = 0
     for run_dir in requested:
         try:

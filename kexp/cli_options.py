@@ -28,7 +28,7 @@ def add_runs_dir(parser: argparse.ArgumentParser, help: str = "folder of the run
 
 
 def add_run(parser: argparse.ArgumentParser) -> None:
-    """The optional `run` argument, as kexp.runs.resolve_run reads it."""
+    """The optional `run` argument, as kexp.storage.runs.resolve_run reads it."""
     parser.add_argument("run", nargs="?", default=None,
                         help="run folder (its path, or its name inside --runs-dir), 'all', or "
                              "nothing for the newest")

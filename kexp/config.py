@@ -10,14 +10,14 @@ import dataclasses
 import functools
 from dataclasses import dataclass
 
-from kexp import initializers
 from kexp.errors import KexpError
+from kexp.network import initializers
 
-# Built by kexp.models; named here so that validating a config does not import Keras.
+# Built by kexp.network.models; named here so that validating a config does not import Keras.
 MODEL_NAMES = ("mnist_cnn", "convnet", "convnet_dense")
 # The layers from the image to conv2 of each model, in order: "convN" is a Conv2D with a ReLU
 # ('valid' padding, stride 1), "poolN" a POOL_SIZE x POOL_SIZE max-pool with the same stride.
-# kexp.models builds them; kexp.filter_views replays them from saved kernels with numpy alone.
+# kexp.network.models builds them; kexp.probes.filter_views replays them from saved kernels with numpy alone.
 CONV_STAGES = {"mnist_cnn": ("conv1", "conv2"), "convnet": ("conv1", "pool1", "conv2"),
                "convnet_dense": ("conv1", "pool1", "conv2")}
 POOL_SIZE = 2
@@ -159,7 +159,7 @@ class TrainConfig:
 
 DEFAULTS = TrainConfig()  # immutable: read its fields, never change them
 
-# The filters conv2 gets by default, by model (kexp.models builds them).
+# The filters conv2 gets by default, by model (kexp.network.models builds them).
 DEFAULT_CONV2_FILTERS = {"mnist_cnn": 32, "convnet": 64, "convnet_dense": 64}
 
 

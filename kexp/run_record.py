@@ -2,7 +2,7 @@
 every kernel snapshot, the figures and views, shown as a card in Jupyter.
 
 Each attribute is read from the folder when asked for, through the same checked readers as the
-command line (kexp.runs, kexp.filter_views, kexp.force_figures), so a damaged or partial run
+command line (kexp.storage.runs, kexp.probes.filter_views, kexp.views.force_figures), so a damaged or partial run
 gives the same one-line errors, per attribute: a run whose config.json is gone still lists its
 snapshots. Nothing here imports TensorFlow, except `Run.model()` and training a run.
 
@@ -22,9 +22,11 @@ from pathlib import Path, PurePath
 
 import numpy as np
 
-from kexp import filter_views, force_figures, plots, runs, view_figures
 from kexp.config import DEFAULTS, TrainConfig
 from kexp.errors import KexpError
+from kexp.probes import filter_views
+from kexp.storage import runs
+from kexp.views import force_figures, plots, view_figures
 
 CARD_DPI = 48  # the card's conv1 picture: about 720 x 150 pixels, a few kilobytes
 FIGURE_SUFFIXES = (".png", ".gif")
@@ -130,7 +132,7 @@ class Run:
         (images (n, 28, 28, 1), labels), "feature_maps" and "top_patches" of those digits
         ({"before"|"after": {layer: ...}}, replayed from the initial and the newest snapshot),
         "optimal_inputs" ({"before"|"after": {layer: {"images", "activation"}}}) and "forces"
-        (per-class gradients at a few moments of training, kexp.force_figures.read_forces)."""
+        (per-class gradients at a few moments of training, kexp.views.force_figures.read_forces)."""
         found = {}
         if self._folder(runs.VIEWS_DIR) is None:
             return found
@@ -159,7 +161,7 @@ class Run:
 
     def model(self):
         """The trained Keras model (model.keras), loaded in safe mode. Imports TensorFlow."""
-        from kexp import saving  # TensorFlow only for the one attribute that needs it
+        from kexp.network import saving  # TensorFlow only for the one attribute that needs it
 
         return saving.load_model(self.path / runs.MODEL_FILE)
 
@@ -276,14 +278,14 @@ def list_runs(runs_dir: str | os.PathLike = DEFAULTS.runs_dir) -> RunList:
 
 
 def train(config: TrainConfig, extra_callbacks=(), verbose: int | str = "auto") -> Run:
-    """Train `config` (kexp.training.train) and return the run. Imports TensorFlow."""
-    from kexp import training  # TensorFlow only once a model is trained
+    """Train `config` (kexp.training.trainer.train) and return the run. Imports TensorFlow."""
+    from kexp.training import trainer  # TensorFlow only once a model is trained
 
-    return Run(training.train(config, extra_callbacks, verbose))
+    return Run(trainer.train(config, extra_callbacks, verbose))
 
 
 def resume(run_dir: str | os.PathLike, extra_callbacks=(), verbose: int | str = "auto") -> Run:
-    """Continue an interrupted, failed or crashed run (kexp.training.resume) and return it."""
-    from kexp import training  # TensorFlow only once a model is trained
+    """Continue an interrupted, failed or crashed run (kexp.training.trainer.resume) and return it."""
+    from kexp.training import trainer  # TensorFlow only once a model is trained
 
-    return Run(training.resume(Path(run_dir), extra_callbacks, verbose))
+    return Run(trainer.resume(Path(run_dir), extra_callbacks, verbose))

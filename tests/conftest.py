@@ -25,9 +25,9 @@ def tiny_config_values() -> dict:
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory, tiny_config_values) -> Path:
-    """A finished run folder from kexp.training.train on real digits."""
+    """A finished run folder from kexp.training.trainer.train on real digits."""
     from kexp.config import TrainConfig
-    from kexp.training import train
+    from kexp.training.trainer import train
 
     runs_dir = tmp_path_factory.mktemp("runs")
     return train(TrainConfig(runs_dir=str(runs_dir), **tiny_config_values), verbose=0)
@@ -38,7 +38,7 @@ def default_run(tmp_path_factory) -> Path:
     """A finished run folder of the default recipe (`make train`: TrainConfig's defaults, 60
     epochs) on the offline digits the README's accuracy is stated for. About 2 minutes."""
     from kexp.config import TrainConfig
-    from kexp.training import train
+    from kexp.training.trainer import train
 
     runs_dir = tmp_path_factory.mktemp("default_run")
     return train(TrainConfig(data="mnist-5k", runs_dir=str(runs_dir)), verbose=0)
@@ -102,7 +102,7 @@ def interrupted_run(tmp_path_factory, tiny_config_values) -> Path:
     import keras
 
     from kexp.config import TrainConfig
-    from kexp.training import TrainingInterrupted, train
+    from kexp.training.trainer import TrainingInterrupted, train
 
     class CtrlCAfterTheFirstEpoch(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from kexp.background_writes import OrderedWriter
+from kexp.storage.background_writes import OrderedWriter
 
 
 def test_writes_land_in_the_order_they_were_handed_over():
@@ -81,7 +81,7 @@ def test_a_slow_disk_makes_submit_wait_rather_than_pile_up_writes():
 def test_a_script_that_ends_still_lands_what_it_handed_over(tmp_path):
     target = tmp_path / "row.txt"
     script = ("import sys, time\n"
-              "from kexp.background_writes import OrderedWriter\n"
+              "from kexp.storage.background_writes import OrderedWriter\n"
               "writer = OrderedWriter()\n"
               f"writer.submit(lambda: (time.sleep(0.5), open({str(target)!r}, 'w').write('row')))\n"
               "raise KeyboardInterrupt  # a Ctrl-C right after the epoch\n")
@@ -95,9 +95,9 @@ def test_a_script_that_ends_still_lands_what_it_handed_over(tmp_path):
 def test_what_the_training_thread_read_keeps_its_values_while_training_goes_on():
     import keras
 
-    from kexp.callbacks import VariableReader
-    from kexp.checkpoint import state_variables
-    from kexp.models import build_model
+    from kexp.network.models import build_model
+    from kexp.training.callbacks import VariableReader
+    from kexp.training.checkpoint import state_variables
 
     model = build_model("convnet", seed=0)
     images = np.random.default_rng(0).random((64, 28, 28, 1), dtype=np.float32)

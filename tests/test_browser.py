@@ -16,8 +16,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from kexp import runs
 from kexp.experiments.compare import plan
+from kexp.storage import runs
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -128,7 +128,7 @@ window.addEventListener('load', function () {
 def run_with_a_dead_filter(trained_run, tmp_path_factory):
     """A copy of the trained run whose conv1 filter 5 is zeroed (kernel and bias), its page
     written again."""
-    from kexp import run_page
+    from kexp.views import run_page
 
     run_dir = shutil.copytree(trained_run, tmp_path_factory.mktemp("page") / trained_run.name)
     path = run_dir / runs.KERNELS_DIR / runs.snapshot_name(runs.FINAL)

@@ -76,7 +76,7 @@ def test_runs_lists_the_finished_run(repo_root, trained_run):
 def _crash_leftovers(root, trained_run):
     """A runs folder as crashes leave it, oldest first: a run killed before its first snapshot
     (no initial.npz), one killed during its first epoch (initial.npz only), then a whole run."""
-    from kexp import atomic, runs
+    from kexp.storage import atomic, runs
 
     before_snapshot = root / "20260101-000000-glorot_uniform-before"
     first_epoch = root / "20260101-000001-glorot_uniform-first"

@@ -19,10 +19,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kexp import analysis, atomic, cli, runs
+from kexp import cli
 from kexp.config import ConfigError, TrainConfig
 from kexp.experiments import animate
 from kexp.experiments.compare import command, page, plan, study_figures
+from kexp.filters import analysis
+from kexp.storage import atomic, runs
 
 pytestmark = pytest.mark.slow
 
@@ -94,7 +96,8 @@ def _kernels(compare_dir: Path, row: dict, label: str) -> dict:
 def test_zeros_kernels_change_exactly_0_and_the_model_answers_one_class(sweep):
     """docs/study.md: with zeros the relative change is exactly 0 and the model ends at 10.0%,
     one class. One class is 10.0% of mnist-5k's test digits (100 of each), in any run."""
-    from kexp import data, saving
+    from kexp.digits import data
+    from kexp.network import saving
 
     compare_dir, rows, _ = sweep
     row = rows["zeros"]
@@ -118,7 +121,7 @@ def test_ones_filters_move_in_lockstep_and_stay_one_filter(sweep):
     filter copied 32 times. Here each moves by the sum of this sweep's 3 Adam steps' learning
     rates (Adam's first steps move every weight by about the learning rate; the cosine schedule
     sets each step's rate)."""
-    from kexp import training
+    from kexp.training import trainer
     compare_dir, rows, _ = sweep
     row = rows["ones"]
     assert row["conv1_distinct_initial"] == row["conv1_distinct_final"] == 1
@@ -129,7 +132,7 @@ def test_ones_filters_move_in_lockstep_and_stay_one_filter(sweep):
     config = json.loads((compare_dir / row["run"] / runs.CONFIG_FILE).read_text())["config"]
     adam_steps = math.ceil(config["train_samples"] / config["batch_size"]) * config["epochs"]
     assert adam_steps == 3
-    schedule = training.learning_rate_schedule(TrainConfig.from_dict(config), adam_steps)
+    schedule = trainer.learning_rate_schedule(TrainConfig.from_dict(config), adam_steps)
     rates = [float(schedule(step)) if callable(schedule) else schedule
              for step in range(adam_steps)]
     np.testing.assert_allclose(change, change[0])  # lockstep: every filter moved alike

@@ -9,7 +9,8 @@ import re
 import numpy as np
 import pytest
 
-from kexp import cli, data
+from kexp import cli
+from kexp.digits import data
 from kexp.experiments.compare import command, plan
 
 TINY = dict(seeds=[0], epochs=1, train_samples=64, jobs=1)

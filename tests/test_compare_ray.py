@@ -26,9 +26,10 @@ import pytest
 
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # before anything imports ray
 
-from kexp import atomic, cli, runs
+from kexp import cli
+from kexp.storage import atomic, runs
 from kexp.experiments.compare import (command, engines, plan, ray_engine, ray_token,  # noqa: E402
-                                       ray_worker, record, shipping)
+                                      ray_worker, record, shipping)
 from kexp.experiments.compare.sweep import CHILD_MODULE  # noqa: E402
 
 pytestmark = pytest.mark.slow

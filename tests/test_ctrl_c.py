@@ -16,7 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from kexp import cli, data, plots, runs
+from kexp import cli
+from kexp.digits import data
+from kexp.storage import runs
+from kexp.views import plots
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--data", "mnist-5k", "--train-samples", "256", "--test-samples", "64", "--epochs", "1"]
@@ -39,7 +42,7 @@ def temporaries(folder: Path) -> list[Path]:
 STAGES = {
     # case: (module, attribute replaced, arguments after the command's run folder options)
     "train while data loads": (data, "load", ["train", *TINY]),
-    "train while the model is built": ("kexp.training", "build_model", ["train", *TINY]),
+    "train while the model is built": ("kexp.training.trainer", "build_model", ["train", *TINY]),
     "resume while data loads": (data, "load", ["train", "--resume", "RUN"]),
     "visualize while a figure is saved": ("matplotlib.figure.Figure", "savefig",
                                           ["visualize", "RUN"]),

@@ -17,8 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kexp import atomic, cli, data, runs
-from kexp.data import DataError
+from kexp import cli
+from kexp.digits import data
+from kexp.digits.data import DataError
+from kexp.storage import atomic, runs
 
 # A file of the interrupted run -> the commands that read it (the others must not care).
 READERS = {
@@ -237,7 +239,7 @@ def test_writes_refuse_to_replace_what_is_not_a_regular_file(interrupted_run, tm
 
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
 def test_every_file_of_a_run_gets_the_mode_the_umask_gives(tmp_path, umask):
-    from kexp.callbacks import EpochLog
+    from kexp.training.callbacks import EpochLog
 
     previous = os.umask(umask)
     try:

@@ -6,8 +6,8 @@ import gzip
 import numpy as np
 import pytest
 
-from kexp import data
-from kexp.data import DataError
+from kexp.digits import data
+from kexp.digits.data import DataError
 
 
 def small_split(count=20, seed=0):

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kexp import atomic, runs
 from kexp.config import TrainConfig
+from kexp.storage import atomic, runs
 
 pytestmark = pytest.mark.slow
 
@@ -83,7 +83,7 @@ def assert_every_file_loads(run_dir):
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_full_disk_fails_the_run_naming_the_file_and_it_resumes_afterwards(
         tmp_path, fill_disk_at, case):
-    from kexp.training import resume, train
+    from kexp.training.trainer import resume, train
 
     config = TrainConfig(data="mnist-5k", train_samples=256, test_samples=64, batch_size=64,
                          epochs=EPOCHS, seed=2, runs_dir=str(tmp_path / "runs"))

@@ -11,7 +11,8 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize, to_rgba
 from matplotlib.figure import Figure
 
-from kexp import analysis, drawing, figure_labels
+from kexp.filters import analysis
+from kexp.views import drawing, figure_labels
 
 
 @pytest.mark.parametrize("side, band", [(64, 30.0), (28, 30.0), (64, 10.0), (32, 90.0),

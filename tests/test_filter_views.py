@@ -10,16 +10,18 @@ import pytest
 keras = pytest.importorskip("keras")
 
 import kexp  # noqa: E402
-from kexp import atomic, callbacks, filter_views, keras_views, runs  # noqa: E402
 from kexp.experiments import explain  # noqa: E402
-from kexp.models import build_model  # noqa: E402
+from kexp.network import conv_layers
+from kexp.network.models import build_model  # noqa: E402
+from kexp.probes import filter_views, keras_views  # noqa: E402
+from kexp.storage import atomic, runs
 
 TOLERANCE = 1e-5
 
 
 def digits(count=12, seed=0):
     """Real test digits from the bundled subset, as model inputs."""
-    from kexp import data
+    from kexp.digits import data
 
     dataset = data.load("mnist-5k")
     chosen = np.random.default_rng(seed).choice(len(dataset.x_test), count, replace=False)
@@ -30,7 +32,7 @@ def model_with_biases(name, seed=0):
     """One of kexp's models with random (nonzero) conv biases, so the bias path is tested."""
     model = build_model(name, seed=seed, compile=False)
     rng = np.random.default_rng(seed)
-    for layer in callbacks.conv_layers(model).values():
+    for layer in conv_layers.conv_layers(model).values():
         layer.bias.assign(rng.normal(0, 0.05, layer.filters).astype(np.float32))
     return model
 
@@ -55,8 +57,8 @@ def test_snapshot_maps_equal_the_saved_models_layer_outputs(trained_run):
 @pytest.mark.parametrize("name", ["mnist_cnn", "convnet", "convnet_dense"])
 def test_every_model_kind_replays_exactly_and_recording_matches_keras(name):
     model, images = model_with_biases(name), digits()
-    replayed = filter_views.snapshot_feature_maps(name, callbacks.conv_kernels(model),
-                                                  callbacks.conv_biases(model), images)
+    replayed = filter_views.snapshot_feature_maps(name, conv_layers.conv_kernels(model),
+                                                  conv_layers.conv_biases(model), images)
     recorded = kexp.feature_maps(model, images)
     for layer in ("conv1", "conv2"):
         expected = keras_layer_output(model, layer, images)
@@ -70,7 +72,7 @@ def test_receptive_fields_are_exactly_the_pixels_a_unit_sees(name, conv2_field):
     model = model_with_biases(name)
     fields = filter_views.receptive_fields(keras_views.keras_stages(model), 28)
     assert fields == filter_views.receptive_fields(
-        filter_views.run_stages(name, callbacks.conv_kernels(model)), 28)
+        filter_views.run_stages(name, conv_layers.conv_kernels(model)), 28)
     assert (fields["conv1"].size, fields["conv2"].size) == (3, conv2_field)
     image = digits(1)
     base = keras_layer_output(model, "conv2", image)
@@ -133,7 +135,7 @@ def test_snapshots_keep_biases_apart_from_kernels(trained_run, tmp_path):
     model = keras.saving.load_model(trained_run / runs.MODEL_FILE)
     assert sorted(runs.load_kernels(final)) == ["conv1", "conv2"]
     biases = runs.load_biases(final)
-    for layer, bias in callbacks.conv_biases(model).items():
+    for layer, bias in conv_layers.conv_biases(model).items():
         np.testing.assert_array_equal(biases[layer], bias)
     initial = runs.load_biases(trained_run / runs.KERNELS_DIR / "initial.npz")
     assert all(not bias.any() for bias in initial.values())  # zeros, as the models start

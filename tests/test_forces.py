@@ -15,8 +15,12 @@ import kexp
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
-from kexp import callbacks, data, force_figures, forces, inputs, plots, runs  # noqa: E402
 from kexp.config import TrainConfig  # noqa: E402
+from kexp.digits import data, inputs  # noqa: E402
+from kexp.network import conv_layers
+from kexp.storage import runs
+from kexp.training import forces
+from kexp.views import force_figures, plots
 
 DIGITS = 200
 
@@ -51,7 +55,7 @@ def test_per_class_gradients_sum_to_the_full_batch_gradient_of_a_nested_model(di
     found = kexp.filter_gradients(model, x, y, by="class")
     assert list(found) == ["conv1", "block/conv"]  # the paths KernelSnapshots uses
     assert found["block/conv"].shape == (10, 3, 3, 3, 4)
-    layers = callbacks.conv_layers(model)
+    layers = conv_layers.conv_layers(model)
     with tf.GradientTape() as tape:
         loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, model(x)))
     full = tape.gradient(loss, [layer.kernel for layer in layers.values()])
@@ -70,7 +74,7 @@ def test_a_small_step_along_the_summed_push_lowers_the_loss(digits):
     pushes = {path: -array.sum(axis=0)
               for path, array in kexp.filter_gradients(model, x, y).items()}
     before = mean_loss(model, x, y)
-    for path, layer in callbacks.conv_layers(model).items():
+    for path, layer in conv_layers.conv_layers(model).items():
         layer.kernel.assign(layer.kernel.numpy() + 0.05 * pushes[path])
     assert mean_loss(model, x, y) < before
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kexp import atomic, cli, run_lock, runs
+from kexp import cli
+from kexp.storage import atomic, run_lock, runs
 
 
 def lines(text: str) -> list[str]:
@@ -174,7 +175,7 @@ def test_messages_name_the_real_problem(trained_run, tmp_path, capsys):
     # A FIFO (or a link to nothing) where an IDX file or the data should be: named as such.
     idx = tmp_path / "idx"
     idx.mkdir()
-    from kexp import data
+    from kexp.digits import data
     for name in data.IDX_FILES.values():
         os.mkfifo(idx / name)
     os.mkfifo(tmp_path / "mnist.npz")
@@ -316,7 +317,7 @@ def test_every_printed_command_works_when_pasted(trained_run, tmp_path, capsys):
 
 HOLD_LOCK = """
 import sys
-from kexp import run_lock
+from kexp.storage import run_lock
 with run_lock.hold(sys.argv[1]):
     print("held", flush=True)
     sys.stdin.read()  # until the test closes it
@@ -481,7 +482,8 @@ def test_sizes_are_checked_and_empty_runs_explained(trained_run, tmp_path, capsy
     """Cause 7: unchecked sizes and empty runs. A model too large for this machine's memory is
     refused by name before TensorFlow builds it (nothing created); a run stopped before its
     first snapshot or epoch gets one line from every command that reads its kernels."""
-    from kexp import config as config_module, training
+    from kexp import config as config_module
+    from kexp.training import trainer
 
     runs_dir = tmp_path / "runs"
     for args in (["--conv2-filters", "1000000000"], ["--conv2-filters", "100000000"],
@@ -490,7 +492,7 @@ def test_sizes_are_checked_and_empty_runs_explained(trained_run, tmp_path, capsy
         assert code == 2 and "Expected a model that fits in memory" in err, err
         assert "GiB is available" in err and args[1] in err, err
     with pytest.raises(config_module.ConfigError, match="`conv2_filters`: 1000000000"):
-        training.train(config_module.TrainConfig(conv2_filters=10**9, runs_dir=str(runs_dir)))
+        trainer.train(config_module.TrainConfig(conv2_filters=10**9, runs_dir=str(runs_dir)))
     assert not runs_dir.exists()
     assert config_module.least_memory_bytes(config_module.DEFAULTS) < 2**30  # the default fits
 
@@ -559,7 +561,7 @@ def test_cheap_extras_of_issue_22(trained_run, tmp_path, capsys, monkeypatch):
 def test_tensorflow_start_up_lines_are_left_out(tmp_path):
     """TensorFlow's C++ start-up lines (absl's preamble, oneDNN, CUDA) are not printed; kexp's
     own lines and real errors are."""
-    from kexp import tf_startup
+    from kexp.training import tf_startup
 
     trained = subprocess.run(
         [sys.executable, "-m", "kexp", "train", "--data", "mnist-5k", "--train-samples", "128",

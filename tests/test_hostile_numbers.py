@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from kexp import runs
 from kexp.config import ConfigError, TrainConfig
+from kexp.storage import runs
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--data", "mnist-5k", "--train-samples", "256", "--test-samples", "64", "--epochs", "2"]
@@ -40,7 +40,7 @@ def kexp_train(runs_dir: Path, *args: str) -> subprocess.CompletedProcess:
 ])
 def test_numbers_training_cannot_take_are_refused_before_anything_exists(tmp_path, monkeypatch,
                                                                        changes, message):
-    from kexp.training import train
+    from kexp.training.trainer import train
 
     monkeypatch.chdir(tmp_path)  # an empty --runs-dir must not write into the current folder either
     with pytest.raises(ConfigError, match=message):

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from kexp import initializers, keras_initializers
-from kexp.initializers import InitializerError, parse_spec, theory
+from kexp.network import initializers, keras_initializers
+from kexp.network.initializers import InitializerError, parse_spec, theory
 
 CONV1_SHAPE = (3, 3, 1, 32)
 CONV2_SHAPE = (3, 3, 32, 32)

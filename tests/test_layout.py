@@ -14,9 +14,10 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "kexp"
 MAX_LINES = 400
 # The modules that build or run Keras models: the only ones allowed to import TensorFlow.
-TRAINING_MODULES = {"kexp.augment", "kexp.callbacks", "kexp.checkpoint", "kexp.inputs",
-                    "kexp.keras_initializers", "kexp.keras_views", "kexp.layers", "kexp.models",
-                    "kexp.forces", "kexp.saving", "kexp.training",
+TRAINING_MODULES = {"kexp.digits.augment", "kexp.digits.inputs", "kexp.training.callbacks",
+                    "kexp.training.checkpoint", "kexp.training.forces", "kexp.training.trainer",
+                    "kexp.network.conv_layers", "kexp.network.keras_initializers", "kexp.network.layers",
+                    "kexp.network.models", "kexp.probes.keras_views", "kexp.network.saving",
                     "kexp.experiments.compare.child"}  # a compare child process trains
 
 
@@ -146,3 +147,58 @@ def test_every_kexp_import_names_something_that_exists():
             module = importlib.import_module(target)
             stale += [f"{name}: {target}.{n}" for n in names if not hasattr(module, n)]
     assert not stale, stale
+
+
+# The core's floors, top to bottom: a module imports only from its own floor or those below it,
+# so the arrows point one way (cli -> experiments -> training -> views -> probes -> network ->
+# filters and digits -> storage -> the foundation). kexp.network.initializers is the theory of
+# each initializer, numpy alone: it sits on the foundation because config validates names with it.
+FLOORS = [
+    ("kexp", "kexp.__main__", "kexp.cli", "kexp.run_record"),
+    ("kexp.experiments",),
+    ("kexp.training",),
+    ("kexp.views",),
+    ("kexp.probes",),
+    ("kexp.network",),
+    ("kexp.filters", "kexp.digits"),
+    ("kexp.storage",),
+    ("kexp.config", "kexp.cli_options", "kexp.shell_commands", "kexp.errors",
+     "kexp.network.initializers"),
+]
+
+
+def floor_of(name: str) -> int:
+    """The floor of module `name`: that of its longest listed prefix."""
+    matches = [(len(prefix), floor) for floor, prefixes in enumerate(FLOORS)
+               for prefix in prefixes if name == prefix or name.startswith(prefix + ".")]
+    assert matches, f"{name} is on no floor: add its folder to FLOORS"
+    return max(matches)[1]
+
+
+def test_the_floor_of_a_module_is_that_of_its_folder():
+    assert floor_of("kexp.network.models") == floor_of("kexp.network") == 5
+    assert floor_of("kexp.network.initializers") == len(FLOORS) - 1
+    assert floor_of("kexp.experiments.compare.page") == 1
+
+
+def test_every_import_points_down_the_floors():
+    upward = [f"{name} -> {target}" for name, targets in import_graph().items()
+              for target in targets if floor_of(target) < floor_of(name)]
+    assert not upward, upward
+
+
+def test_nothing_in_the_core_imports_the_experiments():
+    """The experiments are built from the core; only the command line reaches them."""
+    allowed = {"kexp.cli", "kexp.__main__"}
+    offenders = [f"{name} -> {target}" for name, targets in import_graph().items()
+                 for target in targets if target.startswith("kexp.experiments")
+                 and not name.startswith("kexp.experiments") and name not in allowed]
+    assert not offenders, offenders
+
+
+def test_drawing_primitives_are_reached_through_plots_from_outside_views():
+    """One way into the drawing functions: kexp.views.plots."""
+    inner = {"kexp.views.drawing", "kexp.views.figure_labels"}
+    offenders = [f"{name} -> {target}" for name, targets in import_graph().items()
+                 for target in targets & inner if not name.startswith("kexp.views.")]
+    assert not offenders, offenders

@@ -20,7 +20,7 @@ def keras():
      ["conv1", "pool1", "conv2", "pool2", "flatten", "dropout", "predictions"]),
 ])
 def test_architectures(keras, name, conv2_shape, layer_names):
-    from kexp.models import build_model
+    from kexp.network.models import build_model
 
     model = build_model(name, seed=0)
     assert [layer.name for layer in model.layers] == layer_names
@@ -35,7 +35,7 @@ def test_build_model_compiles_adam_at_the_learning_rate_and_one_step_moves_conv1
     """Compiled as promised, ready for plain model.fit: Adam at `learning_rate`, sparse
     categorical cross-entropy, accuracy. Adam's first step moves every weight whose gradient is
     not ~0 by the learning rate (m/sqrt(v) = sign of the gradient), so conv1's largest move is it."""
-    from kexp.models import build_model
+    from kexp.network.models import build_model
 
     model = build_model(seed=0, learning_rate=2e-3)
     assert type(model.optimizer) is keras.optimizers.Adam
@@ -52,7 +52,7 @@ def test_build_model_compiles_adam_at_the_learning_rate_and_one_step_moves_conv1
 
 
 def test_filters_are_the_weights(keras):
-    from kexp.models import build_model
+    from kexp.network.models import build_model
 
     conv1 = build_model("convnet", seed=0).get_layer("conv1")
     assert [tuple(w.shape) for w in conv1.trainable_weights] == [(3, 3, 1, 32), (32,)]
@@ -60,7 +60,7 @@ def test_filters_are_the_weights(keras):
 
 
 def test_initializer_choice_reaches_each_conv_layer(keras):
-    from kexp.models import build_model
+    from kexp.network.models import build_model
 
     model = build_model("mnist_cnn", init="zeros", init_conv2="ones", conv2_filters=16, seed=0)
     assert np.all(keras.ops.convert_to_numpy(model.get_layer("conv1").kernel) == 0)
@@ -69,7 +69,7 @@ def test_initializer_choice_reaches_each_conv_layer(keras):
 
 
 def test_same_seed_same_kernels_other_seed_other_kernels(keras):
-    from kexp.models import build_model
+    from kexp.network.models import build_model
 
     def conv1(seed):
         return keras.ops.convert_to_numpy(build_model("convnet", seed=seed).get_layer("conv1").kernel)
@@ -79,7 +79,7 @@ def test_same_seed_same_kernels_other_seed_other_kernels(keras):
 
 
 def test_freeze_keeps_conv1_untrainable(keras):
-    from kexp.models import build_model
+    from kexp.network.models import build_model
 
     model = build_model("convnet", freeze=["conv1"], seed=0)
     assert not model.get_layer("conv1").trainable and model.get_layer("conv2").trainable
@@ -90,7 +90,7 @@ def test_freeze_keeps_conv1_untrainable(keras):
     ({"freeze": ["dense1"]}, r"Invalid value for `freeze`: 'dense1'\. Expected layer names"),
 ])
 def test_bad_model_arguments(keras, kwargs, message):
-    from kexp.models import build_model
+    from kexp.network.models import build_model
 
     with pytest.raises(ConfigError, match=message):
         build_model(**kwargs)
@@ -113,8 +113,9 @@ def test_a_user_script_can_fit_and_snapshot_with_plain_keras(keras, tmp_path):
 def test_snapshots_find_conv_layers_nested_in_a_users_model(keras, tmp_path):
     """A user's functional model: a stem Conv2D, a Sequential block used as a layer, and a
     functional sub-model. Every Conv2D is found, keyed by its layer path."""
-    from kexp import runs
-    from kexp.callbacks import KernelSnapshots, conv_kernels
+    from kexp.network.conv_layers import conv_kernels
+    from kexp.storage import runs
+    from kexp.training.callbacks import KernelSnapshots
 
     block = keras.Sequential([keras.layers.Conv2D(16, 3)], name="block")
     head_input = keras.Input((24, 24, 16))
@@ -140,15 +141,15 @@ def test_snapshots_find_conv_layers_nested_in_a_users_model(keras, tmp_path):
 
 
 def test_kexp_models_keep_their_plain_layer_names(keras):
-    from kexp.callbacks import conv_kernels
-    from kexp.models import build_model
+    from kexp.network.conv_layers import conv_kernels
+    from kexp.network.models import build_model
 
     assert list(conv_kernels(build_model("convnet", seed=0))) == ["conv1", "conv2"]
 
 
 def test_save_model_atomic_fsyncs_before_the_rename(keras, tmp_path, file_events):
-    from kexp.models import build_model
-    from kexp.saving import load_model, save_model_atomic
+    from kexp.network.models import build_model
+    from kexp.network.saving import load_model, save_model_atomic
 
     model = build_model("convnet", seed=0, compile=False)
     path = save_model_atomic(model, tmp_path / "model.keras")
@@ -160,15 +161,15 @@ def test_save_model_atomic_fsyncs_before_the_rename(keras, tmp_path, file_events
 @pytest.mark.slow
 def test_kexp_load_model_reads_custom_initializers_in_a_fresh_process(keras, tmp_path, repo_root):
     """A resumed run loads its checkpoint through kexp's loader, in a new process that has not
-    imported kexp.keras_initializers: the loader must register kexp's classes itself."""
+    imported kexp.network.keras_initializers: the loader must register kexp's classes itself."""
     import subprocess
     import sys
 
-    from kexp.models import build_model
+    from kexp.network.models import build_model
 
     path = tmp_path / "peak.keras"
     build_model("convnet", init="peak", seed=0).save(path)
-    code = ("from kexp.saving import load_model\n"
+    code = ("from kexp.network.saving import load_model\n"
             f"model = load_model({str(path)!r})\nprint(model.get_layer('conv1').kernel.shape)")
     result = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True,
                             text=True, timeout=120)

@@ -11,8 +11,10 @@ import sys
 
 import pytest
 
-from kexp import cli, data, runs, shell_commands
-from kexp.initializers import InitializerError
+from kexp import cli, shell_commands
+from kexp.digits import data
+from kexp.network.initializers import InitializerError
+from kexp.storage import runs
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
@@ -32,12 +34,12 @@ def test_the_redraw_hint_works_when_pasted(trained_run, tmp_path, monkeypatch, c
                                            runs_dir):
     """The hint that `kexp train` prints, for a run in a relative --runs-dir of the folder the
     user is in."""
-    from kexp import training
+    from kexp.training import trainer
 
     monkeypatch.chdir(tmp_path)
     run_dir = shutil.copytree(trained_run, tmp_path / runs_dir / trained_run.name)
     shutil.rmtree(run_dir / runs.FIGURES_DIR)
-    monkeypatch.setattr(training, "train", lambda config: run_dir.relative_to(tmp_path))
+    monkeypatch.setattr(trainer, "train", lambda config: run_dir.relative_to(tmp_path))
     assert cli.main(["train", "--runs-dir", runs_dir]) == 0  # prints what it would after training
     command = hint(capsys.readouterr().out, "redraw with: ")
 
@@ -70,7 +72,7 @@ def test_the_resume_hint_and_the_redraw_hint_it_prints_work_when_pasted(interrup
                                   "image_patches:data=mnist,gain=0.5"])
 def test_image_patches_without_its_data_advises_its_own_parameter(monkeypatch, tmp_path, capsys,
                                                                   spec):
-    from kexp import keras_initializers
+    from kexp.network import keras_initializers
 
     def offline():
         raise data.DataError("keras.datasets.mnist.load_data() failed: ... use --data "

@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 
-from kexp import plots
+from kexp.views import plots
 
 
 def test_tile_places_filters_with_separators():

@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kexp import runs
 from kexp.config import ConfigError, TrainConfig
+from kexp.storage import runs
 
 TINY = dict(data="mnist-5k", train_samples=300, batch_size=64, seed=5, epochs=1)
 
 
 def _batches(augmentation, first_epoch=0, epochs=2, seed=1):
-    from kexp.inputs import epoch_batches
+    from kexp.digits.inputs import epoch_batches
 
     images = np.random.default_rng(0).random((48, 28, 28, 1), dtype=np.float32)
     labels = np.arange(48)
@@ -44,7 +44,7 @@ def test_augmentation_transforms_each_batch_reproducibly_and_resume_replays_it()
 
 
 def test_cosine_schedule_decays_over_the_planned_steps_with_optional_warmup():
-    from kexp.training import learning_rate_schedule
+    from kexp.training.trainer import learning_rate_schedule
 
     config = TrainConfig(epochs=10, learning_rate=0.004, schedule="cosine")
     schedule = learning_rate_schedule(config, steps_per_epoch=20)
@@ -59,7 +59,7 @@ def test_cosine_schedule_decays_over_the_planned_steps_with_optional_warmup():
 
 
 def test_validation_is_a_stratified_slice_of_the_training_digits():
-    from kexp.inputs import prepare_data
+    from kexp.digits.inputs import prepare_data
 
     prepared, summary = prepare_data(TrainConfig(**{**TINY, "validation_fraction": 0.2}))
     assert len(prepared.x_validation) == summary["used_validation_samples"] == 60
@@ -81,7 +81,7 @@ def test_validation_is_a_stratified_slice_of_the_training_digits():
 def test_validation_metrics_do_not_depend_on_the_test_digits(tmp_path):
     """Two runs that differ only in their test digits log the same val_* numbers: validation
     reads training digits only; the test digits change nothing but the final test score."""
-    from kexp.training import train
+    from kexp.training.trainer import train
 
     run_a = train(TrainConfig(runs_dir=str(tmp_path / "a"), test_samples=100, **TINY), verbose=0)
     run_b = train(TrainConfig(runs_dir=str(tmp_path / "b"), test_samples=400, **TINY), verbose=0)
@@ -105,7 +105,7 @@ def test_validation_metrics_do_not_depend_on_the_test_digits(tmp_path):
     ({"warmup_epochs": -1}, r"Invalid value for `warmup_epochs`: -1"),
 ])
 def test_bad_recipe_settings_are_refused_before_anything_is_created(tmp_path, changes, message):
-    from kexp.training import train
+    from kexp.training.trainer import train
 
     runs_dir = tmp_path / "runs"
     with pytest.raises(ConfigError, match=message):
@@ -116,7 +116,7 @@ def test_bad_recipe_settings_are_refused_before_anything_is_created(tmp_path, ch
 RESUME_SCRIPT = """
 import sys, keras
 from kexp.config import TrainConfig
-from kexp.training import TrainingInterrupted, resume, train
+from kexp.training.trainer import TrainingInterrupted, resume, train
 
 runs_dir, stop_after = sys.argv[1], int(sys.argv[2])
 
@@ -171,7 +171,7 @@ RESUME_VARIANTS = {
 RESUME_VARIANTS_SCRIPT = """
 import json, sys, keras
 from kexp.config import TrainConfig
-from kexp.training import TrainingInterrupted, resume, train
+from kexp.training.trainer import TrainingInterrupted, resume, train
 
 root, variants = sys.argv[1], json.loads(sys.argv[2])
 
@@ -233,7 +233,7 @@ def test_resume_is_bit_identical_for_other_starts_and_a_frozen_layer(resumed_var
 def test_resume_trims_a_history_row_cut_short_by_a_crash(tmp_path):
     """A hard kill while epoch 2's row is being appended leaves it cut short (no line end); the
     checkpoint is still epoch 1's, so the resumed run drops that row and appends whole ones."""
-    from kexp.training import _trim_history
+    from kexp.training.trainer import _trim_history
 
     header, row = "epoch,seconds,loss\r\n", "1,0.5,2.25\r\n"
     for torn in ("2,0.4", "2,0.41,1.9", ""):

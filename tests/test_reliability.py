@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kexp import atomic, files, runs, shell_commands
+from kexp import shell_commands
+from kexp.storage import atomic, files, runs
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY_DATA = ["--data", "mnist-5k", "--train-samples", "256", "--test-samples", "128"]
@@ -108,7 +109,7 @@ def is_temporary(path: Path) -> bool:
 
 def assert_every_file_loads(run_dir: Path) -> list[str]:
     """Open every file of a run folder with the reader kexp uses for it; returns their names."""
-    from kexp.saving import load_model
+    from kexp.network.saving import load_model
 
     loaded = []
     for path in sorted(run_dir.rglob("*")):
@@ -143,7 +144,7 @@ def _write_idx(path: Path, magic: int, array: np.ndarray, cut_bytes: int = 0) ->
 
 
 def _idx_folder(folder: Path, bad_magic: bool = False, truncated: bool = False) -> Path:
-    from kexp.data import IDX_FILES, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC
+    from kexp.digits.data import IDX_FILES, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC
 
     folder.mkdir()
     rng = np.random.default_rng(0)
@@ -338,7 +339,8 @@ SIGNAL_SETTINGS = [*TINY_DATA, "--epochs", SIGNAL_EPOCHS, "--deterministic", "--
 PAUSED_TRAIN = """
 import pathlib, sys, time
 import keras
-from kexp import cli, training
+from kexp import cli
+from kexp.training import trainer
 
 paused, go = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 
@@ -349,8 +351,8 @@ class HoldAfterTheFirstEpoch(keras.callbacks.Callback):
             while not go.exists():
                 time.sleep(0.01)
 
-real_train = training.train
-training.train = lambda config, **options: real_train(
+real_train = trainer.train
+trainer.train = lambda config, **options: real_train(
     config, extra_callbacks=[HoldAfterTheFirstEpoch()], **options)
 sys.exit(cli.main(sys.argv[3:]))
 """
@@ -555,7 +557,7 @@ def _lambda_model_file(path: Path) -> Path:
 
 
 def test_a_keras_file_with_a_lambda_layer_is_refused(tmp_path):
-    from kexp.saving import ModelLoadError, load_model
+    from kexp.network.saving import ModelLoadError, load_model
 
     path = _lambda_model_file(tmp_path / "lambda.keras")
     with pytest.raises(ModelLoadError, match=r"Refused to load .*lambda\.keras.*`Lambda` layer"):
@@ -572,7 +574,7 @@ def test_resume_refuses_a_checkpoint_with_a_lambda_layer(tmp_path):
     """The user-facing loading path: `kexp train --resume` on a run whose checkpoint was
     replaced by a model that would run Python code when loaded."""
     from kexp.config import TrainConfig
-    from kexp.inputs import prepare_data
+    from kexp.digits.inputs import prepare_data
 
     runs_dir = tmp_path / "runs"
     config = TrainConfig(data="mnist-5k", train_samples=256, test_samples=128, epochs=2,
@@ -608,7 +610,7 @@ def test_kexp_never_turns_keras_safe_mode_off():
 def test_kernel_snapshots_leave_keras_batch_hooks_asynchronous(tmp_path):
     """A callback that overrides a batch hook makes Keras sync every step unless it is
     async-safe; per-epoch snapshots must not cost that."""
-    from kexp.callbacks import KernelSnapshots
+    from kexp.training.callbacks import KernelSnapshots
 
     assert KernelSnapshots(tmp_path).async_safe
     assert not KernelSnapshots(tmp_path, every_batches=5).async_safe

@@ -15,8 +15,10 @@ import sys
 
 import pytest
 
-from kexp import cli, plots, run_lock, runs
+from kexp import cli
 from kexp.config import TrainConfig
+from kexp.storage import run_lock, runs
+from kexp.views import plots
 
 pytestmark = pytest.mark.slow  # every test here trains a model
 
@@ -70,7 +72,7 @@ def test_resume_refuses_what_it_cannot_continue_and_changes_nothing(interrupted_
 
 HOLD_LOCK = """
 import sys, time
-from kexp import run_lock
+from kexp.storage import run_lock
 with run_lock.hold(sys.argv[1]):
     print("held", flush=True)
     time.sleep(120)
@@ -110,7 +112,8 @@ def test_ctrl_c_after_training_finished_resumes_at_the_end_only(tmp_path, monkey
                                                                 tiny_config_values, stage):
     """Ctrl-C while a finished training saves its model or draws its figures: the run is
     interrupted with its checkpoint kept, and a resume only evaluates, saves and draws."""
-    from kexp import saving, training
+    from kexp.network import saving
+    from kexp.training import trainer
 
     def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt
@@ -119,8 +122,8 @@ def test_ctrl_c_after_training_finished_resumes_at_the_end_only(tmp_path, monkey
     original = getattr(target, stage)
     monkeypatch.setattr(target, stage, ctrl_c)
     config = TrainConfig(runs_dir=str(tmp_path / "runs"), **{**tiny_config_values, "epochs": 1})
-    with pytest.raises(training.TrainingInterrupted) as stopped:
-        training.train(config, verbose=0)
+    with pytest.raises(trainer.TrainingInterrupted) as stopped:
+        trainer.train(config, verbose=0)
     run_dir = stopped.value.run_dir
     assert runs.read_status(run_dir)["status"] == runs.STATUS_INTERRUPTED
     assert (run_dir / runs.CHECKPOINT_DIR / "epoch_001.npz").is_file()
@@ -128,7 +131,7 @@ def test_ctrl_c_after_training_finished_resumes_at_the_end_only(tmp_path, monkey
 
     monkeypatch.setattr(target, stage, original)
     capsys.readouterr()
-    training.resume(run_dir, verbose=0)
+    trainer.resume(run_dir, verbose=0)
 
     assert "its training had finished: only evaluating and drawing" in capsys.readouterr().out
     assert (run_dir / runs.HISTORY_FILE).read_text() == history  # no epoch trained again

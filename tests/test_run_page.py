@@ -13,7 +13,9 @@ import shutil
 import numpy as np
 import pytest
 
-from kexp import cli, run_page, runs
+from kexp import cli
+from kexp.storage import runs
+from kexp.views import run_page
 
 
 def card(page: str, layer: str, index: int) -> str:
@@ -123,7 +125,7 @@ def test_a_damaged_view_is_named_on_the_page(run_copy):
 
 
 def test_the_page_path_is_the_last_line_of_train_and_visualize(run_copy, monkeypatch, capsys):
-    from kexp import training
+    from kexp.training import trainer
 
     (run_copy / runs.PAGE_FILE).unlink()
     assert cli.main(["visualize", "--runs-dir", str(run_copy.parent), run_copy.name]) == 0
@@ -131,19 +133,20 @@ def test_the_page_path_is_the_last_line_of_train_and_visualize(run_copy, monkeyp
     assert last == f"kexp: the run's page: {run_copy / runs.PAGE_FILE}"
     assert (run_copy / runs.PAGE_FILE).is_file()
 
-    monkeypatch.setattr(training, "train", lambda config: run_copy)
+    monkeypatch.setattr(trainer, "train", lambda config: run_copy)
     assert cli.main(["train", "--runs-dir", str(run_copy.parent)]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == last
 
 
 def test_a_page_that_fails_does_not_fail_the_run(run_copy, monkeypatch, capsys):
-    from kexp import shell_commands, training
+    from kexp import shell_commands
+    from kexp.training import trainer
 
     def fail(run_dir):
         raise RuntimeError("no room for pictures")
 
     monkeypatch.setattr(run_page, "write_run_page", fail)
-    training._write_page(run_copy)  # what a finished training calls last
+    trainer._write_page(run_copy)  # what a finished training calls last
     err = capsys.readouterr().err
     assert "no room for pictures" in err and shell_commands.visualize_command(run_copy) in err
 

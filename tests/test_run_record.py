@@ -17,8 +17,8 @@ import pytest
 from IPython.core.formatters import DisplayFormatter
 
 import kexp
-from kexp import runs
 from kexp.errors import KexpError, RunError
+from kexp.storage import runs
 
 DEAD_PID = 2**22 + 12345  # beyond pid_max on this kind of machine
 VOID_TAGS = {"img", "br", "hr", "meta", "link", "input"}

@@ -6,9 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from kexp import atomic, run_lock, runs
 from kexp.config import TrainConfig
-from kexp.runs import RunError
+from kexp.storage import atomic, run_lock, runs
+from kexp.storage.runs import RunError
 
 
 def make_run(root, name):

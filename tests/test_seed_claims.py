@@ -21,16 +21,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pytest
 
-from kexp import analysis, convolution, filter_views, initializers
 from kexp.config import TrainConfig
+from kexp.filters import analysis, convolution
+from kexp.network import initializers
+from kexp.probes import filter_views
 from kexp.experiments.demos import (common, cross_correlation, filter_complexity,
                                     flip_invariance, gaussian_blur, initialization,
                                     learned_filters, peak_filter)
 
 keras = pytest.importorskip("keras")
 
-from kexp import keras_initializers, runs  # noqa: E402  (imports Keras)
-from kexp.layers import TrueConv2D  # noqa: E402
+from kexp.network import keras_initializers  # noqa: E402  (imports Keras)
+from kexp.network.layers import TrueConv2D  # noqa: E402
+from kexp.storage import runs
 
 # Differences between two trainings of these settings on different CPUs stay within this.
 TRAINED = 0.01
@@ -199,7 +202,7 @@ def test_5_image_patches_are_normalised_patches_of_real_training_digits():
     filters = kernel[:, :, 0, :].reshape(9, 32).T.astype(np.float64)
     np.testing.assert_allclose(filters.mean(axis=1), 0, atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(filters, axis=1), 1, atol=1e-5)
-    from kexp import data
+    from kexp.digits import data
 
     images = data.load("mnist-5k").x_train.astype(np.float64) / 255.0
     windows = np.lib.stride_tricks.sliding_window_view(images, (3, 3), axis=(1, 2)).reshape(-1, 9)
@@ -338,7 +341,7 @@ def test_7_measured_kernel_respects_sqrt_bound_and_violates_the_seeds(demo):
 # --- 8. the filters are the weights -----------------------------------------------------------
 
 def test_8_conv1_trainable_weights_are_exactly_kernel_and_bias():
-    from kexp.models import build_model
+    from kexp.network.models import build_model
 
     model = build_model("convnet", seed=0)
     report = learned_filters.conv1_weights_report(model)
@@ -548,7 +551,7 @@ def test_demo_command_lists_runs_and_rejects(tmp_path, capsys):
 
 
 def test_importing_the_demo_command_does_not_import_tensorflow():
-    code = ("import sys, kexp.experiments.demos.command, kexp.convolution; "
+    code = ("import sys, kexp.experiments.demos.command, kexp.filters.convolution; "
             "print(any(m in sys.modules for m in ('tensorflow', 'keras', 'matplotlib')))")
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True).stdout.strip()

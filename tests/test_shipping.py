@@ -7,8 +7,8 @@ import tarfile
 
 import pytest
 
-from kexp import atomic, runs
 from kexp.experiments.compare import shipping
+from kexp.storage import atomic, runs
 
 
 @pytest.fixture

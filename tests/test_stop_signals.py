@@ -10,7 +10,7 @@ import signal
 
 import pytest
 
-from kexp import stop_signals
+from kexp.training import stop_signals
 
 
 @pytest.fixture

@@ -5,9 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from kexp import data, runs, shell_commands
+from kexp import shell_commands
 from kexp.config import MODEL_NAMES, ConfigError, TrainConfig
-from kexp.models import DEFAULT_CONV2_FILTERS
+from kexp.digits import data
+from kexp.network.models import DEFAULT_CONV2_FILTERS
+from kexp.storage import runs
 
 
 def test_run_folder_is_complete(trained_run):
@@ -67,7 +69,8 @@ def test_recorded_test_accuracy_is_what_the_saved_model_scores_on_the_runs_test_
     """status.json's test accuracy, recomputed: the saved model's answers on the test digits
     that the run's own config.json selects, and better than always answering the most frequent
     class of those digits."""
-    from kexp import inputs, saving
+    from kexp.digits import inputs
+    from kexp.network import saving
 
     recorded = json.loads((trained_run / runs.CONFIG_FILE).read_text())
     prepared, _ = inputs.prepare_data(TrainConfig.from_dict(recorded["config"]))
@@ -95,7 +98,7 @@ def test_learning_reduces_the_loss(trained_run):
     ({"init_conv2": "nope"}, r"Invalid value for `init_conv2`: 'nope'"),
 ])
 def test_bad_settings_fail_before_anything_is_created(tmp_path, changes, message):
-    from kexp.training import train
+    from kexp.training.trainer import train
 
     runs_dir = tmp_path / "runs"
     with pytest.raises(ConfigError, match=message):
@@ -104,7 +107,7 @@ def test_bad_settings_fail_before_anything_is_created(tmp_path, changes, message
 
 
 def test_every_epoch_has_its_own_order_and_a_seed_repeats_them():
-    from kexp.inputs import epoch_batches
+    from kexp.digits.inputs import epoch_batches
 
     images = np.arange(40, dtype=np.float32).reshape(40, 1)
     labels = np.arange(40)
@@ -135,7 +138,7 @@ def test_a_normal_run_has_its_figures_and_no_figures_error(trained_run):
 @pytest.mark.slow
 @pytest.mark.parametrize("model", MODEL_NAMES)
 def test_every_model_kind_gets_all_its_figures(tmp_path, model):
-    from kexp.training import train
+    from kexp.training.trainer import train
 
     run_dir = train(TrainConfig(model=model, data="mnist-5k", train_samples=64, test_samples=32,
                                 batch_size=32, epochs=1, validation_fraction=0.0,
@@ -152,7 +155,8 @@ def test_a_run_whose_figures_fail_is_finished_but_loud(tmp_path, monkeypatch, ca
     """The run itself is complete (model, kernels, history), so it stays `finished`, and
     --resume would retrain it: its status.json has `figures_error`, `kexp train` exits 1 and
     `kexp runs` flags it. (A full disk is not a drawing problem: tests/test_disk_full.py.)"""
-    from kexp import cli, plots
+    from kexp import cli
+    from kexp.views import plots
 
     def fail(run_dir):
         raise RuntimeError("matplotlib has no usable font cache")

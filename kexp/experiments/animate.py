@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kexp import atomic, files, runs
 from kexp.cli_options import add_command, add_run, add_runs_dir
+from kexp.storage import atomic, files, runs
 
 ANIMATION_FILE = "conv1_evolution.gif"
 FRAME_MILLISECONDS = 500
@@ -67,7 +67,7 @@ def animate_run(run_dir: Path, output: Path | None = None, layer: str = "conv1")
     from matplotlib.figure import Figure
     from PIL import Image
 
-    from kexp import plots
+    from kexp.views import plots
 
     run_dir = Path(run_dir)
     output = check_output(output or run_dir / runs.FIGURES_DIR / ANIMATION_FILE)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kexp import runs, tf_startup
 from kexp.cli_options import add_command, add_run, add_runs_dir
 from kexp.config import TrainConfig
+from kexp.storage import runs
+from kexp.training import tf_startup
 
 
 def explain_run(run_dir: Path) -> list[Path]:
@@ -21,8 +22,10 @@ def explain_run(run_dir: Path) -> list[Path]:
     returns the figures written."""
     runs.first_and_last_snapshots(run_dir)  # a run with nothing to explain, before TensorFlow
     tf_startup.start_tensorflow()  # its start-up lines left out
-    from kexp import filter_views, inputs, keras_views, plots  # TensorFlow: only when run
-    from kexp.models import build_model
+    from kexp.digits import inputs  # TensorFlow: only when run
+    from kexp.network.models import build_model
+    from kexp.probes import filter_views, keras_views
+    from kexp.views import plots
 
     run_dir = Path(run_dir)
     config = TrainConfig.from_dict(runs.read_config(run_dir)["config"]).validate()

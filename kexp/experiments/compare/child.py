@@ -2,8 +2,8 @@
 `python -m kexp.experiments.compare.child CONFIG_JSON RESULT_JSON [--threads N] [--resume RUN]`.
 
 CONFIG_JSON holds the settings as `TrainConfig.to_dict()` writes them (the "config" of a run's
-config.json). The process trains them with `kexp.training.train` (or continues RUN from its last
-checkpoint with `kexp.training.resume`) and writes RESULT_JSON, atomically:
+config.json). The process trains them with `kexp.training.trainer.train` (or continues RUN from its last
+checkpoint with `kexp.training.trainer.resume`) and writes RESULT_JSON, atomically:
 `{"run_dir": path or null, "status": finished | interrupted | failed, "reason": text}`. Its
 output goes wherever the parent sends it (the study's log file); the parent reads nothing from it.
 `--threads N` keeps TensorFlow to the N CPUs the engine gave this training: by default it sizes
@@ -22,7 +22,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from kexp import atomic, runs, training
+from kexp.storage import atomic, runs
+from kexp.training import trainer
 
 from kexp.config import TrainConfig
 from kexp.experiments.compare.sweep import PARENT_PID_VARIABLE
@@ -51,9 +52,9 @@ def train_and_report(config: TrainConfig, result_path: Path, resume_run: Path | 
     `result_path`; the exit code."""
     run_dir, status, reason, exit_code = resume_run, runs.STATUS_FAILED, "", 1
     try:
-        run_dir = training.train(config) if resume_run is None else training.resume(resume_run)
+        run_dir = trainer.train(config) if resume_run is None else trainer.resume(resume_run)
         status, exit_code = runs.STATUS_FINISHED, 0
-    except training.TrainingInterrupted as interrupted:
+    except trainer.TrainingInterrupted as interrupted:
         run_dir, status = interrupted.run_dir, runs.STATUS_INTERRUPTED
         exit_code = 128 + interrupted.signal_number
         reason = f"interrupted by {signal.Signals(interrupted.signal_number).name}"

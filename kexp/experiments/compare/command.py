@@ -16,10 +16,12 @@ import re
 import time
 from pathlib import Path
 
-from kexp import run_lock, runs, shell_commands, stop_signals
+from kexp import shell_commands
 from kexp.cli_options import add_command, whole_number
 from kexp.experiments import animate
 from kexp.experiments.compare import engines, page, plan, record, study_figures, sweep
+from kexp.storage import run_lock, runs
+from kexp.training import stop_signals
 
 
 def jobs_from_makeflags(makeflags: str | None = None) -> int | None:

@@ -9,9 +9,9 @@ import html
 import os
 from pathlib import Path
 
-from kexp import atomic, runs
 from kexp.experiments import animate
 from kexp.experiments.compare import plan, verdict
+from kexp.storage import atomic, runs
 
 RUN_FIGURES = (runs.CONV1_FIGURE, animate.ANIMATION_FILE, runs.FEATURE_MAPS_FIGURE,
                runs.TOP_PATCHES_FIGURE, runs.OPTIMAL_INPUTS_FIGURE, runs.FORCES_FIGURE,

@@ -31,8 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-from kexp import analysis, atomic, data, files, filter_views, initializers, runs
 from kexp.config import ConfigError, TrainConfig
+from kexp.digits import data
+from kexp.filters import analysis
+from kexp.network import initializers
+from kexp.probes import filter_views
+from kexp.storage import atomic, files, runs
 
 # The study's defaults: they answer the question on 2 CPU cores in about 10 minutes (docs/study.md
 # gives the measured time). Three seeds per initializer, so the spread between seeds is visible;

@@ -25,9 +25,10 @@ import os
 import time
 from pathlib import Path
 
-from kexp import atomic, runs, stop_signals
 from kexp.errors import KexpError
 from kexp.experiments.compare import plan, ray_token, ray_worker, shipping, sweep
+from kexp.storage import atomic, runs
+from kexp.training import stop_signals
 
 RAY_INSTALL = ("pip install 'kexp[ray]' (in a clone of kexp: pip install -r "
                "requirements-ray.txt, or make compare ENGINE=ray)")

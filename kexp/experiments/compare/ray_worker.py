@@ -24,8 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from kexp import atomic, runs
 from kexp.experiments.compare import shipping, sweep
+from kexp.storage import atomic, runs
 
 POLL_SECONDS = 1.0  # how often the task looks for a new checkpoint to send
 # A new checkpoint travels to the keeper at most this often (the first one at once): each is the
@@ -74,7 +74,7 @@ def work_folder() -> Path:
 
 def _continue_from(checkpoint: bytes, runs_dir: Path, attempt: int) -> tuple[Path, int]:
     """Unpack a shipped checkpoint and mark its run as stopped (its writer is gone), so that
-    kexp.training.resume takes it; returns the run folder and the epoch it continues after."""
+    kexp.training.trainer.resume takes it; returns the run folder and the epoch it continues after."""
     run_dir = shipping.land_run(checkpoint, runs_dir)
     runs.write_status(run_dir, runs.STATUS_INTERRUPTED,
                       reason=f"its worker was lost; attempt {attempt} continues it")

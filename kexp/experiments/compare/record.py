@@ -14,9 +14,9 @@ import dataclasses
 import socket
 from pathlib import Path
 
-from kexp import atomic, files, runs
 from kexp.errors import KexpError
 from kexp.experiments.compare import plan, shipping
+from kexp.storage import atomic, files, runs
 
 
 def write_study(compare_dir: Path, study: plan.Study) -> Path:

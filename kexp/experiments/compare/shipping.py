@@ -18,7 +18,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from kexp import runs
+from kexp.storage import runs
 
 
 # The archive's last member: the names of all the others. A cut archive can still read as a

@@ -43,7 +43,7 @@ def _row_label(row: dict) -> str:
 def _maps(axes, details: dict, titled: bool) -> None:
     """conv1's 32 maps of one test digit before | after training, on the row's own scale (the
     same for both): what the filters do to a digit, beside the filters themselves."""
-    from kexp import plots, view_figures
+    from kexp.views import plots, view_figures
 
     pair = [np.moveaxis(details[f"conv1_maps_{when}"], -1, 0) for when in ("before", "after")]
     limit = view_figures.layer_limit(*pair)
@@ -60,7 +60,7 @@ def _grids(figure, grouped: dict, epochs: int) -> None:
     of one digit before | after."""
     from matplotlib.colors import Normalize, SymLogNorm
 
-    from kexp import plots
+    from kexp.views import plots
 
     shown = {init: next(((row, d) for row, d in group if "conv1_before" in d), group[0])
              for init, group in grouped.items()}
@@ -203,7 +203,7 @@ def plot_comparison(measured: list[tuple[dict, dict]], path: Path, study: plan.S
     """The study's one figure: grids on the left, curves / change / edges on the right."""
     from matplotlib.figure import Figure
 
-    from kexp import plots
+    from kexp.views import plots
 
     grouped = _by_initializer(measured)
     colours = _colours(grouped)
@@ -233,7 +233,7 @@ def plot_epochs(measured: list[tuple[dict, dict]], path: Path, study: plan.Study
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    from kexp import plots
+    from kexp.views import plots
 
     grouped = _by_initializer(measured)
     colours = _colours(grouped)

@@ -16,8 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from kexp import atomic, runs, stop_signals
 from kexp.experiments.compare import plan
+from kexp.storage import atomic, runs
+from kexp.training import stop_signals
 
 CHILD_MODULE = f"{__package__}.child"
 # Set for a child whose parent may vanish with its node (a Ray worker): child.die_with_parent.

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from kexp import atomic, files, runs
 from kexp.cli_options import add_command
 from kexp.config import TrainConfig
+from kexp.storage import atomic, files, runs
 from kexp.experiments.demos import (cross_correlation, designed_filters, filter_complexity,
                                     flip_invariance, gaussian_blur, initialization,
                                     learned_filters, peak_filter, sgd_identity)

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from kexp import atomic, runs, tf_startup
 from kexp.config import TrainConfig
+from kexp.storage import atomic, runs
+from kexp.training import tf_startup
 
 # Every training demo uses these settings: small enough for 2 CPU cores in a few minutes. They
 # are short runs on all 4,000 training digits without augmentation at a constant learning rate,
@@ -63,7 +64,7 @@ class DemoContext:
 
     def save(self, figure, stem: str) -> Path:
         """Write the figure as <stem>.png (and a copy into figures_dir), atomically."""
-        from kexp import plots
+        from kexp.views import plots
 
         self.out_dir.mkdir(parents=True, exist_ok=True)
         path = plots.save_figure(figure, self.out_dir / f"{stem}.png", PALETTE_COLOURS)
@@ -79,13 +80,13 @@ class DemoContext:
         key = (init, tuple(freeze), learning_rate)
         if key not in self.runs:
             import_keras()
-            from kexp import training
+            from kexp.training import trainer
 
             config = TrainConfig(model=MODEL, init=init, freeze=list(freeze), epochs=EPOCHS,
                                  learning_rate=learning_rate, seed=SEED, data=DATA,
                                  train_samples=TRAIN_SAMPLES, test_samples=TEST_SAMPLES,
                                  runs_dir=str(self.out_dir / DEMO_RUNS_DIR), **RECIPE)
-            self.runs[key] = read_run(training.train(config, verbose=0))
+            self.runs[key] = read_run(trainer.train(config, verbose=0))
         return self.runs[key]
 
     def converged(self, learning_rate: float | None = None) -> dict:
@@ -97,12 +98,12 @@ class DemoContext:
                 self.runs[key] = read_run(Path(self.converged_dir))
             else:
                 import_keras()
-                from kexp import training
+                from kexp.training import trainer
 
                 changes = {} if learning_rate is None else {"learning_rate": learning_rate,
                                                            "epochs": CONTROL_EPOCHS}
                 config = converged_config(self.out_dir / DEMO_RUNS_DIR, **changes)
-                self.runs[key] = read_run(training.train(config, verbose=0))
+                self.runs[key] = read_run(trainer.train(config, verbose=0))
                 if learning_rate is None:
                     self.converged_dir = Path(self.runs[key]["run_dir"])
         return self.runs[key]
@@ -179,7 +180,7 @@ def new_figure(width: float, height: float):
 
 def draw_matrix(ax, matrix: np.ndarray, limit: float, title: str, annotate: bool = True):
     """A small matrix drawn with the shared colour scale, each value written in its cell."""
-    from kexp import plots
+    from kexp.views import plots
 
     image = ax.imshow(matrix, cmap=plots.CMAP, vmin=-limit, vmax=limit)
     ax.set_title(title, fontsize=9)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from kexp import convolution, data
+from kexp.digits import data
+from kexp.filters import convolution
 from kexp.experiments.demos.common import (DATA, SEED, DemoContext, draw_matrix, import_keras,
                                            new_figure)
 from kexp.experiments.demos.initialization import draw_conv1_kernels
@@ -26,7 +27,7 @@ def keras_conv2d(images: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None
 def demo_conv_shapes(ctx: DemoContext) -> dict:
     """9. A 5x5 image and 32 3x3 kernels with 'valid' padding give 32 maps of 3x3; Keras computes
     cross-correlation, the seed's formula is a true convolution."""
-    from kexp import plots
+    from kexp.views import plots
 
     digit = data.load(DATA).x_train[0].astype(np.float64) / 255.0
     image = digit[10:15, 10:15]
@@ -111,7 +112,7 @@ def cross_correlation_check(seed: int = SEED) -> dict:
 
 def demo_cross_correlation(ctx: DemoContext) -> dict:
     """12. Keras' Conv2D is cross-correlation = convolution with the kernel flipped."""
-    from kexp import plots
+    from kexp.views import plots
 
     result = cross_correlation_check()
     maps = result.pop("maps")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kexp import analysis
+from kexp.filters import analysis
 from kexp.experiments.demos.common import (CONV1_SHAPE, EPOCHS, MODEL, TEST_SAMPLES,
                                            TRAIN_SAMPLES, DemoContext, draw_matrix, new_figure)
 
@@ -27,7 +27,7 @@ def _accuracy_bars(ax, labels: list[str], accuracies: list[float], colours: list
 
 def demo_image_patches(ctx: DemoContext) -> dict:
     """5. 'Is the kernel a patch from the image?' Start from real image patches and compare."""
-    from kexp import plots
+    from kexp.views import plots
 
     setups = [("image_patches", ()), ("glorot_uniform", ()), ("image_patches", ("conv1",)),
               ("glorot_uniform", ("conv1",))]
@@ -58,7 +58,8 @@ def demo_image_patches(ctx: DemoContext) -> dict:
 
 def demo_designed_filters(ctx: DemoContext) -> dict:
     """6. Hand-designed filters, frozen or trainable, against filters learned from random."""
-    from kexp import keras_initializers, plots
+    from kexp.network import keras_initializers
+    from kexp.views import plots
 
     setups = ([("glorot_uniform", ())] + [(name, ("conv1",)) for name in DESIGNED_FILTERS]
               + [("glorot_uniform", ("conv1",))] + [(name, ()) for name in DESIGNED_FILTERS])

@@ -2,14 +2,16 @@
 second layer filters are more complex". A 3x3x32 conv2 kernel cannot be read, so kexp reads what
 each filter responds to: its optimal input (the ink pattern of a digit's brightness that excites
 it most, computed at the end of every training run), scored by how much of the pattern's energy
-lies in one band of orientations (kexp.analysis.single_orientation_fraction)."""
+lies in one band of orientations (kexp.filters.analysis.single_orientation_fraction)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from kexp import analysis, filter_views, runs
 from kexp.experiments.demos.common import EPOCHS, MODEL, SEED, DemoContext, new_figure
+from kexp.filters import analysis
+from kexp.probes import filter_views
+from kexp.storage import runs
 
 LAYERS = ("conv1", "conv2")
 WHEN = ("before", "after")
@@ -57,7 +59,7 @@ def demo_deeper_filters(ctx: DemoContext) -> dict:
     """15. Second-layer filters are more complex than first-layer edge detectors: the
     single-orientation fraction of every filter's optimal input, conv1 vs conv2, before
     training, after the demos' 3 epochs and after the default recipe's training to the end."""
-    from kexp import plots, view_figures  # matplotlib: only when a demo draws
+    from kexp.views import plots, view_figures  # matplotlib: only when a demo draws
 
     run, early_run = ctx.converged(), ctx.run("glorot_uniform")
     optimal = filter_views.read_optimal_inputs(run["run_dir"])

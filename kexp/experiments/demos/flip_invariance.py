@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from kexp import convolution, data
+from kexp.digits import data
+from kexp.filters import convolution
 from kexp.experiments.demos.common import (DATA, SEED, DemoContext, import_keras, new_figure,
                                            seeded_sequential)
 
@@ -26,7 +27,7 @@ def flip_training_pair(steps: int = FLIP_STEPS, batch_size: int = FLIP_BATCH,
     """Train a Conv2D net and the same net with a true-convolution layer started from the
     flipped kernels, on the same batches; record losses and kernels after every step."""
     keras = import_keras()
-    from kexp.layers import TrueConv2D
+    from kexp.network.layers import TrueConv2D
 
     dataset = data.load(DATA)
     images = data.to_model_inputs(dataset.x_train[:steps * batch_size])
@@ -73,7 +74,7 @@ def flip_training_pair(steps: int = FLIP_STEPS, batch_size: int = FLIP_BATCH,
 def demo_flip_invariance(ctx: DemoContext) -> dict:
     """13. The flip does not matter for learning: a true-convolution layer learns the flipped
     kernels along the same trajectory."""
-    from kexp import plots
+    from kexp.views import plots
 
     result = flip_training_pair()
     figure = new_figure(15, 4)

@@ -7,7 +7,8 @@ import math
 
 import numpy as np
 
-from kexp import convolution, data
+from kexp.digits import data
+from kexp.filters import convolution
 from kexp.experiments.demos.common import (DATA, SEED, DemoContext, draw_matrix,
                                            fit_watching_kernel, import_keras, new_figure,
                                            seeded_sequential)
@@ -50,7 +51,7 @@ def learn_gaussian_blur(count: int = BLUR_IMAGES, epochs: int = BLUR_EPOCHS,
 
 def demo_gaussian_blur(ctx: DemoContext) -> dict:
     """14. A CNN can learn Gaussian smoothing: the learned kernel is the Gaussian."""
-    from kexp import plots
+    from kexp.views import plots
 
     result = learn_gaussian_blur()
     figure = new_figure(15, 3.4)

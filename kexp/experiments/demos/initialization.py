@@ -8,8 +8,8 @@ import math
 
 import numpy as np
 
-from kexp import initializers
 from kexp.experiments.demos.common import CONV1_SHAPE, DemoContext, import_keras, new_figure
+from kexp.network import initializers
 
 RANDOM_INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
                        "lecun_uniform", "lecun_normal", "random_uniform", "random_normal",
@@ -47,7 +47,7 @@ def draw_conv1_kernels(spec: str, draws: int, shape=CONV1_SHAPE) -> np.ndarray:
     """`draws` conv1 kernels from `spec` with seeds 0..draws-1, called as a Conv2D layer calls
     its kernel initializer: (draws, *shape)."""
     import_keras()
-    from kexp import keras_initializers  # imports Keras: not at the demo registry's import
+    from kexp.network import keras_initializers  # imports Keras: not at the demo registry's import
 
     return np.stack([np.asarray(keras_initializers.build_keras_initializer(spec, seed=seed)(shape))
                      for seed in range(draws)])

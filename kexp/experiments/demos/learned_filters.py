@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from kexp import analysis, runs
+from kexp.filters import analysis
+from kexp.storage import runs
 from kexp.experiments.demos.common import (CONTROL_EPOCHS, CONV1_SHAPE, EPOCHS, LEARNING_RATE,
                                            MODEL, SEED, TRAIN_SAMPLES, DemoContext,
                                            import_keras, new_figure)
@@ -85,7 +86,7 @@ def demo_filters_are_weights(ctx: DemoContext) -> dict:
     """8. The filters are the weights: conv1's trainable weights are its kernel and bias, nothing
     else."""
     keras = import_keras()
-    from kexp.models import build_model
+    from kexp.network.models import build_model
 
     keras.utils.set_random_seed(SEED)
     model = build_model(MODEL, seed=SEED)
@@ -122,7 +123,7 @@ def demo_filters_are_weights(ctx: DemoContext) -> dict:
 def demo_edge_detectors(ctx: DemoContext) -> dict:
     """10. Do first-layer filters become edge detectors? Edge-likeness before training, after
     the demos' 3 epochs and after the default recipe's training to the end."""
-    from kexp import plots
+    from kexp.views import plots
 
     runs_by_name = {"converged": ctx.converged(), "early": ctx.run("glorot_uniform")}
     scores = {(layer, name, when): analysis.edge_likeness(run[when][layer])

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from kexp import convolution
+from kexp.filters import convolution
 from kexp.experiments.demos.common import (DemoContext, fit_watching_kernel, import_keras,
                                            new_figure, seeded_sequential)
 

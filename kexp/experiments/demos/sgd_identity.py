@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from kexp import data
+from kexp.digits import data
 from kexp.experiments.demos.common import DATA, SEED, DemoContext, import_keras, new_figure
 
 IDENTITY_DIGITS = 2000  # the first of the 4,000 bundled training digits
@@ -174,7 +174,7 @@ def _patch_mosaic(images, labels, flat_indices) -> tuple[np.ndarray, list[int]]:
 def demo_sgd_identity(ctx: DemoContext) -> dict:
     """16. A filter's change is a weighted sum of image patches: with plain SGD, exactly (is
     the kernel a patch chosen from the image, or random numbers backpropagation changes?)."""
-    from kexp import drawing  # matplotlib: only when the demo runs, as every demo's drawing
+    from kexp.views import plots  # matplotlib: only when the demo runs, as every demo's drawing
 
     trained = identity_training()
     numbers = identity_numbers(trained)
@@ -185,7 +185,7 @@ def demo_sgd_identity(ctx: DemoContext) -> dict:
     shown = np.argsort(-moved)[:SHOWN_FILTERS]
     flat = weights.reshape(-1, CONV1_FILTERS)
     kernels = np.stack([trained[when][..., f] for f in shown for when in ("initial", "final")])
-    limit = drawing.symmetric_limit(kernels)
+    limit = plots.symmetric_limit(kernels)
     mosaics, captions = {}, {}
     for sign, name in ((1, "positive"), (-1, "negative")):
         tiles, digit_labels = [], []
@@ -195,14 +195,14 @@ def demo_sgd_identity(ctx: DemoContext) -> dict:
             found, found_labels = _patch_mosaic(images, labels, order)
             tiles.append(found)
             digit_labels.append(found_labels)
-        mosaics[name] = drawing.tile(np.concatenate(tiles), SHOWN_FILTERS, SHOWN_PATCHES, pad=2)
+        mosaics[name] = plots.tile(np.concatenate(tiles), SHOWN_FILTERS, SHOWN_PATCHES, pad=2)
         captions[name] = digit_labels
     figure = new_figure(15, 1.4 + 0.75 * SHOWN_FILTERS)
-    kernel_mosaic = drawing.tile(kernels, SHOWN_FILTERS, 2, pad=2)
+    kernel_mosaic = plots.tile(kernels, SHOWN_FILTERS, 2, pad=2)
     axes = figure.subplots(1, 3, width_ratios=[kernel_mosaic.shape[1],
                                                mosaics["positive"].shape[1],
                                                mosaics["negative"].shape[1]])
-    image = drawing.draw_mosaic(axes[0], kernel_mosaic, limit, "before | after")
+    image = plots.draw_mosaic(axes[0], kernel_mosaic, limit, "before | after")
     axes[0].set_yticks(2 + 5 * np.arange(SHOWN_FILTERS) + 1,
                        [f"filter {f + 1}\n{TOP_PATCHES} patches explain "
                         f"{numbers['top_shares'][f]:.0%}" for f in shown], fontsize=8)
@@ -210,7 +210,7 @@ def demo_sgd_identity(ctx: DemoContext) -> dict:
     titles = {"positive": "largest positive total weight: the filter moved away from these",
               "negative": "largest negative total weight: the filter moved toward these"}
     for ax, name in zip(axes[1:], ("positive", "negative")):
-        drawing.draw_mosaic(ax, mosaics[name], 1.0, titles[name], cmap="Greys", low=0.0,
+        plots.draw_mosaic(ax, mosaics[name], 1.0, titles[name], cmap="Greys", low=0.0,
                             separator="#c6dbef")
         for row, digit_labels in enumerate(captions[name]):
             for col, label in enumerate(digit_labels):

@@ -22,11 +22,15 @@ import matplotlib
 import numpy as np
 import tensorflow as tf
 
-from kexp import (atomic, background_writes, callbacks, checkpoint, data, files, filter_views,
-                  forces, inputs, keras_views, plots, run_lock, run_page, runs, saving,
-                  shell_commands, stop_signals)
+from kexp import shell_commands
 from kexp.config import TrainConfig, check_memory
-from kexp.models import build_model
+from kexp.digits import data, inputs
+from kexp.network import saving
+from kexp.network.models import build_model
+from kexp.probes import filter_views, keras_views
+from kexp.storage import atomic, background_writes, files, run_lock, runs
+from kexp.training import callbacks, checkpoint, forces, stop_signals
+from kexp.views import plots, run_page
 
 
 class TrainingInterrupted(KeyboardInterrupt):

@@ -1,13 +1,13 @@
 """Keras initializer objects for every spec: Keras' built-ins, and kexp's own ones.
 
-`build_keras_initializer` turns a spec (parsed by kexp.initializers, which knows the names,
+`build_keras_initializer` turns a spec (parsed by kexp.network.initializers, which knows the names,
 parameters and theory without Keras) into a fresh Keras initializer.
 
 kexp's own initializers: seed 000 asks whether a kernel is "a patch from the image", and answers
 that filters can be designed in advance ([-1 1 -1] finds peaks). `ImagePatches` and
 `DesignedFilters` make both ideas trainable (or frozen with `--freeze conv1`) so they can be
 compared with random starts. They follow Keras' contract: arguments checked in `__init__`,
-symmetric `get_config`, registered so a saved `model.keras` loads again (kexp.saving.load_model
+symmetric `get_config`, registered so a saved `model.keras` loads again (kexp.network.saving.load_model
 imports this module for that).
 
 How the 32 hand-designed filters differ: filter k is the 3x3 base filter under symmetry k % 8 of
@@ -25,7 +25,9 @@ import math
 import keras
 import numpy as np
 
-from kexp import analysis, convolution, data, initializers
+from kexp.digits import data
+from kexp.filters import analysis, convolution
+from kexp.network import initializers
 
 SYMMETRIES = 8  # the dihedral group of the square: 4 rotations, each optionally mirrored
 VARIANTS = 2 * SYMMETRIES  # and both signs

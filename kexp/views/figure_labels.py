@@ -1,6 +1,6 @@
 """What kexp prints on its figures: colour bars with the ticks matplotlib's own axis would get,
 and text stamped straight into a mosaic's pixels (the filter numbers), measured and drawn as Agg
-draws text. A figure of hand-laid panels (kexp.drawing) has no Axes to hang these on.
+draws text. A figure of hand-laid panels (kexp.views.drawing) has no Axes to hang these on.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
 
-from kexp.drawing import (AXIS_LABEL_POINTS, COLOUR_BAR_INCHES, DPI, LABEL_PAD_POINTS,
-                          LINE_POINTS, TICK_LABEL_POINTS, TICK_PAD_POINTS, TICK_POINTS,
-                          MosaicPanel)
+from kexp.views.drawing import (AXIS_LABEL_POINTS, COLOUR_BAR_INCHES, DPI, LABEL_PAD_POINTS,
+                                LINE_POINTS, TICK_LABEL_POINTS, TICK_PAD_POINTS, TICK_POINTS,
+                                MosaicPanel)
 
 TILE_NUMBER_POINTS = 6
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from kexp import augment, data
 from kexp.config import TrainConfig
+from kexp.digits import augment, data
 
 
 def epoch_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int,
@@ -19,7 +19,7 @@ def epoch_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed:
     """A tf.data pipeline over epochs first_epoch..epochs-1 whose order in epoch e is a
     permutation seeded by (seed, e): a new order every epoch (a seeded `fit(shuffle=True)`
     repeats one, tensorflow#35682) and the same orders again when a run is resumed.
-    `augmentation` (kexp.augment.random_affine's keyword arguments) transforms each batch from a
+    `augmentation` (kexp.digits.augment.random_affine's keyword arguments) transforms each batch from a
     seed folded from (seed, epoch, batch), so a resumed run replays the same augmented batches."""
     count = len(images)
     images_tensor = tf.constant(images)
@@ -46,7 +46,7 @@ def epoch_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed:
 
 
 def augmentation_settings(config: TrainConfig) -> dict | None:
-    """kexp.augment.random_affine's settings for `config`, or None when augmentation is off."""
+    """kexp.digits.augment.random_affine's settings for `config`, or None when augmentation is off."""
     if not config.augment:
         return None
     return {"rotation_degrees": config.rotation_degrees, "shift_fraction": config.shift_fraction,

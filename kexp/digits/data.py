@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kexp import files
 from kexp.errors import KexpError
+from kexp.storage import files
 
 SOURCE_AUTO = "auto"
 SOURCE_KERAS = "mnist"

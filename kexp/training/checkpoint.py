@@ -16,8 +16,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kexp import atomic, background_writes, files, runs
-from kexp.callbacks import SerializableCallback, VariableReader
+from kexp.storage import atomic, background_writes, files, runs
+from kexp.training.callbacks import SerializableCallback, VariableReader
 
 CHECKPOINT_SUFFIXES = (".npz", ".keras")  # .keras: checkpoints of runs from kexp <= 0.1
 

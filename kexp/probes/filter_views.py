@@ -5,7 +5,7 @@ A kernel's numbers do not say what the filter does, and conv2's 3x3x32 kernels c
 all. Its behaviour can: the maps it makes of real digits, and the patches of those digits it
 answers most strongly (Zeiler & Fergus). A run's snapshots keep kernels and biases, and config.json
 names the model, whose layers up to conv2 (kexp.config.CONV_STAGES) are replayed here, so
-`make visualize` redraws these views without TensorFlow. kexp.keras_views computes the same views
+`make visualize` redraws these views without TensorFlow. kexp.probes.keras_views computes the same views
 for any Keras model, and the optimal inputs, which need gradients.
 """
 
@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from kexp import config as config_module
-from kexp import atomic, data, files, runs, shell_commands
+from kexp import shell_commands
+from kexp.digits import data
+from kexp.storage import atomic, files, runs
 
 PROBES_PER_CLASS = 10  # test digits per class the views use (100 for 10 classes)
 PROBE_SEED = 0  # fixed, so every run of the same test digits shows the same probes

@@ -4,7 +4,7 @@ The question kexp answers starts here: a Conv2D filter's numbers are first drawn
 initializer. This module knows every Keras built-in by its Keras name (plus kexp's own), parses
 specs such as ``random_normal:stddev=0.5``, and states exactly which distribution each spec draws
 from for a given kernel shape (bounds, standard deviation, CDF), which plots and tests compare
-against measured kernels. The Keras objects are built in kexp.keras_initializers, so the CLI,
+against measured kernels. The Keras objects are built in kexp.network.keras_initializers, so the CLI,
 config validation and the plots never pay for TensorFlow.
 """
 
@@ -47,7 +47,7 @@ KERAS_INITIALIZERS: dict[str, dict[str, tuple]] = {
     "ones": {},
 }
 
-# kexp's own initializers (built in kexp.keras_initializers): name -> parameters as above.
+# kexp's own initializers (built in kexp.network.keras_initializers): name -> parameters as above.
 # image_patches: 3x3 patches of real training images; the others: hand-designed filters.
 CUSTOM_INITIALIZERS: dict[str, dict[str, tuple]] = {
     "image_patches": {"gain": (1.0, _POSITIVE),
@@ -282,9 +282,9 @@ def theory(spec: str | InitializerSpec, shape: tuple[int, ...]) -> Theory:
                       description=f"orthogonal {rows}x{cols} matrix times gain {gain:g}")
     if name == "image_patches":
         return Theory("custom", description=f"3x3 patches of {params['data']} training images, "
-                      f"zero mean, norm {params['gain']:g} (kexp.keras_initializers)")
+                      f"zero mean, norm {params['gain']:g} (kexp.network.keras_initializers)")
     return Theory("custom", description=f"hand-designed {name} filter: 8 rotations/mirrors x 2 "
-                  f"signs, norm {params['gain']:g} (kexp.keras_initializers)")
+                  f"signs, norm {params['gain']:g} (kexp.network.keras_initializers)")
 
 
 def seed_formula_bounds(shape: tuple[int, ...]) -> tuple[float, float]:

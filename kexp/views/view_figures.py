@@ -2,7 +2,7 @@
 test digit per class, the strongest patches of the probe digits, and the optimal inputs.
 
 numpy + matplotlib only: the maps and patches are replayed from the run's snapshots
-(kexp.filter_views), the optimal inputs read from views/optimal_inputs.npz. Every panel is one
+(kexp.probes.filter_views), the optimal inputs read from views/optimal_inputs.npz. Every panel is one
 mosaic (one `imshow`), and before and after share one colour scale per layer, so a colour means
 the same activation or pixel value in both.
 """
@@ -15,8 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from kexp import drawing, figure_labels, filter_views, runs, shell_commands
-from kexp.analysis import single_orientation_fraction
+from kexp import shell_commands
+from kexp.filters.analysis import single_orientation_fraction
+from kexp.probes import filter_views
+from kexp.storage import runs
+from kexp.views import drawing, figure_labels
 
 ACTIVATION_CMAP = "magma"  # ReLU maps are >= 0: black is 0, bright is strong
 PIXEL_CMAP = "Greys"  # input pixels as MNIST draws them: white paper, black ink

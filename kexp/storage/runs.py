@@ -11,20 +11,20 @@ fast.
     runs/<timestamp>-<init>-<id>/
       config.json  status.json  history.csv  model.keras
       index.html   the run's page: every filter from its random draw to what it became
-                   (kexp.run_page; written after the figures, redrawn by `kexp visualize`)
+                   (kexp.views.run_page; written after the figures, redrawn by `kexp visualize`)
       kernels/     initial.npz, epoch_001_batch_00004.npz, epoch_001.npz, ..., interrupted.npz,
                    final.npz: conv kernels by layer path (conv1, block/conv), biases under
                    "<layer path>/bias" (no layer path continues past a Conv2D: never a clash)
       views/       probe_digits.npz (the test digits the filter views use), optimal_inputs.npz
                    (before and after training; written at its end or by `kexp explain`),
                    forces.npz (per-class gradients of conv1 and conv2 on fixed training digits
-                   at a few moments of training, kexp.forces)
+                   at a few moments of training, kexp.training.forces)
       figures/     conv1_before_after.png, conv2_before_after.png, conv2_summary.png,
                    histograms.png, feature_maps.png, top_patches.png, optimal_inputs.png,
                    forces.png (and conv1_evolution.gif, drawn by `kexp animate`)
       checkpoint/  epoch_NNN.npz while training: the state `--resume` continues from
       tensorboard/ with --tensorboard
-      .lock        while a process trains or resumes the run (kexp.run_lock)
+      .lock        while a process trains or resumes the run (kexp.storage.run_lock)
 A resume keeps the interrupted.npz of attempt N as interrupted_attempt_N.npz, out of the sequence.
 """
 
@@ -41,11 +41,11 @@ from pathlib import Path
 
 import numpy as np
 
-from kexp import atomic, files, run_lock, shell_commands
+from kexp import shell_commands
 from kexp.config import TrainConfig
 from kexp.errors import RunError
-from kexp.files import folder_problem
-from kexp.run_lock import LOCK_FILE  # noqa: F401  (the layout's names are read from here)
+from kexp.storage import atomic, files, run_lock
+from kexp.storage.run_lock import LOCK_FILE  # noqa: F401  (the layout's names are read from here)
 
 STATUS_RUNNING = "running"
 STATUS_FINISHED = "finished"
@@ -65,7 +65,7 @@ VIEWS_DIR = "views"
 PROBE_DIGITS_FILE = "probe_digits.npz"
 OPTIMAL_INPUTS_FILE = "optimal_inputs.npz"
 FORCES_FILE = "forces.npz"
-PAGE_FILE = "index.html"  # the run's page (kexp.run_page); a study's page has the same name
+PAGE_FILE = "index.html"  # the run's page (kexp.views.run_page); a study's page has the same name
 # A study (`kexp compare`) keeps its trainings in <study>/runs/, beside its study.json.
 STUDY_FILE = "study.json"
 STUDY_RUNS_DIR = "runs"
@@ -155,7 +155,7 @@ def create_run_dir(runs_root: str | os.PathLike, label: str) -> Path:
 
 
 def read_json(path: Path) -> dict:
-    """A JSON object kexp wrote; a damaged file raises RunError naming it (kexp.files)."""
+    """A JSON object kexp wrote; a damaged file raises RunError naming it (kexp.storage.files)."""
     return files.read_json_object(path, RunError)
 
 
@@ -206,7 +206,7 @@ DATA_KINDS = {"source": files.TEXT, "sha256": files.TEXT, "used_train_samples": 
 def read_config(run_dir: Path) -> dict:
     """A run's config.json: its settings ("config", every field present and valid as
     TrainConfig checks it), the data it used ("data"), versions."""
-    if problem := folder_problem(run_dir):  # a symlink loop or a link to nothing, named
+    if problem := files.folder_problem(run_dir):  # a symlink loop or a link to nothing, named
         raise RunError(f"Cannot read '{run_dir}': it {problem}. Expected a run folder.")
     path = Path(run_dir) / CONFIG_FILE
     recorded = files.check_fields(read_json(path), CONFIG_KINDS, path, RunError,
@@ -280,14 +280,14 @@ def list_runs(runs_root: str | os.PathLike) -> list[Path]:
     """Run folders under `runs_root`, oldest first (names start with a timestamp); a symlink
     loop or a link to nothing too, so that whoever reads it names what it is."""
     runs_root = Path(runs_root)
-    if problem := folder_problem(runs_root):
+    if problem := files.folder_problem(runs_root):
         raise RunError(f"Invalid value for `runs_dir`: '{runs_root}' {problem}. Choose a "
                        "folder of runs with --runs-dir.")
     if not runs_root.is_dir():
         return []
     return sorted(path for path in runs_root.iterdir()
                   if (path.is_dir() and is_run_dir(path))
-                  or (path.is_symlink() and folder_problem(path) is not None))
+                  or (path.is_symlink() and files.folder_problem(path) is not None))
 
 
 def resolve_run(run: str | None, runs_root: str | os.PathLike, allow_all: bool = True
@@ -306,7 +306,7 @@ def resolve_run(run: str | None, runs_root: str | os.PathLike, allow_all: bool =
     candidate = Path(run)
     if not candidate.is_absolute() and not os.path.lexists(candidate):
         candidate = runs_root / run
-    problem = folder_problem(candidate) or (None if is_run_dir(candidate) else
+    problem = files.folder_problem(candidate) or (None if is_run_dir(candidate) else
                                             f"is not a run folder (no {' or '.join(RUN_MARKERS)})")
     if problem:
         names = ", ".join(path.name for path in runs[-3:]) or "none yet"
@@ -371,7 +371,7 @@ def snapshot_sequence(run_dir: Path) -> list[tuple[str, Path]]:
 def check_run_folders(run_dir: Path) -> None:
     """Refuse a run whose kernels/, checkpoint/, ... are no folders (resumes would fail)."""
     for name in (KERNELS_DIR, CHECKPOINT_DIR, FIGURES_DIR, VIEWS_DIR, TENSORBOARD_DIR):
-        if problem := folder_problem(Path(run_dir) / name):
+        if problem := files.folder_problem(Path(run_dir) / name):
             raise RunError(f"Cannot resume '{run_dir}': '{Path(run_dir) / name}' {problem}. "
                            f"Expected the folder kexp wrote there: move that away and resume "
                            "again.")

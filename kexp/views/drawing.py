@@ -1,8 +1,8 @@
 """The drawing pieces every kexp figure is built from: one tiled image per grid (one image,
 not dozens of subplots: 11x faster), painted at its panel's own pixels with its tile numbers
 (no Axes, no resampling), colour bars with matplotlib's ticks, one colour scale shared by the
-panels it compares, and an atomic save. numpy + matplotlib only; kexp.plots,
-kexp.view_figures and kexp.force_figures draw with them.
+panels it compares, and an atomic save. numpy + matplotlib only; kexp.views.plots,
+kexp.views.view_figures and kexp.views.force_figures draw with them.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from matplotlib.lines import Line2D
 from matplotlib.transforms import Affine2D, Bbox, TransformedBbox
 from PIL import Image
 
-from kexp import atomic
+from kexp.storage import atomic
 
 CMAP = "RdBu_r"
 SEPARATOR_COLOUR = "0.35"

@@ -11,7 +11,7 @@ import keras
 from keras import layers
 
 from kexp import config as config_module
-from kexp import initializers, keras_initializers
+from kexp.network import initializers, keras_initializers
 
 INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
@@ -64,7 +64,7 @@ def build_model(name: str = config_module.DEFAULTS.model,
     accurate of the three on 4,000 digits in the same time (see the README).
 
     `init` and `init_conv2` are specs such as "he_normal" or "random_normal:stddev=0.5", or specs
-    parsed before (kexp.initializers.parse_spec, TrainConfig.init_specs), which are not parsed
+    parsed before (kexp.network.initializers.parse_spec, TrainConfig.init_specs), which are not parsed
     again.
     """
     if name not in MODEL_NAMES:

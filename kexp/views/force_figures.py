@@ -1,7 +1,7 @@
 """forces.png: what pushed each conv1 filter where it went, drawn from views/forces.npz.
 
 Per conv1 filter: its change over training (after - before) beside the push of each digit class
-(minus the class's part of the gradient, summed over the moments kexp.forces recorded), the
+(minus the class's part of the gradient, summed over the moments kexp.training.forces recorded), the
 pushes of every class and filter on one colour scale; the classes that pushed hardest, and the
 cosine between the summed push and the real change. numpy + matplotlib only: a run whose forces
 file is missing or damaged is still drawn, without this figure, and says why on one line.
@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from kexp import drawing, figure_labels, files, runs
+from kexp.storage import files, runs
+from kexp.views import drawing, figure_labels
 
-# The arrays of views/forces.npz (written by kexp.forces.ForceSnapshots): the completed epochs
+# The arrays of views/forces.npz (written by kexp.training.forces.ForceSnapshots): the completed epochs
 # of each recorded moment, the classes, digits per class, computing seconds per moment, the
 # sample's indices into the run's training digits, and per layer path "gradients/<path>":
 # (moments, classes, kh, kw, c_in, c_out).
@@ -40,7 +41,7 @@ def read_forces_file(path: Path) -> dict:
     """A forces file checked: "epochs" and "seconds" (moments,), "classes" (classes,) and
     "gradients" {layer path: finite (moments, classes, kh, kw, c_in, c_out)}. Missing or
     damaged: RunError naming it."""
-    expected = ("per-class gradients of the conv kernels written by kexp (kexp.forces): "
+    expected = ("per-class gradients of the conv kernels written by kexp (kexp.training.forces): "
                 "float (moments, classes, kh, kw, c_in, c_out) by layer")
     arrays = files.read_npz(path, runs.RunError, expected)
     gradients = {key[len(GRADIENT_PREFIX):]: array for key, array in arrays.items()

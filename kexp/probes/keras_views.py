@@ -6,7 +6,7 @@ for from the outer model's graph, so the conv layers' outputs are recorded while
 (`recording_conv_outputs`). The optimal input of a filter is found by gradient ascent on the
 image, which needs TensorFlow: training computes it once at its end and writes it into the run
 folder (views/optimal_inputs.npz), where plots read it without TensorFlow. Run folders given
-to `feature_maps` and `top_patches` are read with numpy alone (kexp.filter_views).
+to `feature_maps` and `top_patches` are read with numpy alone (kexp.probes.filter_views).
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kexp import atomic, callbacks, filter_views, runs
 from kexp.errors import KexpError
+from kexp.network import conv_layers
+from kexp.probes import filter_views
+from kexp.storage import atomic, runs
 
 OPTIMAL_STEPS = 64  # ascent steps: 91-98% of the mean activation 256 steps reach, at a quarter
 FIRST_STEP, LAST_STEP = 0.3, 0.02  # step length as a fraction of the image's norm, decayed
@@ -50,7 +52,7 @@ def as_images(images, side: int | None = None) -> np.ndarray:
 
 
 def _chosen_layers(model: keras.Model, layers) -> dict[str, keras.layers.Conv2D]:
-    found = callbacks.conv_layers(model)
+    found = conv_layers.conv_layers(model)
     if not found:
         raise ViewError(f"Invalid value for `model`: {model.name!r} has no Conv2D layer. "
                         "Expected a model with at least one.")
@@ -326,7 +328,7 @@ def assign_snapshot(model: keras.Model, kernels: dict[str, np.ndarray],
                     biases: dict[str, np.ndarray]) -> None:
     """Put a snapshot's kernels and biases (missing biases: zero, as kexp's models start) into
     `model`'s Conv2D layers."""
-    for path, layer in callbacks.conv_layers(model).items():
+    for path, layer in conv_layers.conv_layers(model).items():
         layer.kernel.assign(kernels[path])
         if layer.use_bias:
             layer.bias.assign(biases.get(path, np.zeros(layer.filters, np.float32)))
@@ -355,7 +357,7 @@ def write_optimal_inputs(run_dir: Path, model: keras.Model, seed: int = 0) -> Pa
                         "then). Expected a run trained by this kexp: train it again.")
     # The model itself takes each state (no copy: cloning cost a tenth of the ascent) and gets
     # its own kernels and biases back at the end.
-    layers = callbacks.conv_layers(model)
+    layers = conv_layers.conv_layers(model)
     own_kernels = {path: keras.ops.convert_to_numpy(layer.kernel) for path, layer in layers.items()}
     own_biases = {path: keras.ops.convert_to_numpy(layer.bias) for path, layer in layers.items()
                   if layer.use_bias}

@@ -3,9 +3,9 @@
 `KernelSnapshots` saves the kernel of every Conv2D layer before training, during it and after it
 as npz files keyed by layer path in Keras' layout (kh, kw, c_in, c_out); `EpochLog` appends one
 row per epoch to a CSV; `StopOnNonFinite` fails a run whose numbers stopped being finite (the
-resume checkpoint is kexp.checkpoint's). The training thread only reads the numbers, in one
+resume checkpoint is kexp.training.checkpoint's). The training thread only reads the numbers, in one
 compiled call (`VariableReader`); the files are written atomically by a background thread
-(kexp.background_writes) while the next epoch trains. File names and labels come from kexp.runs.
+(kexp.storage.background_writes) while the next epoch trains. File names and labels come from kexp.storage.runs.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kexp import atomic, background_writes, runs, stop_signals
+from kexp.network.conv_layers import conv_layers
+from kexp.storage import atomic, background_writes, runs
+from kexp.training import stop_signals
 
 
 def copies(values: list[tf.Variable]) -> list[tf.Tensor]:
@@ -58,38 +60,6 @@ def float32_arrays(tensors: dict[str, tf.Tensor]) -> dict[str, np.ndarray]:
     return {name: np.asarray(tensor, dtype=np.float32) for name, tensor in tensors.items()}
 
 
-def conv_layers(model: keras.Model) -> dict[str, keras.layers.Conv2D]:
-    """Every Conv2D layer of `model` at any depth, in order, by layer path: its name for a layer
-    of `model` itself ("conv1"), and the names of the layers holding it, joined by "/", for one
-    inside a nested block ("block/conv" for a Conv2D in a Sequential "block" used as a layer).
-
-    The search goes down every layer that lists its layers in the public `.layers` attribute:
-    a Sequential or functional sub-model, any keras.Model. (A custom layer that keeps a Conv2D in
-    a plain attribute has no public list of its sublayers, so it is not searched.) A layer
-    shared by two blocks is listed once, under its first path."""
-    found: dict[str, keras.layers.Conv2D] = {}
-    seen: set[int] = set()
-
-    def visit(layers, prefix: str) -> None:
-        for layer in layers:
-            path = f"{prefix}{layer.name}"
-            if isinstance(layer, keras.layers.Conv2D) and id(layer) not in seen:
-                seen.add(id(layer))
-                found[path] = layer
-            elif isinstance(getattr(layer, "layers", None), (list, tuple)):
-                visit(layer.layers, f"{path}/")
-
-    visit(model.layers, "")
-    return found
-
-
-def conv_kernels(model: keras.Model) -> dict[str, np.ndarray]:
-    """Kernels of every Conv2D layer at any depth by layer path (see conv_layers), as float32
-    numpy arrays."""
-    return {path: np.asarray(keras.ops.convert_to_numpy(layer.kernel), dtype=np.float32)
-            for path, layer in conv_layers(model).items()}
-
-
 class SerializableCallback(keras.callbacks.Callback):
     """Keras' contract for kexp's callbacks: `get_config()` returns the constructor's arguments
     and `from_config()` rebuilds the callback from them, so a callback saved with a model (or
@@ -103,13 +73,6 @@ class SerializableCallback(keras.callbacks.Callback):
         return cls(**config)
 
 
-def conv_biases(model: keras.Model) -> dict[str, np.ndarray]:
-    """Biases of every Conv2D layer that has one, by layer path, as float32 numpy arrays: with
-    the kernels they are all a layer computes, so a feature map can be recomputed later."""
-    return {path: np.asarray(keras.ops.convert_to_numpy(layer.bias), dtype=np.float32)
-            for path, layer in conv_layers(model).items() if layer.use_bias}
-
-
 @keras.saving.register_keras_serializable(package="kexp")
 class KernelSnapshots(SerializableCallback):
     """Save the kernels of every Conv2D layer, nested ones included (keys: layer paths, see
@@ -120,7 +83,7 @@ class KernelSnapshots(SerializableCallback):
     `writer` (a background thread; pass one writer to several callbacks to keep their files in
     order); initial and final ones, and `save()`, land before the call returns.
 
-    Keras skips `on_train_end` on Ctrl-C; call `save(kexp.runs.INTERRUPTED)` from your own
+    Keras skips `on_train_end` on Ctrl-C; call `save(kexp.storage.runs.INTERRUPTED)` from your own
     `except`.
     """
 
@@ -251,7 +214,7 @@ class EpochLog(SerializableCallback):
 
 
 class StopWhenRequested(keras.callbacks.Callback):
-    """Raise a stop signal that arrived during `fit` (kexp.stop_signals.deferred) where Keras
+    """Raise a stop signal that arrived during `fit` (kexp.training.stop_signals.deferred) where Keras
     calls back between steps, in the main thread: the start of the next training or
     validation batch, or an epoch's edge. Batch-begin hooks do not make Keras wait for the
     device, so the check costs a function call per batch."""

@@ -1,6 +1,6 @@
 """One card of the run page per filter: its numbers before and after, its kernel through
 training, its optimal input, strongest patches and feature maps before and after, the forces
-that moved it, and flags in words. HTML text with the pictures inline (kexp.card_images).
+that moved it, and flags in words. HTML text with the pictures inline (kexp.views.card_images).
 
 Every colour scale is shared by all cards of a layer and by before and after, so a colour means
 the same number on every card; the page's legend says what each scale spans.
@@ -13,8 +13,9 @@ import math
 
 import numpy as np
 
-from kexp import card_images, drawing, runs, view_figures
-from kexp.filter_facts import WHEN, LayerFacts, RunFacts
+from kexp.storage import runs
+from kexp.views import card_images, drawing, view_figures
+from kexp.views.filter_facts import WHEN, LayerFacts, RunFacts
 
 STRIP_TILES_PER_ROW = 16  # conv1's kernel at each saved epoch, wrapped
 NUMBER_DIGITS = 2  # decimals of the weights printed in a conv1 card's cells

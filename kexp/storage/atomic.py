@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kexp import files
 from kexp.errors import RunError
+from kexp.storage import files
 
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 

@@ -14,13 +14,15 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from kexp import force_figures, initializers, runs, view_figures
-from kexp.analysis import relative_change
-# The drawing pieces live in kexp.drawing; scripts and the experiments reach them as plots.X.
-from kexp.drawing import (CMAP, COLOUR_BAR_ROOM_INCHES, DPI, SEPARATOR_COLOUR,  # noqa: F401
-                          Panel, draw_mosaic, draw_tiles, grid_shape, paint_mosaic, panel_figure,
-                          save_figure, symmetric_limit, tile)
-from kexp.figure_labels import colour_bar, number_tiles
+from kexp.filters.analysis import relative_change
+from kexp.network import initializers
+from kexp.storage import runs
+from kexp.views import force_figures, view_figures
+# The drawing pieces live in kexp.views.drawing; scripts and the experiments reach them as plots.X.
+from kexp.views.drawing import (CMAP, COLOUR_BAR_ROOM_INCHES, DPI, SEPARATOR_COLOUR,  # noqa: F401
+                                Panel, draw_mosaic, draw_tiles, grid_shape, paint_mosaic, panel_figure,
+                                save_figure, symmetric_limit, tile)
+from kexp.views.figure_labels import colour_bar, number_tiles
 
 GRID_PANEL_INCHES = 4.0  # width of one filter-grid panel (8 tiles across)
 

@@ -7,7 +7,7 @@ to the full-batch gradient. Minus a part is that class's *push* on the filter. `
 computes the parts for any Keras model (conv layers found at any depth, as `KernelSnapshots`
 finds them); `ForceSnapshots` records them during `kexp train` on a fixed sample of training
 digits, at the start, at a few epochs and at the end, in views/forces.npz (drawn by
-kexp.force_figures without TensorFlow).
+kexp.views.force_figures without TensorFlow).
 """
 
 from __future__ import annotations
@@ -19,10 +19,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kexp import atomic, callbacks, data, filter_views, force_figures, runs
+from kexp.digits import data
 from kexp.errors import KexpError
-from kexp.force_figures import (CLASSES_KEY, COUNTS_KEY, EPOCHS_KEY, GRADIENT_PREFIX, SAMPLE_KEY,
-                                SECONDS_KEY)
+from kexp.network import conv_layers
+from kexp.probes import filter_views
+from kexp.storage import atomic, runs
+from kexp.views import force_figures
+from kexp.views.force_figures import (CLASSES_KEY, COUNTS_KEY, EPOCHS_KEY, GRADIENT_PREFIX, SAMPLE_KEY,
+                                      SECONDS_KEY)
 
 BY_CHOICES = ("class",)  # how filter_gradients splits the gradient
 BATCH_SIZE = 256  # digits per compiled gradient call
@@ -106,7 +110,7 @@ def filter_gradients(model: keras.Model, x, y, by: str = "class", layers=None,
     if labels.min() < 0 or len(x) != len(labels):
         raise ForcesError(f"Invalid value for `y`: {len(labels)} labels from {labels.min()} for "
                           f"{len(x)} images. Expected one label >= 0 per image.")
-    found = callbacks.conv_layers(model)
+    found = conv_layers.conv_layers(model)
     unknown = [name for name in (layers or ()) if name not in found]
     if unknown or not found:
         raise ForcesError(f"Invalid value for `layers`: {unknown or layers!r}. Expected Conv2D "
@@ -153,7 +157,7 @@ class ForceSnapshots(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         if self.epoch:
             self.recorded = read_recorded(self.path)
-        found = callbacks.conv_layers(self.model)
+        found = conv_layers.conv_layers(self.model)
         layers = {name: found[name] for name in self.layer_names if name in found}
         self._gradients = ClassGradients(self.model, layers) if layers else None
         self._record_if_due()

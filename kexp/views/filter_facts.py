@@ -5,7 +5,7 @@ the forces that moved it, and flags in words (dead, brightness detector, copy of
 numpy only, from the run folder alone: every file is read through a checked reader, and a file
 that is missing or damaged becomes a note of what the page cannot show, never an exception, so
 an older or interrupted run still gets its page. The layers are replayed from the saved kernels
-with kexp.filter_views, as the figures are.
+with kexp.probes.filter_views, as the figures are.
 """
 
 from __future__ import annotations
@@ -15,8 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from kexp import analysis, filter_views, force_figures, runs, shell_commands
+from kexp import shell_commands
 from kexp.errors import RunError
+from kexp.filters import analysis
+from kexp.probes import filter_views
+from kexp.storage import runs
+from kexp.views import force_figures
 
 LAYERS = ("conv1", "conv2")  # the layers the page has a card per filter for
 MAP_DIGITS = 4  # test digits whose feature maps each card shows

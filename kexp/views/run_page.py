@@ -1,5 +1,5 @@
 """runs/<id>/index.html: one page per run that follows every filter from its random draw to what
-it became, one card per filter of conv1 and conv2 (kexp.filter_cards).
+it became, one card per filter of conv1 and conv2 (kexp.views.filter_cards).
 
 At the top: what was trained and how (model, initializer, seed, data, epochs), the test accuracy
 under its own name, the training and validation curves, where the time went, and links to the
@@ -21,8 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from kexp import atomic, card_images, filter_cards, runs, shell_commands
-from kexp.filter_facts import RunFacts, gather
+from kexp import shell_commands
+from kexp.storage import atomic, runs
+from kexp.views import card_images, filter_cards
+from kexp.views.filter_facts import RunFacts, gather
 
 CURVES_INCHES = (7.2, 2.4)
 CURVES_DPI = 90
@@ -157,7 +159,7 @@ def _legend(facts: RunFacts, scales: dict[str, dict]) -> str:
             "channel. Then: the kernel's norm through training, how far it moved, its "
             "<i>optimal input</i> (the image that excites it most), the test-digit patches it "
             "answers most, its maps of a few test digits, and the <i>push</i> of each digit "
-            "class (minus its part of the gradient: kexp.forces). Flags say in words what a "
+            "class (minus its part of the gradient: kexp.training.forces). Flags say in words what a "
             "filter is: <b>dead</b> (its output is never positive on the test digits: it "
             "passes nothing on and gets no gradient), <b>brightness detector</b> (its optimal "
             "input is mostly even ink: it answers how much ink, not where), <b>copy</b> (equal "

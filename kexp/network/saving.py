@@ -16,7 +16,8 @@ from pathlib import Path
 import keras
 
 # keras_initializers and layers are imported to register kexp's classes with Keras.
-from kexp import atomic, files, keras_initializers, layers, runs  # noqa: F401
+from kexp.network import keras_initializers, layers  # noqa: F401
+from kexp.storage import atomic, files, runs
 
 
 class ModelLoadError(runs.RunError):
