@@ -110,8 +110,8 @@ def test_constant_initializers_have_no_spread():
     assert theory("zeros", CONV1_SHAPE).std == 0.0
 
 
-def test_the_seed_documents_formula_differs_from_keras():
-    wrong_low, wrong_high = initializers.seed_formula_bounds(CONV1_SHAPE)
+def test_the_questions_formula_differs_from_keras():
+    wrong_low, wrong_high = initializers.question_formula_bounds(CONV1_SHAPE)
     assert wrong_low > wrong_high  # written with the bounds swapped
     assert wrong_low == pytest.approx(6 / 297)  # no square root: 0.0202, not 0.1421
     assert theory("glorot_uniform", CONV1_SHAPE).high > 7 * wrong_low

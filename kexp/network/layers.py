@@ -1,4 +1,4 @@
-"""A Conv2D that computes a true convolution, to test seed 002's claim that the flip does not
+"""A Conv2D that computes a true convolution, to test question 002's claim that the flip does not
 matter for learning: the only difference from Keras' Conv2D is that the kernel is rotated by 180
 degrees before it slides, so its kernel is Conv2D's kernel flipped.
 """

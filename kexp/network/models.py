@@ -1,6 +1,6 @@
 """Model builders. The conv layers are named conv1, conv2 so their kernels are found by name.
 
-Every model starts with the layer the seed question asks about: `Conv2D(32, (3, 3))` on a
+Every model starts with the layer the questions ask about: `Conv2D(32, (3, 3))` on a
 28x28x1 MNIST image, whose kernel (3, 3, 1, 32) holds the 32 filters. Initial weights depend only
 on `seed`, not on what else the process has built, because every initializer gets its own seed.
 """
@@ -58,7 +58,7 @@ def build_model(name: str = config_module.DEFAULTS.model,
     """Build (and by default compile) a named architecture, ready for plain `model.fit`.
 
     mnist_cnn: conv32-conv32-maxpool-dropout-dense128-dropout-dense10 (the classic Keras MNIST
-    example the seed question quotes); convnet: conv32-maxpool-conv64-maxpool-dropout-dense10
+    example the question quotes); convnet: conv32-maxpool-conv64-maxpool-dropout-dense10
     (keras-io's mnist_convnet); convnet_dense: convnet with mnist_cnn's dense128 head
     (conv32-maxpool-conv64-maxpool-dropout-dense128-dropout-dense10), the default: the most
     accurate of the three on 4,000 digits in the same time (see the README).

@@ -78,7 +78,7 @@ def figure(rgb: np.ndarray, scale: int, alt: str, caption: str) -> str:
 
 def weight_table(kernel: np.ndarray, limit: float, caption: str) -> str:
     """A 3x3 (kh x kw) table of weights, each cell coloured on the layer's scale and its number
-    printed with NUMBER_DIGITS decimals, as the seed prints [-1 1 -1]."""
+    printed with NUMBER_DIGITS decimals, as question 000 prints [-1 1 -1]."""
     rows = []
     for row in kernel:
         cells = []

@@ -1,9 +1,9 @@
-"""`kexp demo NAME`: one small experiment per claim of the seed documents, with one figure each.
+"""`kexp demo NAME`: one small experiment per claim of the questions, with one figure each.
 
-The three seed documents answer "how are the numbers in a CNN filter decided?". Each numbered
+The three questions answer "how are the numbers in a CNN filter decided?". Each numbered
 item of issue 3 is one `demo_*` function in the module of its group: it computes the claim on real
 MNIST digits (the offline mnist-5k subset, so every demo runs without network), returns the
-measured numbers and draws one figure. Where a seed is wrong, the demo says so and shows the
+measured numbers and draws one figure. Where an answer is wrong, the demo says so and shows the
 correction. `kexp demo all` (what `make demos` runs) writes the figures, summary.json and
 summary.txt under <runs-dir>/demos/.
 

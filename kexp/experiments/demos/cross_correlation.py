@@ -1,4 +1,4 @@
-"""Seeds 001/002 on what a convolution layer computes: 9. a 5x5 image and 32 3x3 kernels with
+"""Questions 001/002 on what a convolution layer computes: 9. a 5x5 image and 32 3x3 kernels with
 'valid' padding give 32 maps of 3x3; 11. the 1-D worked example c = a * b; 12. Keras' Conv2D is
 cross-correlation, i.e. convolution with the kernel flipped."""
 
@@ -26,7 +26,7 @@ def keras_conv2d(images: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None
 
 def demo_conv_shapes(ctx: DemoContext) -> dict:
     """9. A 5x5 image and 32 3x3 kernels with 'valid' padding give 32 maps of 3x3; Keras computes
-    cross-correlation, the seed's formula is a true convolution."""
+    cross-correlation, the question's formula is a true convolution."""
     from kexp.views import plots
 
     digit = data.load(DATA).x_train[0].astype(np.float64) / 255.0
@@ -34,33 +34,33 @@ def demo_conv_shapes(ctx: DemoContext) -> dict:
     kernel = draw_conv1_kernels("glorot_uniform", 1)[0]
     keras_out = keras_conv2d(image[None, :, :, None], kernel)
     correlation = convolution.conv2d_layer_reference(image[None, :, :, None], kernel)
-    seed_formula = convolution.convolve2d_layer_reference(image[None, :, :, None], kernel)[0]
-    seed_flipped = convolution.convolve2d_layer_reference(
+    formula = convolution.convolve2d_layer_reference(image[None, :, :, None], kernel)[0]
+    formula_flipped = convolution.convolve2d_layer_reference(
         image[None, :, :, None], convolution.flip_kernel(kernel))[0]
     result = {"image_shape": list(image.shape), "kernel_shape": list(kernel.shape),
               "output_shape": list(keras_out.shape),
               "max_diff_correlation": float(np.abs(keras_out[0] - correlation[0]).max()),
-              "max_diff_seed_formula": float(np.abs(keras_out[0] - seed_formula).max()),
-              "max_diff_seed_formula_flipped": float(np.abs(keras_out[0] - seed_flipped).max())}
+              "max_diff_seed_formula": float(np.abs(keras_out[0] - formula).max()),
+              "max_diff_seed_formula_flipped": float(np.abs(keras_out[0] - formula_flipped).max())}
     figure = new_figure(15, 3.4)
     axes = figure.subplots(1, 6)
     draw_matrix(axes[0], image, 1.0, "A: 5x5 crop of a digit")
     draw_matrix(axes[1], kernel[:, :, 0, 0], plots.symmetric_limit(kernel), "F_1 (of 32)")
-    limit = plots.symmetric_limit(keras_out, seed_formula)
+    limit = plots.symmetric_limit(keras_out, formula)
     draw_matrix(axes[2], keras_out[0, :, :, 0], limit, "Keras Conv2D: B_1")
     draw_matrix(axes[3], correlation[0, :, :, 0], limit,
                 f"numpy sum F(l,m)A(i+l,j+m)\nmax diff {result['max_diff_correlation']:.1e}")
-    draw_matrix(axes[4], seed_formula[:, :, 0], limit,
-                f"seed: sum F(l,m)A(i-l,j-m)\nmax diff {result['max_diff_seed_formula']:.2f}")
-    draw_matrix(axes[5], seed_flipped[:, :, 0], limit, f"seed's formula, F flipped\nmax diff "
-                f"{result['max_diff_seed_formula_flipped']:.1e}")
+    draw_matrix(axes[4], formula[:, :, 0], limit,
+                f"question: sum F(l,m)A(i-l,j-m)\nmax diff {result['max_diff_seed_formula']:.2f}")
+    draw_matrix(axes[5], formula_flipped[:, :, 0], limit, f"question's formula, F flipped\n"
+                f"max diff {result['max_diff_seed_formula_flipped']:.1e}")
     figure.suptitle(f"9. A {image.shape} image and kernel {kernel.shape}, 'valid': Keras "
                     f"output {tuple(keras_out.shape)} = 32 maps of 3x3 (map 1 shown; "
                     "differences over all 32)", fontsize=11)
     ctx.save(figure, "09_conv_shapes")
     result["summary"] = (f"output {tuple(keras_out.shape)}; Keras vs numpy cross-correlation "
-                         f"max diff {result['max_diff_correlation']:.1e}; vs the seed's formula "
-                         f"{result['max_diff_seed_formula']:.3f} (a true convolution), "
+                         f"max diff {result['max_diff_correlation']:.1e}; vs the question's "
+                         f"formula {result['max_diff_seed_formula']:.3f} (a true convolution), "
                          f"{result['max_diff_seed_formula_flipped']:.1e} once F is flipped")
     return result
 
@@ -85,11 +85,11 @@ def demo_worked_example(ctx: DemoContext) -> dict:
     axes[7].axis("off")
     axes[7].text(0, 0.5, "a = [1, 0.5, 1, 1]\nb = [1, 0.5, 0.25]\n\nb is flipped, then shifted"
                  "\nby n; c[n] sums the\nproducts where they overlap", fontsize=10)
-    figure.suptitle("11. Seed 002's worked example: c[n] = sum_m a[m] b[n-m]", fontsize=11)
+    figure.suptitle("11. Question 002's worked example: c[n] = sum_m a[m] b[n-m]", fontsize=11)
     ctx.save(figure, "11_worked_example")
     return {"c": c.tolist(), "seed_c": convolution.SEED_EXAMPLE_C.tolist(),
             "matches_seed": bool(np.allclose(c, convolution.SEED_EXAMPLE_C)),
-            "summary": f"c = {c.tolist()}, the seed's {convolution.SEED_EXAMPLE_C.tolist()}"}
+            "summary": f"c = {c.tolist()}, the question's {convolution.SEED_EXAMPLE_C.tolist()}"}
 
 
 def cross_correlation_check(seed: int = SEED) -> dict:

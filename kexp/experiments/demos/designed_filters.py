@@ -1,4 +1,4 @@
-"""Seed claims about where filter numbers could come from instead of a random draw: 5. patches
+"""Claims about where filter numbers could come from instead of a random draw: 5. patches
 cut from the training images; 6. hand-designed filters (Sobel, Laplacian, Gaussian, peak), frozen
 or trainable, against filters learned from random."""
 

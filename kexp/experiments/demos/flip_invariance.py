@@ -1,4 +1,4 @@
-"""Seed 002's flip, in training: 13. a Conv2D (cross-correlation) and a TrueConv2D (convolution)
+"""Question 002's flip, in training: 13. a Conv2D (cross-correlation) and a TrueConv2D (convolution)
 started from flipped kernels and fed the same batches learn exactly flipped kernels, step by step.
 
 This training is written out by hand (train_on_batch, both nets in lockstep) because the claim is

@@ -1,4 +1,4 @@
-"""Seed 000's smoothing claim: 14. a CNN can learn Gaussian smoothing. One linear Conv2D filter
+"""Question 000's smoothing claim: 14. a CNN can learn Gaussian smoothing. One linear Conv2D filter
 trained to map MNIST digits to their blurred versions ends up as the Gaussian itself."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Seed claims about the start: 1. the initial filter numbers are random draws, centred at 0,
+"""Claims about the start: 1. the initial filter numbers are random draws, centred at 0,
 from exactly the initializer's distribution (Kolmogorov-Smirnov tests); 7. glorot_uniform's real
-bounds against the seed's formula."""
+bounds against the question's formula."""
 
 from __future__ import annotations
 
@@ -120,15 +120,15 @@ def demo_init_distribution(ctx: DemoContext) -> dict:
 
 
 def glorot_bounds_numbers(kernel: np.ndarray) -> dict:
-    """The correct glorot_uniform limit and the seed's formula, against a measured kernel."""
+    """The correct glorot_uniform limit and the question's formula, against a measured kernel."""
     fan_in, fan_out = initializers.compute_fans(kernel.shape)
     limit = initializers.theory("glorot_uniform", kernel.shape).high
-    seed_high, _ = initializers.seed_formula_bounds(kernel.shape)
+    wrong_high, _ = initializers.question_formula_bounds(kernel.shape)
     magnitudes = np.abs(kernel)
-    return {"fan_in": fan_in, "fan_out": fan_out, "limit": limit, "seed_formula_bound": seed_high,
+    return {"fan_in": fan_in, "fan_out": fan_out, "limit": limit, "seed_formula_bound": wrong_high,
             "max_abs_weight": float(magnitudes.max()),
             "fraction_outside_limit": float((magnitudes > limit).mean()),
-            "fraction_outside_seed_bounds": float((magnitudes > seed_high).mean())}
+            "fraction_outside_seed_bounds": float((magnitudes > wrong_high).mean())}
 
 
 def demo_glorot_bounds(ctx: DemoContext) -> dict:
@@ -136,10 +136,11 @@ def demo_glorot_bounds(ctx: DemoContext) -> dict:
     kernel = ctx.run("glorot_uniform")["before"]["conv1"]
     result = glorot_bounds_numbers(kernel)
     result["summary"] = (f"fan_in={result['fan_in']}, fan_out={result['fan_out']}: limit "
-                         f"{result['limit']:.4f} vs the seed's {result['seed_formula_bound']:.4f};"
+                         f"{result['limit']:.4f} vs the question's "
+                         f"{result['seed_formula_bound']:.4f};"
                          f" max |w| {result['max_abs_weight']:.4f}; "
                          f"{100 * result['fraction_outside_seed_bounds']:.1f}% of weights lie "
-                         f"outside the seed's bounds, "
+                         f"outside the question's bounds, "
                          f"{100 * result['fraction_outside_limit']:g}% outside the correct ones")
     figure = new_figure(9, 4)
     ax = figure.subplots()
@@ -150,13 +151,13 @@ def demo_glorot_bounds(ctx: DemoContext) -> dict:
         ax.axvline(sign * result["limit"], color="black", lw=2,
                    label=f"+-sqrt(6/(9+288)) = +-{result['limit']:.4f}" if sign > 0 else None)
         ax.axvline(sign * result["seed_formula_bound"], color="tab:red", ls="--", lw=2,
-                   label=f"seed: +-6/(9+288) = +-{result['seed_formula_bound']:.4f}"
+                   label=f"question: +-6/(9+288) = +-{result['seed_formula_bound']:.4f}"
                    if sign > 0 else None)
     ax.set_xlabel("weight value")
     ax.set_ylabel("count")
     ax.legend(fontsize=8, loc="upper center", ncol=3)
     ax.set_title(f"7. glorot_uniform: all weights inside +-{result['limit']:.4f}; "
-                 f"{100 * result['fraction_outside_seed_bounds']:.0f}% outside the seed's "
+                 f"{100 * result['fraction_outside_seed_bounds']:.0f}% outside the question's "
                  f"+-{result['seed_formula_bound']:.4f}", fontsize=10)
     ctx.save(figure, "07_glorot_bounds")
     return result

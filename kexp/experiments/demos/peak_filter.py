@@ -1,5 +1,6 @@
-"""Seed 000's [-1 1 -1] example: 3. the filter marks local peaks (and the answer's printed numbers
-do not follow from its u); 4. would backpropagation turn 3 random numbers into [-1, 1, -1]?"""
+"""Question 000's [-1 1 -1] example: 3. the filter marks local peaks (and the answer's
+printed numbers do not follow from its u); 4. would backpropagation turn 3 random numbers into
+[-1, 1, -1]?"""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ PEAK_TEST_SEED = 10_000  # the held-out sequences' generator; training uses the 
 
 
 def peak_filter_numbers() -> dict:
-    """Seed 000's [-1 1 -1] example computed again: the response, where it is positive, and how
+    """Question 000's [-1 1 -1] example computed again: the response, where it is positive, and how
     it compares with the numbers the answer printed."""
     u = convolution.SEED_PEAK_SEQUENCE
     response = convolution.peak_filter_response(u)
@@ -47,7 +48,7 @@ def demo_peak_filter(ctx: DemoContext) -> dict:
     centres = np.arange(2, len(u))
     figure = new_figure(10, 4.2)
     ax = figure.subplots()
-    ax.plot(positions, u, "o-", color="tab:blue", label="u (seed's rand(1,10))")
+    ax.plot(positions, u, "o-", color="tab:blue", label="u (question 000's rand(1,10))")
     ax.plot(centres, result["response"], "s-", color="tab:red",
             label="conv(u, [-1 1 -1], 'valid'), recomputed")
     ax.plot(centres, result["printed_response"], "x--", color="0.5",

@@ -1,4 +1,4 @@
-"""The seed's root question: 16. is the kernel a patch chosen from the image, or random numbers
+"""Question 000 itself: 16. is the kernel a patch chosen from the image, or random numbers
 that backpropagation changes? With plain SGD it is both and neither: the trained filter is its
 random start plus a weighted sum of image patches, and this demo rebuilds that sum exactly.
 
