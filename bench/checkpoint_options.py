@@ -3,8 +3,8 @@
 
 - keras_file: the whole model as a `.keras` zip, saved to a temporary name and renamed, as kexp's
   first checkpoint did (`model.save`; no fsync);
-- npz: `kexp.training.checkpoint.training_state` (model and optimizer variables, read one by one) written
-  atomically with `kexp.storage.atomic.write_npz_atomic` (fsync, rename);
+- npz: `kexp.training.checkpoint.training_state` (model and optimizer variables, read one by
+  one) written atomically with `kexp.storage.atomic.write_npz_atomic` (fsync, rename);
 - npz_background: the same arrays copied one by one in the foreground and written by a background
   thread (kexp's checkpoint of the previous release);
 - npz_compiled_read_background: kexp's `EpochCheckpoint` itself: every variable read in one

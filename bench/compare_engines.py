@@ -117,7 +117,8 @@ def main(argv=None) -> int:
     results = {"machine": f"{platform.processor() or platform.machine()}, "
                           f"{engines.machine_cpus()} CPUs, load {os.getloadavg()[0]:.1f}",
                "epochs": args.epochs, "repeats": args.repeats, "walls": walls,
-               "ray_start_stop": spread(start_stop), "cpu_seconds": cpu, "training_wall_local": training,
+               "ray_start_stop": spread(start_stop), "cpu_seconds": cpu,
+               "training_wall_local": training,
                "ray_overhead_per_training": per_training, "same_accuracies": same,
                "archive_mb": spread([mb for run in measured["ray"] for mb in run["archive_mb"]]),
                "in_task_overhead": spread([s for run in measured["ray"]

@@ -1,8 +1,10 @@
 """The speed repeats: each contender trains the same short fit, and the contenders alternate.
 
-- kexp: `kexp.training.trainer.train` (run folder, kernel snapshots, history row and checkpoint every epoch);
-- plain: `model.fit` on kexp's own input pipelines (`kexp.digits.inputs.input_pipelines`), same config,
-  model, schedule, seed and validation, no callbacks: the baseline kexp's overhead is measured on;
+- kexp: `kexp.training.trainer.train` (run folder, kernel snapshots, history row and checkpoint
+  every epoch);
+- plain: `model.fit` on kexp's own input pipelines (`kexp.digits.inputs.input_pipelines`), same
+  config, model, schedule, seed and validation, no callbacks: the baseline kexp's overhead is
+  measured on;
 - checkpoint_options: the plain fit plus bench/checkpoint_options.py's callback, placed after the
   epoch timer so the epochs it reports are plain ones;
 - torch: bench/torch_convnet.py in its own venv on the same arrays, against a plain fit without

@@ -58,8 +58,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--table-only", action="store_true",
                         help="print the table of the last bench/results.json without measuring")
     parser.add_argument("--rewrite-readme", action="store_true",
-                        help="rewrite docs/performance.md's table from bench/results-readme.json without "
-                        "measuring (after a change to the table's wording)")
+                        help="rewrite docs/performance.md's table from bench/results-readme.json "
+                        "without measuring (after a change to the table's wording)")
     args = parser.parse_args(argv)
     for name, values, lowest in (("--repeats", [args.repeats], 1),
                                  ("--train-samples", [args.train_samples], 1),

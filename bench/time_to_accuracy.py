@@ -1,6 +1,6 @@
 """Time to accuracy (issue 8): kexp's default recipe against the old 5-epoch one, trained by
-`kexp.training.trainer.train` in one bench run, with the held-out accuracy and the training seconds so far
-recorded after every epoch.
+`kexp.training.trainer.train` in one bench run, with the held-out accuracy and the training
+seconds so far recorded after every epoch.
 
 Only the bench looks at the test digits during training, to time the recipes; kexp's training
 never does (it validates on its own slice of the training digits and tests once at the end).

@@ -17,7 +17,8 @@ from torch import nn
 
 
 def convnet() -> nn.Module:
-    """conv32-maxpool-conv64-maxpool-dropout-dense10, as kexp.network.models.build_model("convnet")."""
+    """conv32-maxpool-conv64-maxpool-dropout-dense10, as
+    kexp.network.models.build_model("convnet")."""
     return nn.Sequential(
         nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),

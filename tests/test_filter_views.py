@@ -140,7 +140,8 @@ def test_snapshots_keep_biases_apart_from_kernels(trained_run, tmp_path):
     initial = runs.load_biases(trained_run / runs.KERNELS_DIR / "initial.npz")
     assert all(not bias.any() for bias in initial.values())  # zeros, as the models start
     path = atomic.write_npz_atomic(tmp_path / "x.npz", {
-        "block/bias": np.ones((3, 3, 1, 2), np.float32), "conv1": np.ones((3, 3, 1, 4), np.float32)})
+        "block/bias": np.ones((3, 3, 1, 2), np.float32),
+        "conv1": np.ones((3, 3, 1, 4), np.float32)})
     assert sorted(runs.load_kernels(path)) == ["block/bias", "conv1"]  # a layer named "bias"
     assert runs.load_biases(path) == {}
 

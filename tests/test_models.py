@@ -34,7 +34,8 @@ def test_architectures(keras, name, conv2_shape, layer_names):
 def test_build_model_compiles_adam_at_the_learning_rate_and_one_step_moves_conv1(keras):
     """Compiled as promised, ready for plain model.fit: Adam at `learning_rate`, sparse
     categorical cross-entropy, accuracy. Adam's first step moves every weight whose gradient is
-    not ~0 by the learning rate (m/sqrt(v) = sign of the gradient), so conv1's largest move is it."""
+    not ~0 by the learning rate (m/sqrt(v) = sign of the gradient), so conv1's largest move is
+    it."""
     from kexp.network.models import build_model
 
     model = build_model(seed=0, learning_rate=2e-3)
@@ -72,7 +73,8 @@ def test_same_seed_same_kernels_other_seed_other_kernels(keras):
     from kexp.network.models import build_model
 
     def conv1(seed):
-        return keras.ops.convert_to_numpy(build_model("convnet", seed=seed).get_layer("conv1").kernel)
+        model = build_model("convnet", seed=seed)
+        return keras.ops.convert_to_numpy(model.get_layer("conv1").kernel)
 
     assert np.array_equal(conv1(5), conv1(5))
     assert not np.array_equal(conv1(5), conv1(6))
@@ -86,7 +88,8 @@ def test_freeze_keeps_conv1_untrainable(keras):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"name": "resnet"}, r"Invalid value for `model`: 'resnet'\. Expected one of: mnist_cnn, convnet"),
+    ({"name": "resnet"},
+     r"Invalid value for `model`: 'resnet'\. Expected one of: mnist_cnn, convnet"),
     ({"freeze": ["dense1"]}, r"Invalid value for `freeze`: 'dense1'\. Expected layer names"),
 ])
 def test_bad_model_arguments(keras, kwargs, message):

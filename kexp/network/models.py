@@ -64,8 +64,8 @@ def build_model(name: str = config_module.DEFAULTS.model,
     accurate of the three on 4,000 digits in the same time (see the README).
 
     `init` and `init_conv2` are specs such as "he_normal" or "random_normal:stddev=0.5", or specs
-    parsed before (kexp.network.initializers.parse_spec, TrainConfig.init_specs), which are not parsed
-    again.
+    parsed before (kexp.network.initializers.parse_spec, TrainConfig.init_specs), which are not
+    parsed again.
     """
     if name not in MODEL_NAMES:
         raise config_module.ConfigError(f"Invalid value for `model`: {name!r}. "
@@ -73,7 +73,8 @@ def build_model(name: str = config_module.DEFAULTS.model,
     unknown = [layer for layer in freeze if layer not in CONV_LAYER_NAMES]
     if unknown:
         raise config_module.ConfigError(f"Invalid value for `freeze`: {','.join(freeze)!r}. "
-                                        f"Expected layer names from: {', '.join(CONV_LAYER_NAMES)}.")
+                                        "Expected layer names from: "
+                                        f"{', '.join(CONV_LAYER_NAMES)}.")
     init_spec = initializers.parse_spec(init)
     init2_spec = initializers.parse_spec(init_conv2) if init_conv2 else init_spec
     conv2_filters = conv2_filters or DEFAULT_CONV2_FILTERS[name]

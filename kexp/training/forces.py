@@ -25,8 +25,8 @@ from kexp.network import conv_layers
 from kexp.probes import filter_views
 from kexp.storage import atomic, runs
 from kexp.views import force_figures
-from kexp.views.force_figures import (CLASSES_KEY, COUNTS_KEY, EPOCHS_KEY, GRADIENT_PREFIX, SAMPLE_KEY,
-                                      SECONDS_KEY)
+from kexp.views.force_figures import (CLASSES_KEY, COUNTS_KEY, EPOCHS_KEY, GRADIENT_PREFIX,
+                                      SAMPLE_KEY, SECONDS_KEY)
 
 BY_CHOICES = ("class",)  # how filter_gradients splits the gradient
 BATCH_SIZE = 256  # digits per compiled gradient call

@@ -2,10 +2,11 @@
 `python -m kexp.experiments.compare.child CONFIG_JSON RESULT_JSON [--threads N] [--resume RUN]`.
 
 CONFIG_JSON holds the settings as `TrainConfig.to_dict()` writes them (the "config" of a run's
-config.json). The process trains them with `kexp.training.trainer.train` (or continues RUN from its last
-checkpoint with `kexp.training.trainer.resume`) and writes RESULT_JSON, atomically:
-`{"run_dir": path or null, "status": finished | interrupted | failed, "reason": text}`. Its
-output goes wherever the parent sends it (the study's log file); the parent reads nothing from it.
+config.json). The process trains them with `kexp.training.trainer.train` (or continues RUN
+from its last checkpoint with `kexp.training.trainer.resume`) and writes RESULT_JSON,
+atomically: `{"run_dir": path or null, "status": finished | interrupted | failed, "reason":
+text}`. Its output goes wherever the parent sends it (the study's log file); the parent reads
+nothing from it.
 `--threads N` keeps TensorFlow to the N CPUs the engine gave this training: by default it sizes
 its thread pools to the whole machine, and trainings running side by side then fight for cores.
 """

@@ -74,7 +74,8 @@ def work_folder() -> Path:
 
 def _continue_from(checkpoint: bytes, runs_dir: Path, attempt: int) -> tuple[Path, int]:
     """Unpack a shipped checkpoint and mark its run as stopped (its writer is gone), so that
-    kexp.training.trainer.resume takes it; returns the run folder and the epoch it continues after."""
+    kexp.training.trainer.resume takes it; returns the run folder and the epoch it continues
+    after."""
     run_dir = shipping.land_run(checkpoint, runs_dir)
     runs.write_status(run_dir, runs.STATUS_INTERRUPTED,
                       reason=f"its worker was lost; attempt {attempt} continues it")
