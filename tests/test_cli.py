@@ -6,10 +6,7 @@ import sys
 
 import pytest
 
-
-def kexp(*args, cwd, timeout=300):
-    return subprocess.run([sys.executable, "-m", "kexp", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
+from helpers import run_kexp
 
 
 def test_help_answers_without_importing_tensorflow(repo_root):
@@ -20,12 +17,12 @@ def test_help_answers_without_importing_tensorflow(repo_root):
     result = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True,
                             text=True, timeout=60)
     assert result.stdout.strip() == "[]", result.stderr
-    help_text = " ".join(kexp("train", "--help", cwd=repo_root).stdout.split())
+    help_text = " ".join(run_kexp("train", "--help").stdout.split())
     assert "--init" in help_text and "default: glorot_uniform" in help_text
 
 
-def test_initializers_command_lists_the_theory(repo_root):
-    result = kexp("initializers", cwd=repo_root)
+def test_initializers_command_lists_the_theory():
+    result = run_kexp("initializers")
     assert result.returncode == 0
     assert "glorot_uniform     U(-0.1421, 0.1421)" in result.stdout
 
@@ -57,17 +54,16 @@ def test_visualize_does_not_import_tensorflow(repo_root, trained_run):
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_visualize_draws_a_run_outside_the_runs_dir(repo_root, tmp_path, trained_run):
+def test_visualize_draws_a_run_outside_the_runs_dir(tmp_path, trained_run):
     """A path to a run folder works wherever the run lives."""
     run_dir = shutil.copytree(trained_run, tmp_path / "elsewhere" / trained_run.name)
-    result = kexp("visualize", "--runs-dir", str(tmp_path / "empty"), str(run_dir),
-                  cwd=repo_root)
+    result = run_kexp("visualize", "--runs-dir", str(tmp_path / "empty"), str(run_dir))
     assert result.returncode == 0, result.stderr
     assert f"{run_dir}: drew conv1_before_after.png" in result.stdout
 
 
-def test_runs_lists_the_finished_run(repo_root, trained_run):
-    result = kexp("runs", "--runs-dir", str(trained_run.parent), cwd=repo_root)
+def test_runs_lists_the_finished_run(trained_run):
+    result = run_kexp("runs", "--runs-dir", str(trained_run.parent))
     assert result.returncode == 0
     line = next(line for line in result.stdout.splitlines() if trained_run.name in line)
     assert "finished" in line

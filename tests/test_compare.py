@@ -26,11 +26,10 @@ from kexp.experiments.compare import command, page, plan, study_figures
 from kexp.filters import analysis
 from kexp.storage import atomic, runs
 
+from helpers import TINY_STUDY, start_kexp
+
 pytestmark = pytest.mark.slow
 
-# A study's settings for the tests that never run it (the ones that do share conftest's).
-SMALL_STUDY = dict(initializers=["glorot_uniform", "zeros"], seeds=[0], epochs=1,
-                   train_samples=300)
 # What a finished run's figures/ holds: render_run's figures and kexp animate's GIF.
 RUN_FIGURES = {runs.CONV1_FIGURE, runs.CONV2_FIGURE, runs.CONV2_SUMMARY_FIGURE,
                runs.HISTOGRAMS_FIGURE, runs.EVOLUTION_FIGURE}
@@ -170,7 +169,7 @@ def test_a_filter_that_moved_from_exactly_0_shows_as_inf_not_a_blank_cell(tmp_pa
     row, details = plan.measure(training, tmp_path)
     assert row["conv1_mean_relative_change"] == math.inf
     assert row["conv2_mean_relative_change"] == 0
-    study = plan.Study(runs_dir=str(tmp_path), **SMALL_STUDY)
+    study = plan.Study(runs_dir=str(tmp_path), **TINY_STUDY)
     plan.write_summary(tmp_path, study, [row])
     with open(tmp_path / plan.SUMMARY_CSV, newline="") as handle:
         assert next(csv.DictReader(handle))["conv1_mean_relative_change"] == "inf"
@@ -275,7 +274,7 @@ def test_tensorboard_logs_are_written_into_each_run(sweep):
     (dict(target_accuracy=1.5), "Invalid value for `target_accuracy`: 1.5. Expected a number"),
 ])
 def test_bad_settings_are_refused_before_anything_starts(tmp_path, changes, message):
-    study = plan.Study(runs_dir=str(tmp_path / "runs"), **{**SMALL_STUDY, **changes})
+    study = plan.Study(runs_dir=str(tmp_path / "runs"), **{**TINY_STUDY, **changes})
     with pytest.raises(ValueError, match=re.escape(message)):
         command.run_study(study, say=lambda line: None)
     assert not (tmp_path / "runs").exists()
@@ -304,15 +303,9 @@ def test_a_stopped_study_keeps_finished_rows_and_interrupts_the_running_one(tmp_
     way it stops a training: the running child saves its kernels and is `interrupted`,
     finished rows stay, the rest is `skipped`, and the exit code is 128+N. A child stopped while
     Python and TensorFlow were still starting had not trained: its row is `skipped` too."""
-    import os
     import signal
     import subprocess
-    import sys
     import time
-
-    def default_dispositions():
-        for each in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(each, signal.SIG_DFL)
 
     def second_training_has_a_history_row() -> bool:
         return any(len(runs.read_history(run_dir)) >= 1 for run_dir in
@@ -320,12 +313,10 @@ def test_a_stopped_study_keeps_finished_rows_and_interrupts_the_running_one(tmp_
 
     output = tmp_path / "compare.out"
     with open(output, "w") as handle:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "kexp", "compare", "--inits", "glorot_uniform", "he_normal",
-             "orthogonal", "--seeds", "0", "--epochs", "30", "--train-samples", "256",
-             "--jobs", "1", "--runs-dir", str(tmp_path / "runs")],
-            cwd=Path(__file__).resolve().parents[1], stdout=handle, stderr=subprocess.STDOUT,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, preexec_fn=default_dispositions)
+        process = start_kexp("compare", "--inits", "glorot_uniform", "he_normal", "orthogonal",
+                             "--seeds", "0", "--epochs", "30", "--train-samples", "256",
+                             "--jobs", "1", "--runs-dir", tmp_path / "runs", stdout=handle,
+                             stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 240
     while "started  he_normal" not in output.read_text() and time.monotonic() < deadline:
         assert process.poll() is None, output.read_text()

@@ -13,7 +13,7 @@ from kexp import cli
 from kexp.digits import data
 from kexp.experiments.compare import command, plan
 
-TINY = dict(seeds=[0], epochs=1, train_samples=64, jobs=1)
+from helpers import TINY_STUDY
 
 
 @pytest.mark.parametrize("specs, same", [
@@ -57,7 +57,7 @@ def test_data_specs_and_settings_are_checked_before_the_study_folder_exists(
 
     monkeypatch.setattr(data, "load_keras_mnist", offline)
     runs_dir = tmp_path / "runs"
-    study = plan.Study(runs_dir=str(runs_dir), **{"initializers": ["zeros"], **TINY,
+    study = plan.Study(runs_dir=str(runs_dir), **{**TINY_STUDY, "initializers": ["zeros"],
                                                   **changes(tmp_path)})
     with pytest.raises(ValueError, match=message):
         command.run_study(study, say=lambda line: None)

@@ -32,9 +32,10 @@ from kexp.experiments.compare import (command, engines, plan, ray_engine, ray_to
                                       ray_worker, record, shipping)
 from kexp.experiments.compare.sweep import CHILD_MODULE  # noqa: E402
 
+from helpers import TINY_STUDY  # noqa: E402
+
 pytestmark = pytest.mark.slow
 
-TINY = dict(initializers=["glorot_uniform", "zeros"], seeds=[0], epochs=1, train_samples=256)
 OBJECT_STORE_MB = 100
 RAY_VARIABLES = (ray_token.MODE_VARIABLE, ray_token.TOKEN_VARIABLE, ray_token.TOKEN_PATH_VARIABLE,
                  "TMPDIR")
@@ -116,9 +117,11 @@ def two_engines(tmp_path_factory):
     pytest.importorskip("ray")
     root = tmp_path_factory.mktemp("engines")
     said: list[str] = []
-    local = command.run_study(plan.Study(runs_dir=str(root / "local"), **TINY), say=said.append,
+    local = command.run_study(plan.Study(runs_dir=str(root / "local"), **TINY_STUDY),
+                              say=said.append,
                               engine=engines.LocalEngine(jobs=2, cpus_per_training=1))
-    on_ray = command.run_study(plan.Study(runs_dir=str(root / "ray"), **TINY), say=said.append,
+    on_ray = command.run_study(plan.Study(runs_dir=str(root / "ray"), **TINY_STUDY),
+                               say=said.append,
                                engine=ray_engine.RayEngine(object_store_mb=OBJECT_STORE_MB))
     return local, on_ray, said
 
@@ -180,7 +183,7 @@ def test_a_lost_node_is_retried_from_its_checkpoint_and_the_study_completes(tmp_
     try:
         worker = cluster.add_node(num_cpus=2, **node_options)
         ray.init(address=cluster.address, log_to_driver=False, logging_level="WARNING")
-        study = plan.Study(runs_dir=str(tmp_path), **{**TINY, "epochs": 4,
+        study = plan.Study(runs_dir=str(tmp_path), **{**TINY_STUDY, "epochs": 4,
                                                       "initializers": ["glorot_uniform",
                                                                        "he_normal"]})
         done: list[Path] = []
@@ -260,7 +263,7 @@ def test_the_local_pool_shares_the_cpus_out(monkeypatch):
 def test_resume_continues_from_a_checkpoint_that_a_ray_worker_shipped(trained_run, tmp_path):
     """An interrupted Ray study keeps each unfinished training's last checkpoint as a tar;
     --resume lands it in runs/ so that either engine continues that run."""
-    study = plan.Study(runs_dir=str(tmp_path), **TINY)
+    study = plan.Study(runs_dir=str(tmp_path), **TINY_STUDY)
     compare_dir = plan.create_compare_dir(tmp_path)
     record.write_study(compare_dir, study)
     (glorot, zeros) = plan.trainings(study)
@@ -275,7 +278,7 @@ def test_resume_continues_from_a_checkpoint_that_a_ray_worker_shipped(trained_ru
 def test_more_cpus_per_training_than_any_node_has_is_refused_before_anything(tmp_path):
     ray = pytest.importorskip("ray")
     engine = ray_engine.RayEngine(cpus_per_training=64, object_store_mb=OBJECT_STORE_MB)
-    study = plan.Study(runs_dir=str(tmp_path / "runs"), **TINY)
+    study = plan.Study(runs_dir=str(tmp_path / "runs"), **TINY_STUDY)
     with pytest.raises(ray_engine.RayEngineError,
                        match=re.escape("Invalid value for `cpus_per_training`: 64.")):
         command.run_study(study, say=lambda line: None, engine=engine)

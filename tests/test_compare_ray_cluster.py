@@ -26,6 +26,8 @@ import pytest
 
 from kexp.experiments.compare import plan, ray_token, ray_worker
 
+from helpers import run_kexp
+
 pytestmark = pytest.mark.slow
 pytest.importorskip("ray")
 
@@ -86,12 +88,9 @@ def head_node(environment: dict, **variables: str):
             os.killpg(starting.pid, signal.SIGKILL)
 
 
-def kexp_compare(environment: dict, address: str, runs_dir: Path, repo_root: Path
-                 ) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "kexp", "compare", "--engine", "ray", "--address", address,
-         "--runs-dir", str(runs_dir), *STUDY],
-        env=environment, cwd=repo_root, capture_output=True, text=True, timeout=300)
+def kexp_compare(environment: dict, address: str, runs_dir: Path) -> subprocess.CompletedProcess:
+    return run_kexp("compare", "--engine", "ray", "--address", address, "--runs-dir", runs_dir,
+                    *STUDY, env=environment)
 
 
 def listening(address: str) -> bool:
@@ -108,17 +107,17 @@ def assert_study_finished(result: subprocess.CompletedProcess, runs_dir: Path) -
     assert [(row["initializer"], row["status"]) for row in rows] == [("zeros", "finished")]
 
 
-def test_a_token_cluster_takes_the_token_of_the_drivers_machine(machine, tmp_path, repo_root):
+def test_a_token_cluster_takes_the_token_of_the_drivers_machine(machine, tmp_path):
     """Token authentication on (the token exists, RAY_AUTH_MODE unset): the study runs without
     RAY_AUTH_MODE=token; a driver without the token, or with another, is told what fixes it."""
     with head_node(machine) as (address, said):
         assert "Token authentication is enabled" in said
-        assert_study_finished(kexp_compare(machine, address, tmp_path / "runs", repo_root),
+        assert_study_finished(kexp_compare(machine, address, tmp_path / "runs"),
                               tmp_path / "runs")
         assert listening(address)  # kexp left the cluster it did not start running
 
         stranger = {**machine, "HOME": str(tmp_path / "stranger")}  # a machine without it
-        refused = kexp_compare(stranger, address, tmp_path / "refused", repo_root)
+        refused = kexp_compare(stranger, address, tmp_path / "refused")
         assert refused.returncode == 2, refused.stderr
         message = refused.stderr.strip().splitlines()[-1]
         assert f"Invalid value for `address`: '{address}'" in message
@@ -127,22 +126,21 @@ def test_a_token_cluster_takes_the_token_of_the_drivers_machine(machine, tmp_pat
         assert "RAY_AUTH_TOKEN=<that token>" in message and "ray get-auth-token" in message
 
         wrong = kexp_compare({**stranger, ray_token.TOKEN_VARIABLE: "0" * 64}, address,
-                             tmp_path / "refused", repo_root)
+                             tmp_path / "refused")
         assert wrong.returncode == 2, wrong.stderr
         assert ("it refused this machine's token (from the RAY_AUTH_TOKEN variable)"
                 in wrong.stderr)
         assert not (tmp_path / "refused").exists() and listening(address)
 
 
-def test_a_cluster_without_authentication_takes_a_driver_set_to_token_mode(machine, tmp_path,
-                                                                           repo_root):
+def test_a_cluster_without_authentication_takes_a_driver_set_to_token_mode(machine, tmp_path):
     """Authentication off (RAY_AUTH_MODE=disabled at `ray start`), the driver's machine holding
     a token and set to RAY_AUTH_MODE=token: Ray alone would connect, but the study's actors would
     never start."""
     with head_node(machine, RAY_AUTH_MODE="disabled") as (address, said):
         assert "Token authentication is enabled" not in said
         driver = {**machine, ray_token.MODE_VARIABLE: "token"}
-        assert_study_finished(kexp_compare(driver, address, tmp_path / "runs", repo_root),
+        assert_study_finished(kexp_compare(driver, address, tmp_path / "runs"),
                               tmp_path / "runs")
         assert listening(address)
         assert not list((Path(machine["TMPDIR"]) / ray_worker.WORK_ROOT).iterdir())

@@ -10,7 +10,6 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,8 +20,9 @@ from kexp.digits import data
 from kexp.storage import runs
 from kexp.views import plots
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--data", "mnist-5k", "--train-samples", "256", "--test-samples", "64", "--epochs", "1"]
+from helpers import TINY_TRAIN_ARGS, kexp_env, start_kexp
+
+TRAIN = ["train", *TINY_TRAIN_ARGS, "--epochs", "1"]
 
 
 def ctrl_c(*args, **kwargs):
@@ -41,8 +41,8 @@ def temporaries(folder: Path) -> list[Path]:
 
 STAGES = {
     # case: (module, attribute replaced, arguments after the command's run folder options)
-    "train while data loads": (data, "load", ["train", *TINY]),
-    "train while the model is built": ("kexp.training.trainer", "build_model", ["train", *TINY]),
+    "train while data loads": (data, "load", TRAIN),
+    "train while the model is built": ("kexp.training.trainer", "build_model", TRAIN),
     "resume while data loads": (data, "load", ["train", "--resume", "RUN"]),
     "visualize while a figure is saved": ("matplotlib.figure.Figure", "savefig",
                                           ["visualize", "RUN"]),
@@ -79,15 +79,10 @@ def test_ctrl_c_ends_any_command_with_one_line_and_exit_130(interrupted_run, tmp
     assert not (run_dir / runs.LOCK_FILE).exists()
 
 
-def default_stop_signals() -> None:
-    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(number, signal.SIG_DFL)
-
-
 MOMENT_SEED_VARIABLE = "KEXP_TEST_CTRL_C_SEED"
 
 
-@pytest.mark.parametrize("command", [["train", *TINY], ["visualize", "RUN"]])
+@pytest.mark.parametrize("command", [TRAIN, ["visualize", "RUN"]])
 def test_a_real_ctrl_c_at_a_random_moment_never_prints_a_traceback(trained_run, tmp_path,
                                                                    command):
     """SIGINT while Python, TensorFlow or matplotlib start, data loads or a model is built:
@@ -98,10 +93,8 @@ def test_a_real_ctrl_c_at_a_random_moment_never_prints_a_traceback(trained_run, 
     runs_dir = tmp_path / "runs"
     run_dir = shutil.copytree(trained_run, runs_dir / trained_run.name)
     command = [str(run_dir) if argument == "RUN" else argument for argument in command]
-    process = subprocess.Popen([sys.executable, "-m", "kexp", *command, "--runs-dir",
-                                str(runs_dir)], cwd=REPO_ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, preexec_fn=default_stop_signals,
-                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    process = start_kexp(*command, "--runs-dir", runs_dir, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=kexp_env(TF_CPP_MIN_LOG_LEVEL="3"))
     time.sleep(moment)
     still_running = process.poll() is None
     process.send_signal(signal.SIGINT)

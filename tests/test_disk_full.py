@@ -16,11 +16,12 @@ import re
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from kexp.config import TrainConfig
 from kexp.storage import atomic, runs
+
+from helpers import TINY_TRAINING, assert_every_file_loads
 
 pytestmark = pytest.mark.slow
 
@@ -65,28 +66,13 @@ def fill_disk_at(monkeypatch):
     monkeypatch.setattr(os, "fsync", real_fsync)
 
 
-def assert_every_file_loads(run_dir):
-    for path in sorted(run_dir.rglob("*")):
-        if path.name.startswith(".") and ".tmp" in path.name:
-            pytest.fail(f"a temporary file was left behind: {path}")
-        if path.suffix == ".npz" and path.parent.name == runs.KERNELS_DIR:
-            assert runs.load_kernels(path), path
-        elif path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
-                assert archive.files, path
-        elif path.name == runs.STATUS_FILE:
-            runs.read_status(run_dir)
-        elif path.name == runs.HISTORY_FILE:
-            runs.read_history(run_dir)
-
-
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_full_disk_fails_the_run_naming_the_file_and_it_resumes_afterwards(
         tmp_path, fill_disk_at, case):
     from kexp.training.trainer import resume, train
 
-    config = TrainConfig(data="mnist-5k", train_samples=256, test_samples=64, batch_size=64,
-                         epochs=EPOCHS, seed=2, runs_dir=str(tmp_path / "runs"))
+    config = TrainConfig(**TINY_TRAINING, batch_size=64, epochs=EPOCHS, seed=2,
+                         runs_dir=str(tmp_path / "runs"))
     pattern, target = CASES[case]
     refused = fill_disk_at(pattern, skip=1 if case == "history row" else 0)
     with pytest.raises(atomic.DiskFull) as full:

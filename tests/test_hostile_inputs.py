@@ -1,31 +1,22 @@
 """Hostile and damaged inputs, one test per cause: each tries the cases a careless or hostile user
 met and more of the same kind. What every case gets: one line naming the bad value or file and
-what to do, a non-zero exit (2 for bad input), and nothing lost or half-written."""
+what to do, a non-zero exit (2 for bad input), and nothing lost or half-written. (The hostile
+moments of processes are test_hostile_processes', printed hints test_pasted_commands'.)"""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from kexp import cli
-from kexp.storage import atomic, run_lock, runs
+from kexp.storage import runs
 
-
-def lines(text: str) -> list[str]:
-    return [line for line in text.splitlines() if line.strip()]
-
-
-def copy_run(run_dir: Path, runs_dir: Path, name: str | None = None) -> Path:
-    return Path(shutil.copytree(run_dir, runs_dir / (name or run_dir.name)))
+from helpers import copy_run, error_line, lines
 
 
 def truncate(path: Path) -> None:
@@ -118,14 +109,6 @@ def test_views_files_go_through_the_checked_reader(trained_run, tmp_path, capsys
         assert cli.main(["visualize", str(good), "--runs-dir", str(runs_dir)]) == 0
         err = capsys.readouterr().err
         assert "Traceback" not in err and str(forces) in err and runs.FORCES_FIGURE in err, err
-
-
-def error_line(capsys, *args: str) -> tuple[int, str]:
-    """Exit code and the one line on stderr of `kexp ARGS` (in this process)."""
-    code = cli.main(list(args))
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and len(lines(err)) == 1, err
-    return code, err
 
 
 def test_messages_name_the_real_problem(trained_run, tmp_path, capsys):
@@ -245,155 +228,6 @@ def test_symlinks_follow_one_rule_in_every_command(trained_run, tmp_path, capsys
             assert code == 2 and f"'{name}' is" in err and problem in err, (args, err)
 
 
-def paste(command: str, cwd: Path) -> subprocess.CompletedProcess:
-    """Run `command` as a user who pasted it into a POSIX shell, without an activated venv."""
-    path = os.pathsep.join(folder for folder in os.environ.get("PATH", "").split(os.pathsep)
-                           if Path(folder) != Path(sys.executable).parent)
-    return subprocess.run(command, shell=True, cwd=cwd, capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "PATH": path,
-                                            "TF_CPP_MIN_LOG_LEVEL": "2"})
-
-
-def after(text: str, marker: str) -> str:
-    return next(line.split(marker, 1)[1] for line in text.splitlines() if marker in line)
-
-
-def test_every_printed_command_works_when_pasted(trained_run, tmp_path, capsys):
-    """Cause 3: printed hints that failed when pasted. Every command kexp prints is made by
-    kexp.shell_commands (quoted, --runs-dir kept, this interpreter): each is pasted here, from
-    another folder, into a shell without the venv on PATH."""
-    runs_dir = tmp_path / "it's $HOME & runs"
-    run_dir = copy_run(trained_run, runs_dir)
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-
-    # `kexp runs` on a run whose figures failed: its hint draws them.
-    status = runs.read_json(run_dir / runs.STATUS_FILE)
-    atomic.write_json_atomic(run_dir / runs.STATUS_FILE, {**status, "figures_error": "disk"})
-    shutil.rmtree(run_dir / runs.FIGURES_DIR)
-    assert cli.main(["runs", "--runs-dir", str(runs_dir)]) == 0
-    pasted = paste(after(capsys.readouterr().out, "FIGURES NOT DRAWN: "), elsewhere)
-    assert pasted.returncode == 0, pasted.stderr
-    assert (run_dir / runs.FIGURES_DIR / runs.CONV1_FIGURE).is_file()
-
-    # `kexp visualize` on a run without optimal inputs: its hint computes them.
-    (run_dir / runs.VIEWS_DIR / runs.OPTIMAL_INPUTS_FILE).unlink()
-    assert cli.main(["visualize", str(run_dir), "--runs-dir", str(runs_dir)]) == 0
-    pasted = paste(after(capsys.readouterr().err, "compute it with: "), elsewhere)
-    assert pasted.returncode == 0, pasted.stderr
-    assert (run_dir / runs.VIEWS_DIR / runs.OPTIMAL_INPUTS_FILE).is_file()
-
-    # A run stopped before its first epoch: the hint resumes it (here: reaches the run and
-    # finds it finished, which proves the line reached kexp with this run).
-    empty = copy_run(trained_run, runs_dir, "empty")
-    for snapshot in (empty / runs.KERNELS_DIR).iterdir():
-        snapshot.unlink()
-    code, err = error_line(capsys, "visualize", str(empty), "--runs-dir", str(runs_dir))
-    pasted = paste(after(err, "resume it with: "), elsewhere)
-    assert pasted.returncode == 2 and f"'{empty}' is finished" in pasted.stderr, pasted.stderr
-
-    # No runs yet: the hint trains into the same folder (here refused at its first check).
-    nothing = tmp_path / "no runs $here"
-    assert cli.main(["runs", "--runs-dir", str(nothing)]) == 0
-    pasted = paste(after(capsys.readouterr().out, "Train one: ") + " --epochs 0", elsewhere)
-    assert pasted.returncode == 2 and "Invalid value for `epochs`: 0" in pasted.stderr
-
-    # An interrupted study: the hint resumes that study (here one whose plan is unreadable).
-    from kexp.experiments.compare import command, plan
-    study = tmp_path / "compare 'x'"
-    study.mkdir()
-    (study / plan.STUDY_FILE).write_text("{}")
-
-    class Interrupted:
-        def run(self, *args):
-            raise KeyboardInterrupt
-
-    said = []
-    with pytest.raises(KeyboardInterrupt):
-        command._train(plan.Study(), study, [], Interrupted(), said.append)
-    pasted = paste(after(said[-1], "continue with: "), elsewhere)
-    assert pasted.returncode == 2 and f"{study / plan.STUDY_FILE}" in pasted.stderr, pasted.stderr
-
-
-HOLD_LOCK = """
-import sys
-from kexp.storage import run_lock
-with run_lock.hold(sys.argv[1]):
-    print("held", flush=True)
-    sys.stdin.read()  # until the test closes it
-"""
-
-
-def listed_status(capsys, runs_dir: Path, run_dir: Path) -> str:
-    assert cli.main(["runs", "--runs-dir", str(runs_dir)]) == 0
-    line = next(line for line in capsys.readouterr().out.splitlines()
-                if line.startswith(run_dir.name))
-    return line.split()[1]
-
-
-def test_the_lock_not_the_pid_says_whether_a_run_is_alive(trained_run, tmp_path, capsys):
-    """Cause 6: a reused pid made a run look alive forever. `running` with the pid of any live
-    process (this one, its parent) but no lock held reads as crashed, and --resume goes on; a
-    held lock reads as running and --resume is refused naming its holder, whatever the pid."""
-    runs_dir = tmp_path / "runs"
-    run_dir = copy_run(trained_run, runs_dir)
-    status = runs.read_json(run_dir / runs.STATUS_FILE)
-    for pid, stale_lock_file in ((os.getpid(), False), (os.getppid(), True), (1, False)):
-        atomic.write_json_atomic(run_dir / runs.STATUS_FILE,
-                                 {**status, "status": runs.STATUS_RUNNING, "pid": pid})
-        if stale_lock_file:  # left by a writer killed with SIGKILL: nobody holds it
-            (run_dir / runs.LOCK_FILE).write_text(json.dumps({"pid": pid}))
-        assert listed_status(capsys, runs_dir, run_dir) == runs.STATUS_CRASHED
-        assert f"process {pid} is gone" in runs.read_status(run_dir)["reason"]
-        code, err = error_line(capsys, "train", "--resume", str(run_dir))
-        assert code == 2 and "is running" not in err and "Cannot resume" in err, err
-
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run_dir)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        for pid in (2**31 - 1, os.getpid()):  # no such process, or an unrelated live one
-            atomic.write_json_atomic(run_dir / runs.STATUS_FILE,
-                                     {**status, "status": runs.STATUS_RUNNING, "pid": pid})
-            assert listed_status(capsys, runs_dir, run_dir) == runs.STATUS_RUNNING
-            code, err = error_line(capsys, "train", "--resume", str(run_dir))
-            assert code == 2 and f"being written by process {holder.pid}" in err, err
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=60)
-    assert listed_status(capsys, runs_dir, run_dir) == runs.STATUS_CRASHED
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("moment", ["the folder", runs.CONFIG_FILE,
-                                    f"{runs.VIEWS_DIR}/{runs.PROBE_DIGITS_FILE}"])
-def test_sigterm_as_the_run_folder_appears_leaves_an_interrupted_run(tmp_path, moment):
-    """Cause 8: SIGTERM right after the run folder appeared ended kexp with no message and no
-    status.json. The handlers are in place before the folder exists: at any moment of its
-    setup the run ends interrupted, with its status and the resume command."""
-    runs_dir = tmp_path / "runs"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "kexp", "train", "--data", "mnist-5k", "--train-samples", "256",
-         "--test-samples", "64", "--epochs", "50", "--runs-dir", str(runs_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    try:
-        while process.poll() is None:  # the handshake: the moment appears on disk
-            found = [path for path in runs_dir.glob("*") if path.is_dir()] \
-                if runs_dir.is_dir() else []
-            if found and (moment == "the folder" or (found[0] / moment).exists()):
-                process.send_signal(signal.SIGTERM)
-                break
-            time.sleep(0.001)
-        out, err = process.communicate(timeout=300)
-    finally:
-        process.kill()
-    assert process.returncode == 128 + signal.SIGTERM, err
-    assert "interrupted by SIGTERM" in err and "resume with: " in err, err
-    status = runs.read_status(found[0])
-    assert status["status"] == runs.STATUS_INTERRUPTED and status["resume"], status
-
-
 def test_animate_output_never_replaces_what_kexp_did_not_write(trained_run, tmp_path, capsys):
     """Cause 5: `animate --output RUN/config.json` replaced a run's config with a GIF. An output
     replaces only a GIF, and never lands among a run's own files (outside its figures/)."""
@@ -418,64 +252,6 @@ def test_animate_output_never_replaces_what_kexp_did_not_write(trained_run, tmp_
         assert cli.main(["animate", str(run_dir), "--output", str(output)]) == 0
         assert output.read_bytes()[:6] == b"GIF89a"
     capsys.readouterr()
-
-
-def _default_dispositions():
-    for each in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(each, signal.SIG_DFL)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("signals", [(signal.SIGTERM, signal.SIGTERM),
-                                     (signal.SIGINT, signal.SIGINT)])
-def test_a_second_stop_signal_to_compare_still_stops_and_records_every_training(tmp_path,
-                                                                              capsys, signals):
-    """Cause 4: a second SIGINT or SIGTERM to `kexp compare` orphaned its trainings and wrote no
-    summary. Now the second one waits: every training is stopped and recorded interrupted, the
-    study's files are written; a resume refuses a study whose driver or trainings still run."""
-    runs_dir = tmp_path / "runs"
-    output = tmp_path / "compare.out"
-    with open(output, "w") as handle:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "kexp", "compare", "--inits", "glorot_uniform", "he_normal",
-             "--seeds", "0", "--epochs", "30", "--train-samples", "256", "--jobs", "2",
-             "--runs-dir", str(runs_dir)], stdout=handle, stderr=subprocess.STDOUT,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, preexec_fn=_default_dispositions)
-    try:
-        trained = []
-        while len(trained) < 2:  # the handshake: both trainings have logged an epoch
-            assert process.poll() is None, output.read_text()[-3000:]
-            trained = [run_dir for run_dir in runs_dir.glob(f"compare-*/runs/*")
-                       if runs.read_history(run_dir)]
-            time.sleep(0.05)
-        study = trained[0].parent.parent
-        code, err = error_line(capsys, "compare", "--resume", str(study))  # the driver lives
-        assert code == 2 and f"'{study}': it is being written by process {process.pid}" in err
-        for number in signals:
-            process.send_signal(number)
-        assert process.wait(timeout=240) == 128 + signals[0], output.read_text()[-3000:]
-    finally:
-        process.kill()
-    rows = json.loads((study / "summary.json").read_text())["rows"]
-    assert [row["status"] for row in rows] == [runs.STATUS_INTERRUPTED] * 2, rows
-    for run_dir in trained:  # stopped by the study, not orphaned
-        assert runs.read_json(run_dir / runs.STATUS_FILE)["status"] == runs.STATUS_INTERRUPTED
-        assert not run_lock.is_held(run_dir)
-
-    # A training that still runs (its process holds its run's lock): the resume is refused.
-    status = runs.read_json(trained[0] / runs.STATUS_FILE)
-    atomic.write_json_atomic(trained[0] / runs.STATUS_FILE,
-                             {**status, "status": runs.STATUS_RUNNING})
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(trained[0])],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        code, err = error_line(capsys, "compare", "--resume", str(study))
-        assert code == 2 and "is still running in" in err and str(trained[0]) in err, err
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=60)
-    assert runs.read_status(trained[0])["status"] == runs.STATUS_CRASHED  # resumable again
 
 
 def test_sizes_are_checked_and_empty_runs_explained(trained_run, tmp_path, capsys):
@@ -556,20 +332,3 @@ def test_cheap_extras_of_issue_22(trained_run, tmp_path, capsys, monkeypatch):
     for row in (rows[long_name.name], rows[short.name]):  # columns where the header puts them
         assert row.index(" finished ") + 1 == table[0].index("status"), table
         assert len(row) == len(table[0]), table
-
-
-def test_tensorflow_start_up_lines_are_left_out(tmp_path):
-    """TensorFlow's C++ start-up lines (absl's preamble, oneDNN, CUDA) are not printed; kexp's
-    own lines and real errors are."""
-    from kexp.training import tf_startup
-
-    trained = subprocess.run(
-        [sys.executable, "-m", "kexp", "train", "--data", "mnist-5k", "--train-samples", "128",
-         "--test-samples", "32", "--epochs", "1", "--runs-dir", str(tmp_path / "runs")],
-        capture_output=True, text=True, timeout=300,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"})
-    assert trained.returncode == 0, trained.stderr
-    assert not [line for line in trained.stderr.splitlines()
-                if tf_startup.STARTUP_LINE.match(line.encode())], trained.stderr
-    assert "kexp: finished" in trained.stdout
-    assert tf_startup.STARTUP_LINE.match(b"I0000 00:00:1796605981.829667   21822 port.cc:153] x")

@@ -3,25 +3,14 @@ being finite ends `failed` with the reason, never `finished`."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from kexp.config import ConfigError, TrainConfig
 from kexp.storage import runs
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--data", "mnist-5k", "--train-samples", "256", "--test-samples", "64", "--epochs", "2"]
-
-
-def kexp_train(runs_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kexp", "train", *TINY, "--runs-dir",
-                           str(runs_dir), *args], cwd=REPO_ROOT, capture_output=True, text=True,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=300)
+from helpers import TINY_TRAIN_ARGS, run_kexp
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -56,7 +45,8 @@ def test_numbers_training_cannot_take_are_refused_before_anything_exists(tmp_pat
 ])
 def test_a_run_that_diverges_fails_with_its_reason(tmp_path, args):
     reason = re.compile(r"(loss became nan|are not finite after) (in )?epoch 1\. Expected finite")
-    result = kexp_train(tmp_path / "runs", *args)
+    result = run_kexp("train", *TINY_TRAIN_ARGS, "--epochs", "2", "--runs-dir", tmp_path / "runs",
+                      *args)
     assert result.returncode == 2, result.stderr[-2000:]
     assert reason.search(result.stderr) and "Traceback" not in result.stderr, result.stderr
     (run_dir,) = (tmp_path / "runs").iterdir()

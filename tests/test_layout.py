@@ -202,3 +202,76 @@ def test_drawing_primitives_are_reached_through_plots_from_outside_views():
     offenders = [f"{name} -> {target}" for name, targets in import_graph().items()
                  for target in targets & inner if not name.startswith("kexp.views.")]
     assert not offenders, offenders
+
+
+TESTS = Path(__file__).resolve().parent
+
+
+def dotted(node: ast.AST) -> str | None:
+    """"a.b.c" for the expression a.b.c, else None."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute) and (owner := dotted(node.value)):
+        return f"{owner}.{node.attr}"
+    return None
+
+
+def private_kexp_names(source: str) -> list[str]:
+    """Each private kexp name that `source` takes: `from kexp... import _name`, or `module._name`
+    and get/set/delattr(module, "_name") on a kexp module it imported (or "kexp.module._name")."""
+    tree = ast.parse(source)
+    local = {}  # a local name -> the kexp module or package it stands for
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("kexp"):
+            found += [f"from {node.module} import {alias.name}" for alias in node.names
+                      if alias.name.startswith("_")]
+            local.update({alias.asname or alias.name: f"{node.module}.{alias.name}"
+                          for alias in node.names})
+        elif isinstance(node, ast.Import):
+            local.update({alias.asname or alias.name.split(".")[0]:
+                          alias.name if alias.asname else alias.name.split(".")[0]
+                          for alias in node.names if alias.name.startswith("kexp")})
+
+    def module_of(name: str | None) -> str | None:
+        first, _, rest = (name or "").partition(".")
+        module = ".".join(filter(None, [local.get(first), rest])) if first in local else None
+        return module if module in MODULES else None
+
+    def private(attribute: str) -> bool:
+        return attribute.startswith("_") and not attribute.endswith("__")
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and private(node.attr) and \
+                (module := module_of(dotted(node.value))):
+            found.append(f"{module}.{node.attr}")
+        elif isinstance(node, ast.Call) and (dotted(node.func) or "").rpartition(".")[2] in \
+                ("getattr", "setattr", "delattr"):
+            texts = [arg.value for arg in node.args[:2] if isinstance(arg, ast.Constant)
+                     and isinstance(arg.value, str)]
+            named = [f"{module}.{text}" for text in texts
+                     if (module := module_of(dotted(node.args[0])))]  # (module, "_name")
+            found += [name for name in named + texts  # or ("kexp.module._name")
+                      if name.startswith("kexp.") and private(name.rpartition(".")[2])]
+    return found
+
+
+def test_the_private_name_finder_finds_each_way_of_taking_one():
+    source = ("from kexp.training.trainer import _trim_history\n"
+              "from kexp.storage import atomic\nimport kexp.training.trainer\n"
+              "import kexp.views.run_page as page\n"
+              "atomic._write_atomic(1, 2)\nkexp.training.trainer._write_page(3)\n"
+              "monkeypatch.setattr(page, '_card', None)\n"
+              "monkeypatch.setattr('kexp.storage.atomic._write_atomic', None)\n"
+              "atomic.write_json_atomic(4, 5)\nrun._repr_html_()\natomic.__name__\n")
+    assert sorted(private_kexp_names(source)) == sorted([
+        "from kexp.training.trainer import _trim_history", "kexp.storage.atomic._write_atomic",
+        "kexp.training.trainer._write_page", "kexp.views.run_page._card",
+        "kexp.storage.atomic._write_atomic"])
+
+
+def test_no_test_imports_or_uses_a_private_kexp_name():
+    """Tests go through what a module offers: a private name may change with its module."""
+    offences = [f"{path.name}: {name}" for path in sorted(TESTS.glob("*.py"))
+                for name in private_kexp_names(path.read_text(encoding="utf-8"))]
+    assert not offences, offences

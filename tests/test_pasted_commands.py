@@ -1,32 +1,20 @@
-"""Every command kexp suggests works when pasted into a shell: the redraw hint after training and
-the resume hint printed on Ctrl-C and kept in status.json, from any --runs-dir, with spaces,
-quotes and dollar signs in the path. Advice for an initializer points at its own parameter."""
+"""Every command kexp suggests works when pasted into a shell without the venv on PATH: the
+redraw hint after training and the resume hint printed on Ctrl-C and kept in status.json, from
+any --runs-dir, with spaces, quotes and dollar signs in the path, and every other hint kexp
+prints. Advice for an initializer points at its own parameter."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 
 from kexp import cli, shell_commands
 from kexp.digits import data
 from kexp.network.initializers import InitializerError
-from kexp.storage import runs
+from kexp.storage import atomic, runs
 
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-
-
-def paste(command: str, cwd) -> subprocess.CompletedProcess:
-    """Run `command` as a user who pasted it into a POSIX shell in `cwd` would."""
-    return subprocess.run(command, shell=True, cwd=cwd, env=ENV, capture_output=True, text=True,
-                          timeout=300)
-
-
-def hint(output: str, prefix: str) -> str:
-    return next(line.split(prefix, 1)[1] for line in output.splitlines() if prefix in line)
+from helpers import TINY_STUDY, after, copy_run, error_line, paste
 
 
 @pytest.mark.parametrize("runs_dir", ["other", "with space", "it's $HOME & `x` \\ \"quoted\""])
@@ -41,7 +29,7 @@ def test_the_redraw_hint_works_when_pasted(trained_run, tmp_path, monkeypatch, c
     shutil.rmtree(run_dir / runs.FIGURES_DIR)
     monkeypatch.setattr(trainer, "train", lambda config: run_dir.relative_to(tmp_path))
     assert cli.main(["train", "--runs-dir", runs_dir]) == 0  # prints what it would after training
-    command = hint(capsys.readouterr().out, "redraw with: ")
+    command = after(capsys.readouterr().out, "redraw with: ")
 
     pasted = paste(command, tmp_path)
 
@@ -63,7 +51,7 @@ def test_the_resume_hint_and_the_redraw_hint_it_prints_work_when_pasted(interrup
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert runs.read_status(run_dir)["status"] == runs.STATUS_FINISHED
     shutil.rmtree(run_dir / runs.FIGURES_DIR)
-    redraw = paste(hint(resumed.stdout, "redraw with: "), cwd="/")
+    redraw = paste(after(resumed.stdout, "redraw with: "), cwd="/")
     assert redraw.returncode == 0, redraw.stderr
     assert (run_dir / runs.FIGURES_DIR / runs.CONV1_FIGURE).is_file()
 
@@ -84,11 +72,69 @@ def test_image_patches_without_its_data_advises_its_own_parameter(monkeypatch, t
     monkeypatch.setattr(data, "load_keras_mnist", offline)
     if "auto" in spec:
         monkeypatch.setattr(data, "load_bundled_mnist", no_bundled_digits)
-    keras_initializers._training_images.cache_clear()
+    keras_initializers.training_images.cache_clear()
     try:
         with pytest.raises(InitializerError, match=r"`image_patches:data`: '(mnist|auto)'.*"
                            r"--init image_patches:data=mnist-5k") as refused:
             keras_initializers.build_keras_initializer(spec, seed=0)((3, 3, 1, 8))
         assert "--data" not in str(refused.value)
     finally:
-        keras_initializers._training_images.cache_clear()
+        keras_initializers.training_images.cache_clear()
+
+
+def test_every_printed_command_works_when_pasted(trained_run, tmp_path, capsys):
+    """Cause 3: printed hints that failed when pasted. Every command kexp prints is made by
+    kexp.shell_commands (quoted, --runs-dir kept, this interpreter): each is pasted here, from
+    another folder, into a shell without the venv on PATH."""
+    runs_dir = tmp_path / "it's $HOME & runs"
+    run_dir = copy_run(trained_run, runs_dir)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    # `kexp runs` on a run whose figures failed: its hint draws them.
+    status = runs.read_json(run_dir / runs.STATUS_FILE)
+    atomic.write_json_atomic(run_dir / runs.STATUS_FILE, {**status, "figures_error": "disk"})
+    shutil.rmtree(run_dir / runs.FIGURES_DIR)
+    assert cli.main(["runs", "--runs-dir", str(runs_dir)]) == 0
+    pasted = paste(after(capsys.readouterr().out, "FIGURES NOT DRAWN: "), elsewhere)
+    assert pasted.returncode == 0, pasted.stderr
+    assert (run_dir / runs.FIGURES_DIR / runs.CONV1_FIGURE).is_file()
+
+    # `kexp visualize` on a run without optimal inputs: its hint computes them.
+    (run_dir / runs.VIEWS_DIR / runs.OPTIMAL_INPUTS_FILE).unlink()
+    assert cli.main(["visualize", str(run_dir), "--runs-dir", str(runs_dir)]) == 0
+    pasted = paste(after(capsys.readouterr().err, "compute it with: "), elsewhere)
+    assert pasted.returncode == 0, pasted.stderr
+    assert (run_dir / runs.VIEWS_DIR / runs.OPTIMAL_INPUTS_FILE).is_file()
+
+    # A run stopped before its first epoch: the hint resumes it (here: reaches the run and
+    # finds it finished, which proves the line reached kexp with this run).
+    empty = copy_run(trained_run, runs_dir, "empty")
+    for snapshot in (empty / runs.KERNELS_DIR).iterdir():
+        snapshot.unlink()
+    code, err = error_line(capsys, "visualize", str(empty), "--runs-dir", str(runs_dir))
+    pasted = paste(after(err, "resume it with: "), elsewhere)
+    assert pasted.returncode == 2 and f"'{empty}' is finished" in pasted.stderr, pasted.stderr
+
+    # No runs yet: the hint trains into the same folder (here refused at its first check).
+    nothing = tmp_path / "no runs $here"
+    assert cli.main(["runs", "--runs-dir", str(nothing)]) == 0
+    pasted = paste(after(capsys.readouterr().out, "Train one: ") + " --epochs 0", elsewhere)
+    assert pasted.returncode == 2 and "Invalid value for `epochs`: 0" in pasted.stderr
+
+    # An interrupted study: the hint resumes that study (here made unreadable after the stop).
+    from kexp.experiments.compare import command, engines, plan
+
+    class Interrupted(engines.LocalEngine):
+        def run(self, *args):
+            raise KeyboardInterrupt
+
+    said = []
+    studies = tmp_path / "studies 'x'"
+    with pytest.raises(KeyboardInterrupt):
+        command.run_study(plan.Study(**TINY_STUDY, runs_dir=str(studies)), say=said.append,
+                          trainings=[], engine=Interrupted())
+    (study,) = studies.iterdir()
+    (study / plan.STUDY_FILE).write_text("{}")
+    pasted = paste(after(said[-1], "continue with: "), elsewhere)
+    assert pasted.returncode == 2 and f"{study / plan.STUDY_FILE}" in pasted.stderr, pasted.stderr

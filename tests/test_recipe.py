@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kexp.config import ConfigError, TrainConfig
+from kexp.config import TrainConfig
 from kexp.storage import runs
 
-TINY = dict(data="mnist-5k", train_samples=300, batch_size=64, seed=5, epochs=1)
+# 300 training digits, so that a validation fraction of 0.1 or 0.2 is a whole 30 or 60, and all
+# the test digits, none of which validation may take.
+RECIPE_RUN = dict(data="mnist-5k", train_samples=300, batch_size=64, seed=5, epochs=1)
 
 
 def _batches(augmentation, first_epoch=0, epochs=2, seed=1):
@@ -61,7 +63,7 @@ def test_cosine_schedule_decays_over_the_planned_steps_with_optional_warmup():
 def test_validation_is_a_stratified_slice_of_the_training_digits():
     from kexp.digits.inputs import prepare_data
 
-    prepared, summary = prepare_data(TrainConfig(**{**TINY, "validation_fraction": 0.2}))
+    prepared, summary = prepare_data(TrainConfig(**{**RECIPE_RUN, "validation_fraction": 0.2}))
     assert len(prepared.x_validation) == summary["used_validation_samples"] == 60
     assert len(prepared.x_train) == summary["used_train_samples"] == 240
     assert len(summary["validation_indices"]) == 60
@@ -73,7 +75,7 @@ def test_validation_is_a_stratified_slice_of_the_training_digits():
     train_rows = {image.tobytes() for image in prepared.x_train}
     for image in prepared.x_validation:
         assert image.tobytes() not in test_rows and image.tobytes() not in train_rows
-    none, summary = prepare_data(TrainConfig(**{**TINY, "validation_fraction": 0.0}))
+    none, summary = prepare_data(TrainConfig(**{**RECIPE_RUN, "validation_fraction": 0.0}))
     assert len(none.x_validation) == 0 and summary["validation_indices"] == []
 
 
@@ -83,8 +85,10 @@ def test_validation_metrics_do_not_depend_on_the_test_digits(tmp_path):
     reads training digits only; the test digits change nothing but the final test score."""
     from kexp.training.trainer import train
 
-    run_a = train(TrainConfig(runs_dir=str(tmp_path / "a"), test_samples=100, **TINY), verbose=0)
-    run_b = train(TrainConfig(runs_dir=str(tmp_path / "b"), test_samples=400, **TINY), verbose=0)
+    run_a = train(TrainConfig(runs_dir=str(tmp_path / "a"), test_samples=100, **RECIPE_RUN),
+                  verbose=0)
+    run_b = train(TrainConfig(runs_dir=str(tmp_path / "b"), test_samples=400, **RECIPE_RUN),
+                  verbose=0)
     history_a, history_b = runs.read_history(run_a), runs.read_history(run_b)
     assert "val_accuracy" in history_a[0]
     for key in ("val_loss", "val_accuracy", "loss"):
@@ -92,25 +96,6 @@ def test_validation_metrics_do_not_depend_on_the_test_digits(tmp_path):
     recorded = runs.read_json(run_a / runs.CONFIG_FILE)["data"]
     assert recorded["used_test_samples"] == 100 and recorded["used_validation_samples"] == 30
     assert "once after training" in recorded["test"]
-
-
-@pytest.mark.parametrize("changes, message", [
-    ({"schedule": "linear"}, r"Invalid value for `schedule`: 'linear'\. Expected one of: cosine"),
-    ({"rotation_degrees": -5.0}, r"Invalid value for `rotation_degrees`: -5\.0"),
-    ({"shift_fraction": float("nan")}, r"Invalid value for `shift_fraction`: nan"),
-    ({"zoom_fraction": 1.5}, r"Invalid value for `zoom_fraction`: 1\.5\. Expected a number from"),
-    ({"augment": "yes"}, r"Invalid value for `augment`: 'yes'\. Expected true or false"),
-    ({"validation_fraction": 0.9}, r"Invalid value for `validation_fraction`: 0\.9"),
-    ({"warmup_epochs": 5, "epochs": 5}, r"Invalid value for `warmup_epochs`: 5\. Expected fewer"),
-    ({"warmup_epochs": -1}, r"Invalid value for `warmup_epochs`: -1"),
-])
-def test_bad_recipe_settings_are_refused_before_anything_is_created(tmp_path, changes, message):
-    from kexp.training.trainer import train
-
-    runs_dir = tmp_path / "runs"
-    with pytest.raises(ConfigError, match=message):
-        train(TrainConfig(runs_dir=str(runs_dir), data="mnist-5k", **changes))
-    assert not runs_dir.exists()
 
 
 RESUME_SCRIPT = """
@@ -233,14 +218,14 @@ def test_resume_is_bit_identical_for_other_starts_and_a_frozen_layer(resumed_var
 def test_resume_trims_a_history_row_cut_short_by_a_crash(tmp_path):
     """A hard kill while epoch 2's row is being appended leaves it cut short (no line end); the
     checkpoint is still epoch 1's, so the resumed run drops that row and appends whole ones."""
-    from kexp.training.trainer import _trim_history
+    from kexp.training.trainer import trim_history
 
     header, row = "epoch,seconds,loss\r\n", "1,0.5,2.25\r\n"
     for torn in ("2,0.4", "2,0.41,1.9", ""):
         (tmp_path / runs.HISTORY_FILE).write_text(header + row + torn, newline="")
-        _trim_history(tmp_path, 1)
+        trim_history(tmp_path, 1)
         with open(tmp_path / runs.HISTORY_FILE, newline="") as handle:
             assert handle.read() == header + row, torn
     (tmp_path / runs.HISTORY_FILE).write_text("epoch,sec", newline="")  # a torn header
-    _trim_history(tmp_path, 0)
+    trim_history(tmp_path, 0)
     assert (tmp_path / runs.HISTORY_FILE).read_text() == ""

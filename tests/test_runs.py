@@ -24,16 +24,16 @@ def test_run_folders_are_distinct_and_exclusive(tmp_path):
     assert all((path / "kernels").is_dir() and (path / "figures").is_dir() for path in created)
 
 
-def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
+def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path, monkeypatch):
     path = tmp_path / "status.json"
     atomic.write_json_atomic(path, {"status": "running"})
 
-    def explode(handle):
-        handle.write(b'{"status": "fin')
+    def explode(fd):  # the new bytes are written, and found not to fit as they reach the disk
         raise OSError(28, "No space left on device")
 
+    monkeypatch.setattr(os, "fsync", explode)
     with pytest.raises(atomic.DiskFull, match=r"The disk is full: could not write '.*status.json'"):
-        atomic._write_atomic(path, explode)
+        atomic.write_json_atomic(path, {"status": "finished"})
     assert json.loads(path.read_text()) == {"status": "running"}
     assert os.listdir(tmp_path) == ["status.json"]  # no temporary file left behind
 

@@ -96,6 +96,15 @@ def test_learning_reduces_the_loss(trained_run):
     ({"learning_rate": -1.0}, r"Invalid value for `learning_rate`: -1\.0"),
     ({"freeze": ["conv9"]}, r"Invalid value for `freeze`: 'conv9'"),
     ({"init_conv2": "nope"}, r"Invalid value for `init_conv2`: 'nope'"),
+    # the recipe's settings
+    ({"schedule": "linear"}, r"Invalid value for `schedule`: 'linear'\. Expected one of: cosine"),
+    ({"rotation_degrees": -5.0}, r"Invalid value for `rotation_degrees`: -5\.0"),
+    ({"shift_fraction": float("nan")}, r"Invalid value for `shift_fraction`: nan"),
+    ({"zoom_fraction": 1.5}, r"Invalid value for `zoom_fraction`: 1\.5\. Expected a number from"),
+    ({"augment": "yes"}, r"Invalid value for `augment`: 'yes'\. Expected true or false"),
+    ({"validation_fraction": 0.9}, r"Invalid value for `validation_fraction`: 0\.9"),
+    ({"warmup_epochs": 5, "epochs": 5}, r"Invalid value for `warmup_epochs`: 5\. Expected fewer"),
+    ({"warmup_epochs": -1}, r"Invalid value for `warmup_epochs`: -1"),
 ])
 def test_bad_settings_fail_before_anything_is_created(tmp_path, changes, message):
     from kexp.training.trainer import train

@@ -109,8 +109,9 @@ class DesignedFilters(keras.initializers.Initializer):
 
 
 @functools.lru_cache(maxsize=4)
-def _training_images(source: str) -> np.ndarray:
-    """Training images (never the test split) in [0, 1], loaded once per process. A source that
+def training_images(source: str) -> np.ndarray:
+    """The training images (never the test split) that image_patches draws from, in [0, 1],
+    loaded once per process (`training_images.cache_clear()` forgets them). A source that
     cannot load is reported as the initializer's own parameter: `--data` would not help."""
     try:
         dataset = data.load(source)
@@ -154,7 +155,7 @@ class ImagePatches(keras.initializers.Initializer):
     def __call__(self, shape, dtype=None):
         _, _, c_in, c_out = shape = _check_shape(shape, "image_patches")
         rng = np.random.default_rng(self.seed)
-        patches = draw_patches(_training_images(self.data), c_in * c_out, rng)
+        patches = draw_patches(training_images(self.data), c_in * c_out, rng)
         kernel = np.transpose(patches.reshape(c_out, c_in, 3, 3), (2, 3, 1, 0))
         kernel = self.gain * kernel / math.sqrt(c_in)
         return keras.ops.convert_to_tensor(kernel, dtype=dtype or "float32")

@@ -280,7 +280,7 @@ def _resume_locked(run_dir: Path, extra_callbacks, verbose) -> Path:
         model = build_configured_model(config, prepared)
         if checkpoint_file is not None:
             checkpoint.restore_training_state(model, checkpoint_file)
-    _trim_history(run_dir, first_epoch)
+    trim_history(run_dir, first_epoch)
     if not (run_dir / runs.VIEWS_DIR / runs.PROBE_DIGITS_FILE).exists():  # a run of kexp <= 0.1
         filter_views.write_probe_digits(run_dir, prepared.x_test, prepared.y_test)
     attempt = status.get("attempt") or 1
@@ -326,7 +326,7 @@ def _checkpoint_to_resume(run_dir: Path, config: TrainConfig) -> tuple[int, Path
     return first_epoch, path
 
 
-def _trim_history(run_dir: Path, epochs_kept: int) -> None:
+def trim_history(run_dir: Path, epochs_kept: int) -> None:
     """Drop history rows after the checkpoint a resumed run starts from (none, normally), and a
     last row cut short by a crash, so the resumed run appends to whole rows."""
     path = run_dir / runs.HISTORY_FILE
