@@ -9,13 +9,16 @@ DEV_STAMP := $(VENV)/.installed-dev
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 opt = $(if $($(1)),$(2) $($(1)))
-TRAIN_ARGS = $(call opt,MODEL,--model) $(call opt,INIT,--init) $(call opt,INIT_CONV2,--init-conv2) \
-	$(call opt,CONV2_FILTERS,--conv2-filters) $(call opt,EPOCHS,--epochs) $(call opt,SEED,--seed) \
-	$(call opt,DATA,--data) $(call opt,BATCH_SIZE,--batch-size) $(call opt,LR,--learning-rate) \
-	$(call opt,FREEZE,--freeze) $(call opt,TRAIN_SAMPLES,--train-samples) $(call opt,RUNS_DIR,--runs-dir) \
-	$(call opt,SCHEDULE,--schedule) $(call opt,WARMUP_EPOCHS,--warmup-epochs) \
-	$(call opt,VALIDATION_FRACTION,--validation-fraction) \
-	$(if $(filter 0 no false off,$(AUGMENT)),--no-augment,$(if $(AUGMENT),--augment))
+# Every option of `kexp train` is a variable: its TrainConfig field in capitals (EPOCHS=3,
+# BATCH_SIZE=64, INIT_CONV2=orthogonal; LR is short for LEARNING_RATE); a flag is on with 1 and
+# off with 0 (AUGMENT=0, TENSORBOARD=1). kexp/config.py lists them (python -m kexp.cli_options),
+# once per `make train`, after the venv exists.
+TRAIN_OPTIONS = $(eval TRAIN_OPTIONS := $$(shell $(PY) -m kexp.cli_options) LR:value:--learning-rate)$(TRAIN_OPTIONS)
+# $(1): the variable, $(2): value, on or off, $(3): the option
+train_word = $(if $($(1)),$(if $(filter value,$(2)),$(3) $($(1)),$(if $(filter \
+	$(if $(filter 0 no false off,$($(1))),off,on),$(2)),$(3))))
+train_arg = $(call train_word,$(word 1,$(1)),$(word 2,$(1)),$(word 3,$(1)))
+TRAIN_ARGS = $(strip $(foreach option,$(TRAIN_OPTIONS),$(call train_arg,$(subst :, ,$(option)))))
 
 .PHONY: venv train visualize runs test test-fast demos compare bench bench-compare torch-peer \
 	tensorboard notebook clean
@@ -41,7 +44,8 @@ $(DEV_STAMP): $(STAMP) requirements-dev.txt
 	touch $(DEV_STAMP)
 
 train: $(STAMP)
-	$(PY) -m kexp train $(TRAIN_ARGS)
+	$(if $(filter EPOCHS:%,$(TRAIN_OPTIONS)),,$(error python -m kexp.cli_options listed no options: \
+		is the venv whole? make clean venv))$(PY) -m kexp train $(TRAIN_ARGS)
 
 visualize: $(STAMP)
 	$(PY) -m kexp visualize $(call opt,RUNS_DIR,--runs-dir) $(RUN)
@@ -71,7 +75,8 @@ compare: $(STAMP) $(if $(filter ray,$(ENGINE)),$(RAY_STAMP))
 		$(call opt,CPUS_PER_TRAINING,--cpus-per-training) $(call opt,RESUME,--resume)
 
 tensorboard: $(STAMP)
-	$(PY) -m tensorboard.main --logdir $(or $(RUNS_DIR),runs)
+	$(PY) -m tensorboard.main --logdir $(or $(RUNS_DIR),$(shell $(PY) -c \
+		"from kexp.config import DEFAULTS; print(DEFAULTS.runs_dir)"))
 
 # JupyterLab on docs/tutorial.ipynb, installed into the venv the first time it is asked for.
 notebook: $(STAMP)

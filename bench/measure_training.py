@@ -39,15 +39,15 @@ def cli_training(runs_dir: Path, *extra: str) -> dict:
     if result.returncode != 0:
         raise RuntimeError(f"kexp train {' '.join(extra)} failed:\n{result.stderr[-3000:]}")
     run_dir = runs.list_runs(runs_dir)[-1]
-    recorded = runs.read_config(run_dir)
+    recorded = runs.read_data_record(run_dir)
     history = runs.read_history(run_dir)
     return {"wall_seconds": wall, "max_rss_mb": int(result.stdout.split()[-1]) / 1024,
             "forces": forces_cost(run_dir), "run_page": run_page_cost(run_dir),
             "test_accuracy": runs.read_status(run_dir)["test_accuracy"], "epochs": len(history),
             "steady_epoch_seconds": (spread([row["seconds"] for row in history[1:]])
                                      if len(history) > 1 else None),  # after the warm-up
-            "data": recorded["data"]["description"],
-            "train_samples": recorded["data"]["used_train_samples"], "run_dir": str(run_dir)}
+            "data": recorded["description"],
+            "train_samples": recorded["used_train_samples"], "run_dir": str(run_dir)}
 
 
 def forces_cost(run_dir: Path) -> dict:

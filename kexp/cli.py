@@ -13,8 +13,9 @@ import sys
 
 from kexp import config as config_module
 from kexp import shell_commands
-from kexp.cli_options import add_command, add_run, add_runs_dir, whole_number
-from kexp.config import DEFAULTS, TrainConfig
+from kexp.cli_options import (add_command, add_run, add_runs_dir, add_train_options,
+                              training_values)
+from kexp.config import TrainConfig
 from kexp.digits import data
 from kexp.errors import KexpError
 from kexp.experiments import animate, explain
@@ -29,65 +30,10 @@ from kexp.training import tf_startup
 COMMAND_MODULES = (compare_command, animate, demos_command, explain)
 
 
-def _layer_list(text: str) -> list[str]:
-    """--freeze: comma-separated layer names, each once ('' for none)."""
-    names = [name.strip() for name in text.split(",")] if text.strip() else []
-    if "" in names or len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError(
-            f"'{text}' has an empty or repeated layer name; expected comma-separated conv layer "
-            "names, each once, e.g. conv1,conv2")
-    return names
-
-
 def _add_train_parser(subparsers) -> None:
     parser = add_command(subparsers, "train", "train a model on MNIST and export its conv "
                          "kernels before/after", _train_command)
-    parser.add_argument("--model", default=DEFAULTS.model, choices=config_module.MODEL_NAMES)
-    parser.add_argument("--init", default=DEFAULTS.init,
-                        help="kernel initializer of the conv layers, NAME or NAME:key=value,...; "
-                             "see `kexp initializers`")
-    parser.add_argument("--init-conv2", default=DEFAULTS.init_conv2,
-                        help="initializer for conv2 only (default: the same as --init)")
-    parser.add_argument("--conv2-filters", type=whole_number, default=DEFAULTS.conv2_filters,
-                        help="filters in conv2 (default: the architecture's own)")
-    parser.add_argument("--freeze", type=_layer_list, default=DEFAULTS.freeze,
-                        help="comma-separated conv layers that keep their initial kernels")
-    parser.add_argument("--epochs", type=whole_number, default=DEFAULTS.epochs)
-    parser.add_argument("--batch-size", type=whole_number, default=DEFAULTS.batch_size)
-    parser.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate,
-                        help="Adam's learning rate (the peak of --schedule)")
-    parser.add_argument("--schedule", default=DEFAULTS.schedule, choices=config_module.SCHEDULES,
-                        help="cosine: decay the learning rate to 0 over all planned steps")
-    parser.add_argument("--warmup-epochs", type=whole_number, default=DEFAULTS.warmup_epochs,
-                        help="linear warm-up from 0 before the cosine decay")
-    parser.add_argument("--augment", action=argparse.BooleanOptionalAction,
-                        default=DEFAULTS.augment,
-                        help="randomly rotate, shift and zoom the training batches (never the "
-                             "validation or test digits)")
-    parser.add_argument("--rotation-degrees", type=float, default=DEFAULTS.rotation_degrees)
-    parser.add_argument("--shift-fraction", type=float, default=DEFAULTS.shift_fraction)
-    parser.add_argument("--zoom-fraction", type=float, default=DEFAULTS.zoom_fraction)
-    parser.add_argument("--validation-fraction", type=float,
-                        default=DEFAULTS.validation_fraction,
-                        help="stratified share of the training digits kept for val_* metrics "
-                             "(0: none); the test digits are evaluated once, after training")
-    parser.add_argument("--seed", type=whole_number, default=DEFAULTS.seed)
-    parser.add_argument("--data", default=DEFAULTS.data,
-                        help="auto, mnist (Keras' loader), mnist-5k (offline subset), or a path "
-                             "to mnist.npz / a folder of IDX files")
-    parser.add_argument("--train-samples", type=whole_number, default=DEFAULTS.train_samples,
-                        help="use at most this many training samples")
-    parser.add_argument("--test-samples", type=whole_number, default=DEFAULTS.test_samples)
-    parser.add_argument("--snapshot-every", dest="snapshot_every_epochs", type=whole_number,
-                        default=DEFAULTS.snapshot_every_epochs,
-                        help="save conv kernels every N epochs")
-    parser.add_argument("--snapshot-batches", dest="snapshot_every_batches", type=whole_number,
-                        default=DEFAULTS.snapshot_every_batches,
-                        help="also save them every K batches of the first epoch (0: off)")
-    parser.add_argument("--deterministic", action="store_true",
-                        help="TensorFlow op determinism: bit-identical final kernels")
-    parser.add_argument("--tensorboard", action="store_true",
-                        help=f"also write TensorBoard logs into <run>/{runs.TENSORBOARD_DIR}")
+    add_train_options(parser)  # every TrainConfig setting, as kexp.config describes it
     add_runs_dir(parser)
     parser.add_argument("--resume", metavar="RUN",
                         help="continue an interrupted run from its last completed epoch "
@@ -104,9 +50,7 @@ def _train_command(args) -> int:
                                 "kexp runs; runs elsewhere: --runs-dir DIR).")
         resumed_dir = runs.resolve_run(args.resume, args.runs_dir, allow_all=False)[0]
     else:
-        values = {key: value for key, value in vars(args).items()
-                  if key not in ("func", "command", "resume")}
-        config = config_module.check_memory(TrainConfig(**values).validate())
+        config = config_module.check_memory(TrainConfig(**training_values(args)).validate())
         data.check_source(config.data)
         runs.prepare_runs_root(config.runs_dir)
     tf_startup.start_tensorflow()  # its start-up lines left out
@@ -185,7 +129,7 @@ def _runs_command(args) -> int:
     table = [("run", "status", "model", "epochs", "test acc", "")]
     for run_dir in found:
         try:  # every value shown is checked by its reader (a finite accuracy, a bounded count)
-            status, config = runs.read_status(run_dir), runs.read_config(run_dir)["config"]
+            status, config = runs.read_status(run_dir), runs.read_config(run_dir)
             epochs = status.get("epochs_completed")
             if epochs is None:  # still running or crashed: count what it logged
                 epochs = len(runs.read_history(run_dir))
@@ -195,7 +139,7 @@ def _runs_command(args) -> int:
         accuracy = status.get("test_accuracy")
         note = (f"FIGURES NOT DRAWN: {shell_commands.visualize_command(run_dir)}"
                 if status.get("figures_error") else "")
-        table.append((run_dir.name, status["status"], config["model"], str(epochs),
+        table.append((run_dir.name, status["status"], config.model, str(epochs),
                       "-" if accuracy is None else f"{accuracy:.4f}", note))
     # Columns as wide as their widest cell (a long model name); an error runs on to the end.
     widths = [max(len(row[column]) for row in table if row[1] != "unreadable" or column < 2)

@@ -1,7 +1,9 @@
 """An experiment's settings: plain data, validated at once, saved to and read from JSON.
 
-This is the one place defaults live; the CLI and the Makefile read them from here. `validate()`
-runs before any data is loaded or run folder is created, so bad input leaves nothing behind.
+This is the one place defaults live, and the one place each setting is described: a field's
+metadata (`option`) holds its kind, bounds, choices and help, from which kexp.cli_options builds
+the `train` options (and `compare`'s share of them) and `validate()` checks it. `validate()` runs
+before any data is loaded or run folder is created, so bad input leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 
 from kexp.errors import KexpError
 from kexp.network import initializers
+from kexp.validation import check_whole
 
 # Built by kexp.network.models; named here so that validating a config does not import Keras.
 MODEL_NAMES = ("mnist_cnn", "convnet", "convnet_dense")
@@ -33,24 +36,63 @@ def _invalid(name: str, value, expected: str) -> ConfigError:
     return ConfigError(f"Invalid value for `{name}`: {value!r}. Expected {expected}.")
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 # The largest count TensorFlow's int32 shapes and steps take; a bigger epoch or batch count is a
 # typo, not a plan. Seeds go to numpy's legacy seeding (keras.utils.set_random_seed): < 2**32.
 MAX_COUNT = 2**31 - 1
 MAX_SEED = 2**32 - 1
 MAX_FLOAT32 = initializers.MAX_FLOAT32
 
+# The kinds of setting: what a field holds, how the command line reads it, how it is checked.
+WHOLE, NUMBER, CHOICE, TEXT, FLAG, NAMES = "whole", "number", "choice", "text", "flag", "names"
 
-def _check_whole(name: str, value, low: int, high: int = MAX_COUNT, none_ok: bool = False,
-                 note: str = "") -> None:
-    if none_ok and value is None:
-        return
-    if not _is_int(value) or not low <= value <= high:
-        expected = f"a whole number >= {low}{note} (at most {high})"
-        raise _invalid(name, value, expected + (", or nothing for the default" if none_ok else ""))
+
+def option(default, kind: str, help: str, **rules) -> dataclasses.Field:
+    """A TrainConfig field, described once. rules: `low`/`high` (WHOLE, NUMBER), `note` (what a
+    bound means), `choices` (CHOICE, NAMES), `expected` (the words of the error), `flag` (the
+    option's spelling where it is not --field-name). A default of None means "nothing for the
+    default" and is allowed."""
+    return dataclasses.field(default=default, metadata={"kind": kind, "help": help, **rules})
+
+
+def option_flag(item: dataclasses.Field) -> str:
+    """The command-line spelling of a setting: --batch-size for batch_size, unless it says."""
+    return item.metadata.get("flag") or "--" + item.name.replace("_", "-")
+
+
+def check_setting(item: dataclasses.Field, value) -> None:
+    """Refuse `value` for the setting `item` as its metadata describes it (ConfigError)."""
+    rules, name = item.metadata, item.name
+    kind = rules.get("kind")
+    if kind == WHOLE:
+        check_whole(name, value, rules["low"], rules.get("high", MAX_COUNT), note=rules.get(
+            "note", ""), none="nothing for the default" if item.default is None else None,
+            error=ConfigError)
+    elif kind == NUMBER and (not isinstance(value, (int, float)) or isinstance(value, bool)
+                             or not rules["low"] <= value <= rules["high"]):
+        raise _invalid(name, value, rules.get("expected")
+                       or f"a number from {rules['low']:g} to {rules['high']:g}")
+    elif kind == CHOICE and value not in rules["choices"]:
+        raise _invalid(name, value, f"one of: {', '.join(rules['choices'])}")
+    elif kind == FLAG and not isinstance(value, bool):
+        raise _invalid(name, value, "true or false")
+    elif kind == NAMES and (any(each not in rules["choices"] for each in value)
+                            or len(set(value)) != len(value)):
+        raise _invalid(name, ",".join(value),
+                       f"layer names from: {', '.join(rules['choices'])}, each once")
+    elif kind == TEXT and "expected" in rules and (not isinstance(value, str)
+                                                   or not value.strip()):
+        raise _invalid(name, value, rules["expected"])
+
+
+def build_from(cls, values: dict, error: type[Exception] = ConfigError):
+    """`cls(**values)` for a settings dataclass, refusing a key it does not have (a typo in a
+    JSON file would otherwise be dropped silently or end in a TypeError)."""
+    known = {item.name for item in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise error(f"Unknown settings: {', '.join(unknown)}. "
+                    f"Expected only: {', '.join(sorted(known))}.")
+    return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -58,30 +100,59 @@ class TrainConfig:
     """Everything needed to repeat a training run. Frozen: a config is a value, never shared
     state (argparse and every caller get their own)."""
 
-    model: str = "convnet_dense"  # measured best in about a minute (README, "Training recipe")
-    init: str = "glorot_uniform"  # Keras' default for Conv2D
-    init_conv2: str | None = None  # None: the same as `init`
-    conv2_filters: int | None = None  # None: the architecture's own (32 or 64)
-    freeze: tuple[str, ...] = ()  # layers whose kernels stay as initialized
-    epochs: int = 60
-    batch_size: int = 128
-    learning_rate: float = 3e-3  # Adam; the peak of the schedule
-    schedule: str = "cosine"  # cosine: decay to 0 over all planned steps; constant: no decay
-    warmup_epochs: int = 0  # linear warm-up from 0 to learning_rate before the decay
-    augment: bool = True  # random rotation/shift/zoom of training batches only
-    rotation_degrees: float = 10.0  # augmentation: rotate by up to +-this many degrees
-    shift_fraction: float = 0.1  # augmentation: shift by up to this fraction of the image size
-    zoom_fraction: float = 0.1  # augmentation: scale by a factor in 1 +- this
-    validation_fraction: float = 0.1  # stratified slice of the training digits; 0: none
-    seed: int = 0
-    data: str = "auto"
-    train_samples: int | None = None  # None: all training samples of the source
-    test_samples: int | None = None
-    snapshot_every_epochs: int = 1
-    snapshot_every_batches: int = 0  # >0: also snapshot conv kernels every K batches of epoch 1
-    deterministic: bool = False  # TensorFlow op determinism (bit-identical final kernels)
-    tensorboard: bool = False  # also write Keras TensorBoard logs into <run>/tensorboard
-    runs_dir: str = "runs"
+    model: str = option(  # measured best in about a minute (docs: the training recipe)
+        "convnet_dense", CHOICE, "the network that kexp.network.models builds",
+        choices=MODEL_NAMES)
+    init: str = option("glorot_uniform", TEXT,  # Keras' default for Conv2D
+                       "kernel initializer of the conv layers, NAME or NAME:key=value,...; see "
+                       "`kexp initializers`")
+    init_conv2: str | None = option(None, TEXT, "initializer for conv2 only (default: the same "
+                                    "as --init)")
+    conv2_filters: int | None = option(None, WHOLE, "filters in conv2 (default: the "
+                                       "architecture's own)", low=1)
+    freeze: tuple[str, ...] = option((), NAMES, "comma-separated conv layers that keep their "
+                                     "initial kernels", choices=FREEZABLE_LAYERS)
+    epochs: int = option(60, WHOLE, "passes over the training digits", low=1)
+    batch_size: int = option(128, WHOLE, "training digits per step", low=1)
+    learning_rate: float = option(
+        3e-3, NUMBER, "Adam's learning rate (the peak of --schedule)", low=0, high=MAX_FLOAT32,
+        expected=f"a number from 0 (trains nothing: a control run) to {MAX_FLOAT32:.4g}")
+    schedule: str = option("cosine", CHOICE, "cosine: decay the learning rate to 0 over all "
+                           "planned steps; constant: no decay", choices=SCHEDULES)
+    warmup_epochs: int = option(0, WHOLE, "linear warm-up from 0 to the learning rate before "
+                                "the decay", low=0)
+    augment: bool = option(True, FLAG, "randomly rotate, shift and zoom the training batches "
+                           "(never the validation or test digits)")
+    rotation_degrees: float = option(10.0, NUMBER, "augmentation: rotate by up to +-this many "
+                                     "degrees", low=0, high=180)
+    shift_fraction: float = option(0.1, NUMBER, "augmentation: shift by up to this fraction of "
+                                   "the image size", low=0, high=1)
+    zoom_fraction: float = option(0.1, NUMBER, "augmentation: scale by a factor in 1 +- this",
+                                  low=0, high=0.9)
+    validation_fraction: float = option(
+        0.1, NUMBER, "stratified share of the training digits kept for val_* metrics (0: none); "
+        "the test digits are evaluated once, after training", low=0, high=0.5)
+    seed: int = option(0, WHOLE, "the random seed: initial kernels, data order, augmentation",
+                       low=0, high=MAX_SEED)
+    data: str = option("auto", TEXT, "auto, mnist (Keras' loader), mnist-5k (offline subset), "
+                       "or a path to mnist.npz / a folder of IDX files",
+                       expected="auto, mnist, mnist-5k, or a path")
+    train_samples: int | None = option(None, WHOLE, "use at most this many training samples "
+                                       "(default: all)", low=1)
+    test_samples: int | None = option(None, WHOLE, "use at most this many test samples "
+                                      "(default: all)", low=1)
+    snapshot_every_epochs: int = option(1, WHOLE, "save conv kernels every N epochs", low=1,
+                                        flag="--snapshot-every")
+    snapshot_every_batches: int = option(
+        0, WHOLE, "also save them every K batches of the first epoch (0: off)", low=0,
+        note=" (0: only per epoch)", flag="--snapshot-batches")
+    deterministic: bool = option(False, FLAG, "TensorFlow op determinism: bit-identical final "
+                                 "kernels")
+    tensorboard: bool = option(False, FLAG, "also write Keras TensorBoard logs into the run "
+                               "folder (`make tensorboard` shows them)")
+    runs_dir: str = option("runs", TEXT, "folder of the run folders",
+                           expected="a folder path (kexp never writes runs into the current "
+                                    "folder)")
 
     def __post_init__(self):
         # JSON and argparse hand over lists; a frozen config keeps an immutable tuple.
@@ -101,45 +172,14 @@ class TrainConfig:
             raise ConfigError(str(error).replace("`init`", "`init_conv2`")) from error
 
     def validate(self) -> "TrainConfig":
-        """Check every field; raise ConfigError (InitializerError for `init`) naming the first
-        bad value."""
-        if self.model not in MODEL_NAMES:
-            raise _invalid("model", self.model, f"one of: {', '.join(MODEL_NAMES)}")
+        """Check every field as its metadata says, then what ties fields together; raise
+        ConfigError (InitializerError for `init`) naming the first bad value."""
+        for item in dataclasses.fields(self):
+            check_setting(item, getattr(self, item.name))
         self.init_specs  # noqa: B018  (parses and checks both initializer specs)
-        if self.schedule not in SCHEDULES:
-            raise _invalid("schedule", self.schedule, f"one of: {', '.join(SCHEDULES)}")
-        if not isinstance(self.augment, bool):
-            raise _invalid("augment", self.augment, "true or false")
-        for name, upper in (("rotation_degrees", 180.0), ("shift_fraction", 1.0),
-                            ("zoom_fraction", 0.9), ("validation_fraction", 0.5)):
-            value = getattr(self, name)
-            if (not isinstance(value, (int, float)) or isinstance(value, bool)
-                    or not 0 <= value <= upper):
-                raise _invalid(name, value, f"a number from 0 to {upper:g}")
-        for name in ("epochs", "batch_size", "snapshot_every_epochs"):
-            _check_whole(name, getattr(self, name), 1)
-        _check_whole("warmup_epochs", self.warmup_epochs, 0)
         if self.schedule == "cosine" and 0 < self.epochs <= self.warmup_epochs:
             raise _invalid("warmup_epochs", self.warmup_epochs,
                            f"fewer than the {self.epochs} epochs planned")
-        for name in ("conv2_filters", "train_samples", "test_samples"):
-            _check_whole(name, getattr(self, name), 1, none_ok=True)
-        _check_whole("snapshot_every_batches", self.snapshot_every_batches, 0,
-                     note=" (0: only per epoch)")
-        _check_whole("seed", self.seed, 0, MAX_SEED)
-        if (not isinstance(self.learning_rate, (int, float)) or isinstance(self.learning_rate, bool)
-                or not 0 <= self.learning_rate <= MAX_FLOAT32):
-            raise _invalid("learning_rate", self.learning_rate,
-                           f"a number from 0 (trains nothing: a control run) to {MAX_FLOAT32:.4g}")
-        unknown = [layer for layer in self.freeze if layer not in FREEZABLE_LAYERS]
-        if unknown or len(set(self.freeze)) != len(self.freeze):
-            raise _invalid("freeze", ",".join(self.freeze),
-                           f"layer names from: {', '.join(FREEZABLE_LAYERS)}, each once")
-        if not isinstance(self.data, str) or not self.data.strip():
-            raise _invalid("data", self.data, "auto, mnist, mnist-5k, or a path")
-        if not isinstance(self.runs_dir, str) or not self.runs_dir.strip():
-            raise _invalid("runs_dir", self.runs_dir,
-                           "a folder path (kexp never writes runs into the current folder)")
         return self
 
     def to_dict(self) -> dict:
@@ -149,12 +189,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"Unknown settings: {', '.join(unknown)}. "
-                              f"Expected only: {', '.join(sorted(known))}.")
-        return cls(**values)
+        return build_from(cls, values)
 
 
 DEFAULTS = TrainConfig()  # immutable: read its fields, never change them

@@ -75,7 +75,7 @@ class Run:
     @property
     def config(self) -> TrainConfig:
         """The settings the run was trained with (config.json, checked as the CLI checks it)."""
-        return TrainConfig.from_dict(runs.read_config(self.path)["config"])
+        return runs.read_config(self.path)
 
     @property
     def status_record(self) -> dict:

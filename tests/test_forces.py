@@ -15,7 +15,6 @@ import kexp
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
-from kexp.config import TrainConfig  # noqa: E402
 from kexp.digits import data, inputs  # noqa: E402
 from kexp.network import conv_layers
 from kexp.storage import runs
@@ -92,8 +91,7 @@ def test_filter_gradients_refuses_a_bad_split_and_bad_labels(digits):
 
 
 def test_a_run_records_forces_on_training_digits_and_draws_them(trained_run):
-    recorded = runs.read_config(trained_run)
-    config = TrainConfig.from_dict(recorded["config"])
+    config = runs.read_config(trained_run)
     found = force_figures.read_forces(trained_run)
     assert list(found["epochs"]) == forces.moment_epochs(config.epochs) == [0, 1, 2]
     assert set(found["gradients"]) == {"conv1", "conv2"}

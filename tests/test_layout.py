@@ -163,7 +163,7 @@ FLOORS = [
     ("kexp.filters", "kexp.digits"),
     ("kexp.storage",),
     ("kexp.config", "kexp.cli_options", "kexp.shell_commands", "kexp.errors",
-     "kexp.network.initializers"),
+     "kexp.network.initializers", "kexp.validation"),
 ]
 
 

@@ -203,7 +203,7 @@ def test_resume_is_bit_identical_for_other_starts_and_a_frozen_layer(resumed_var
             runs.snapshot_name(runs.archived_interrupted_label(1))).exists()
     assert runs.read_status(resumed)["status"] == runs.STATUS_FINISHED
     assert [row["epoch"] for row in runs.read_history(resumed)] == [1, 2]
-    recorded = runs.read_config(resumed)["config"]
+    recorded = runs.read_config(resumed).to_dict()
     for key, value in RESUME_VARIANTS[variant].items():
         assert recorded[key] == value, key
     for label in ("initial", "final"):

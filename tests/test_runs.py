@@ -53,11 +53,18 @@ def test_writers_that_need_a_file_name_are_fsynced_before_the_rename(tmp_path, f
 
 
 def test_read_config_reads_the_recorded_config_with_every_setting(tmp_path):
+    """A TrainConfig, validated, the settings the file leaves out at their defaults; the data
+    record beside it."""
     run_dir = make_run(tmp_path, "20260101-000000-a")
     recorded = {"config": {"epochs": 3}, "data": {"source": "mnist-5k", "sha256": "ab"}}
     atomic.write_json_atomic(run_dir / runs.CONFIG_FILE, recorded)
     read = runs.read_config(run_dir)
-    assert read["data"] == recorded["data"] and read["config"] == TrainConfig(epochs=3).to_dict()
+    assert isinstance(read, TrainConfig) and read == TrainConfig(epochs=3)
+    assert runs.read_data_record(run_dir) == recorded["data"]
+    for bad, named in (({"epochs": 0}, "`epochs`: 0"), ({"epoch": 3}, "Unknown settings: epoch")):
+        atomic.write_json_atomic(run_dir / runs.CONFIG_FILE, {**recorded, "config": bad})
+        with pytest.raises(RunError, match=f"config.json': its settings are invalid: .*{named}"):
+            runs.read_config(run_dir)
     atomic.write_json_atomic(run_dir / runs.CONFIG_FILE, {"config": {}})
     with pytest.raises(RunError, match=r"config.json': `data` is missing\. Expected a JSON"):
         runs.read_config(run_dir)

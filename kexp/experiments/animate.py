@@ -23,11 +23,10 @@ FRAME_MILLISECONDS = 500
 LAST_FRAME_MILLISECONDS = 2000  # linger on the end state before the loop restarts
 
 
-def steps_per_epoch(recorded: dict) -> int | None:
-    """Batches per epoch of a run, from its config.json contents (None if it does not say)."""
-    samples = recorded.get("data", {}).get("used_train_samples")
-    batch_size = recorded["config"]["batch_size"]
-    return math.ceil(samples / batch_size) if samples else None
+def steps_per_epoch(run_dir: Path) -> int | None:
+    """Batches per epoch of a run, from its config.json (None if it does not say)."""
+    samples = runs.read_data_record(run_dir).get("used_train_samples")
+    return math.ceil(samples / runs.read_config(run_dir).batch_size) if samples else None
 
 
 def snapshot_title(label: str, batches_per_epoch: int | None, epochs_completed: int = 0) -> str:
@@ -78,9 +77,8 @@ def animate_run(run_dir: Path, output: Path | None = None, layer: str = "conv1")
     tiles = [plots.filter_tiles(kernel) for _, kernel in frames]
     rows, cols = plots.grid_shape(len(tiles[0]))
     limit = plots.symmetric_limit(*tiles)  # one scale for every frame
-    recorded = runs.read_config(run_dir)
-    config = recorded["config"]
-    batches_per_epoch = steps_per_epoch(recorded)
+    config = runs.read_config(run_dir)
+    batches_per_epoch = steps_per_epoch(run_dir)
     epochs_completed = len(runs.read_history(run_dir))
 
     figure = Figure(figsize=(7.5, 1.6 + 0.75 * rows), layout="constrained")
@@ -88,7 +86,7 @@ def animate_run(run_dir: Path, output: Path | None = None, layer: str = "conv1")
     ax = figure.subplots()
     image = plots.draw_mosaic(ax, plots.tile(tiles[0], rows, cols), limit, "")
     figure.colorbar(image, ax=ax, shrink=0.85, label=f"weight (fixed scale +-{limit:.3g})")
-    figure.suptitle(f"{layer} filters, init {config['init']}, seed {config['seed']}",
+    figure.suptitle(f"{layer} filters, init {config.init}, seed {config.seed}",
                     fontsize=11)
     rendered = []
     for (label, _), frame_tiles in zip(frames, tiles):

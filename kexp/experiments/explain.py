@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from kexp.cli_options import add_command, add_run, add_runs_dir
-from kexp.config import TrainConfig
 from kexp.storage import runs
 from kexp.training import tf_startup
 
@@ -28,7 +27,7 @@ def explain_run(run_dir: Path) -> list[Path]:
     from kexp.views import plots
 
     run_dir = Path(run_dir)
-    config = TrainConfig.from_dict(runs.read_config(run_dir)["config"]).validate()
+    config = runs.read_config(run_dir)
     try:
         filter_views.read_probe_digits(run_dir)
     except runs.RunError:  # missing or damaged: chosen again from the run's own test digits

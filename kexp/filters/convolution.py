@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from kexp.errors import KexpError
+from kexp.validation import check_whole
 
 MODES = ("full", "valid")
 
@@ -163,9 +164,10 @@ def flip_kernel(kernel) -> np.ndarray:
 
 def gaussian_kernel(size: int = 5, sigma: float = 1.0) -> np.ndarray:
     """A size x size Gaussian blur kernel sampled at integer offsets, summing to 1."""
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1 or size % 2 == 0:
-        raise ConvolutionError(f"Invalid value for `size`: {size!r}. Expected an odd whole "
-                               "number >= 1.")
+    odd = ", odd (a kernel has a centre)"
+    if check_whole("size", size, 1, note=odd, error=ConvolutionError) % 2 == 0:
+        raise ConvolutionError(f"Invalid value for `size`: {size!r}. Expected a whole number "
+                               f">= 1{odd}.")
     if not sigma > 0:
         raise ConvolutionError(f"Invalid value for `sigma`: {sigma!r}. Expected a positive number.")
     offsets = np.arange(size) - size // 2

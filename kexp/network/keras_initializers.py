@@ -28,6 +28,7 @@ import numpy as np
 from kexp.digits import data
 from kexp.filters import analysis, convolution
 from kexp.network import initializers
+from kexp.validation import check_whole
 
 SYMMETRIES = 8  # the dihedral group of the square: 4 rotations, each optionally mirrored
 VARIANTS = 2 * SYMMETRIES  # and both signs
@@ -147,9 +148,7 @@ class ImagePatches(keras.initializers.Initializer):
         if data not in PATCH_DATA_SOURCES:
             raise ValueError(f"Invalid value for `data`: {data!r}. "
                              f"Expected one of: {', '.join(PATCH_DATA_SOURCES)}.")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-            raise ValueError(f"Invalid value for `seed`: {seed!r}. Expected a whole number >= 0 "
-                             "or None.")
+        check_whole("seed", seed, 0, none="None")
         self.data, self.seed = data, seed
 
     def __call__(self, shape, dtype=None):

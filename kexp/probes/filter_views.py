@@ -127,7 +127,7 @@ def run_snapshot_maps(run_dir: Path, snapshot: Path, images: np.ndarray
     kernels, biases = runs.load_kernels(snapshot), runs.load_biases(snapshot)
     if set(biases) != set(kernels):
         return None
-    model_name = runs.read_config(run_dir)["config"]["model"]
+    model_name = runs.read_config(run_dir).model
     return snapshot_feature_maps(model_name, kernels, biases, images)
 
 

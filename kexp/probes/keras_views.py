@@ -24,6 +24,7 @@ from kexp.errors import KexpError
 from kexp.network import conv_layers
 from kexp.probes import filter_views
 from kexp.storage import atomic, runs
+from kexp.validation import check_whole
 
 OPTIMAL_STEPS = 64  # ascent steps: 91-98% of the mean activation 256 steps reach, at a quarter
 FIRST_STEP, LAST_STEP = 0.3, 0.02  # step length as a fraction of the image's norm, decayed
@@ -102,7 +103,7 @@ def _run_snapshot(run_dir, snapshot: str):
         labels = [label for label, _ in runs.snapshot_sequence(run_dir)]
         raise ViewError(f"Invalid value for `snapshot`: {snapshot!r}. Expected one of the "
                         f"snapshots of '{run_dir}': {', '.join(labels) or 'none'}.")
-    return (runs.read_config(run_dir)["config"]["model"], runs.load_kernels(path),
+    return (runs.read_config(run_dir).model, runs.load_kernels(path),
             runs.load_biases(path))
 
 
@@ -162,8 +163,7 @@ def top_patches(model_or_run, images, k: int = filter_views.TOP_K, layers=None,
                 snapshot: str = runs.FINAL) -> dict[str, filter_views.TopPatches]:
     """For every Conv2D layer (by layer path), the `k` patches of `images` (one per image at
     most) that excite each of its filters most, cut at the layer's receptive field."""
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ViewError(f"Invalid value for `k`: {k!r}. Expected a whole number >= 1.")
+    check_whole("k", k, 1, error=ViewError)
     images = as_images(images)
     maps = feature_maps(model_or_run, images, layers, snapshot)
     if isinstance(model_or_run, (str, os.PathLike)):
@@ -263,8 +263,7 @@ def _optimal_inputs_per_state(model: keras.Model, set_states, layers=None,
     """optimal_inputs for each state of `model` that a call of `set_states` gives it (new
     weights in its variables), in one batched ascent over all filters of every chosen layer,
     traced once for all states."""
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ViewError(f"Invalid value for `steps`: {steps!r}. Expected a whole number >= 1.")
+    check_whole("steps", steps, 1, error=ViewError)
     chosen = _chosen_layers(model, layers)
     shape = _input_shape(model)
     count = sum(layer.filters for layer in chosen.values())

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from kexp.errors import KexpError
+from kexp.validation import is_whole
 
 MAX_TEXT_BYTES = 256 * 2**20  # a JSON or CSV file of kexp's is kilobytes; more is not one
 MAX_DEFLATE_RATIO = 1032  # deflate cannot expand one byte into more than this many
@@ -176,8 +177,7 @@ NUMBER, WHOLE, TEXT, OBJECT = ("a finite number", "a whole number from 0 to 2**6
 _KIND_CHECKS = {  # JSON's numbers are unbounded (10**400) and Python's json reads NaN: refused
     NUMBER: lambda value: (isinstance(value, (int, float)) and not isinstance(value, bool)
                            and math.isfinite(value)),
-    WHOLE: lambda value: (isinstance(value, int) and not isinstance(value, bool)
-                          and 0 <= value < 2**63),
+    WHOLE: lambda value: is_whole(value) and 0 <= value < 2**63,
     TEXT: lambda value: isinstance(value, str),
     OBJECT: lambda value: isinstance(value, dict),
 }

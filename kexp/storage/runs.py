@@ -203,20 +203,31 @@ CONFIG_KINDS = {"config": files.OBJECT, "data": files.OBJECT}
 DATA_KINDS = {"source": files.TEXT, "sha256": files.TEXT, "used_train_samples": files.WHOLE}
 
 
-def read_config(run_dir: Path) -> dict:
-    """A run's config.json: its settings ("config", every field present and valid as
-    TrainConfig checks it), the data it used ("data"), versions."""
+def _read_config_file(run_dir: Path) -> tuple[Path, dict]:
+    """config.json's path and contents, its sections checked: "config", "data", versions."""
     if problem := files.folder_problem(run_dir):  # a symlink loop or a link to nothing, named
         raise RunError(f"Cannot read '{run_dir}': it {problem}. Expected a run folder.")
     path = Path(run_dir) / CONFIG_FILE
     recorded = files.check_fields(read_json(path), CONFIG_KINDS, path, RunError,
                                   required=("config", "data"))
     files.check_fields(recorded["data"], DATA_KINDS, path, RunError, ("source", "sha256"))
+    return path, recorded
+
+
+def read_config(run_dir: Path) -> TrainConfig:
+    """The settings a run was trained with (config.json's "config"), every field present and
+    valid as TrainConfig checks it: callers read fields, never parse the file again."""
+    path, recorded = _read_config_file(run_dir)
     try:
-        settings = TrainConfig.from_dict(recorded["config"]).validate().to_dict()
+        return TrainConfig.from_dict(recorded["config"]).validate()
     except (ValueError, TypeError) as error:  # ConfigError, or a field of the wrong type
         raise RunError(f"Cannot read '{path}': its settings are invalid: {error}") from None
-    return {**recorded, "config": settings}
+
+
+def read_data_record(run_dir: Path) -> dict:
+    """The data a run trained on, as its config.json records it: source, sha256 (what a resume
+    must load again), used_train_samples, description."""
+    return _read_config_file(run_dir)[1]["data"]
 
 
 def write_status(run_dir: Path, status: str, **fields) -> dict:
@@ -237,17 +248,6 @@ def write_status(run_dir: Path, status: str, **fields) -> dict:
     return payload
 
 
-def process_alive(pid: int) -> bool:
-    """Whether process `pid` exists on this machine (another user's counts)."""
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, OverflowError):  # OverflowError: no pid is that large
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 STATUS_KINDS = {"status": (STATUS_RUNNING, STATUS_FINISHED, STATUS_FAILED, STATUS_INTERRUPTED),
                 **dict.fromkeys(("test_accuracy", "test_loss", "train_accuracy"), files.NUMBER),
                 **dict.fromkeys(("epochs_completed", "pid", "attempt"), files.WHOLE)}
@@ -262,7 +262,7 @@ def read_status(run_dir: Path) -> dict:
     status = files.check_fields(read_json(path), STATUS_KINDS, path, RunError, ("status",))
     if status.get("status") == STATUS_RUNNING and status.get("host") == socket.gethostname():
         held = run_lock.is_held(run_dir)
-        if not (process_alive(int(status.get("pid", -1))) if held is None else held):
+        if not (run_lock.process_alive(int(status.get("pid", -1))) if held is None else held):
             status = {**status, "status": STATUS_CRASHED,
                       "reason": f"process {status.get('pid')} is gone (no lock held on the run)"}
     return status

@@ -23,6 +23,7 @@ import tensorflow as tf
 from kexp.network.conv_layers import conv_layers
 from kexp.storage import atomic, background_writes, runs
 from kexp.training import stop_signals
+from kexp.validation import check_whole
 
 
 def copies(values: list[tf.Variable]) -> list[tf.Tensor]:
@@ -91,12 +92,8 @@ class KernelSnapshots(SerializableCallback):
                  every_batches: int = 0, layer_names: list[str] | None = None,
                  writer: background_writes.OrderedWriter | None = None):
         super().__init__()
-        if isinstance(every_epochs, bool) or not isinstance(every_epochs, int) or every_epochs < 1:
-            raise ValueError(f"Invalid value for `every_epochs`: {every_epochs!r}. "
-                             "Expected a whole number >= 1.")
-        if isinstance(every_batches, bool) or not isinstance(every_batches, int) or every_batches < 0:
-            raise ValueError(f"Invalid value for `every_batches`: {every_batches!r}. "
-                             "Expected a whole number >= 0 (0: per epoch only).")
+        check_whole("every_epochs", every_epochs, 1)
+        check_whole("every_batches", every_batches, 0, note=" (0: per epoch only)")
         self.directory = Path(directory)
         self.every_epochs = every_epochs
         self.every_batches = every_batches

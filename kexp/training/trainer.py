@@ -264,13 +264,12 @@ def _resume_locked(run_dir: Path, extra_callbacks, verbose) -> Path:
     if status.get("status") in (runs.STATUS_FINISHED, runs.STATUS_RUNNING):
         raise runs.RunError(f"Invalid value for `resume`: '{run_dir}' is {status['status']}. "
                             "Expected an interrupted, failed or crashed run.")
-    recorded = runs.read_config(run_dir)
-    config = TrainConfig.from_dict(recorded["config"]).validate()
+    config, recorded = runs.read_config(run_dir), runs.read_data_record(run_dir)
     first_epoch, checkpoint_file = _checkpoint_to_resume(run_dir, config)
     prepared, data_summary = inputs.prepare_data(config)
-    if data_summary["sha256"] != recorded["data"]["sha256"]:
+    if data_summary["sha256"] != recorded["sha256"]:
         raise runs.RunError(f"Cannot resume '{run_dir}': its data was "
-                            f"{recorded['data']['source']} ({recorded['data']['sha256'][:12]}), "
+                            f"{recorded['source']} ({recorded['sha256'][:12]}), "
                             f"but now {data_summary['source']} loads "
                             f"({data_summary['sha256'][:12]}).")
     _set_determinism(config)

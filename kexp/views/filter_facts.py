@@ -99,12 +99,18 @@ def _kernels_through_training(run_dir: Path, facts: RunFacts):
     return loaded, biases
 
 
+def read_recorded(run_dir: Path) -> dict:
+    """config.json as the page shows it: the settings (read and checked as a TrainConfig) and
+    the data the run trained on."""
+    return {"config": runs.read_config(run_dir).to_dict(), "data": runs.read_data_record(run_dir)}
+
+
 def gather(run_dir: Path) -> RunFacts:
     """Read a run folder and compute every filter's facts; what cannot be read or computed is
     listed in `missing` in words."""
     run_dir = Path(run_dir)
     facts = RunFacts(run_dir, {}, {}, [])
-    for attribute, reader in (("recorded", runs.read_config), ("status", runs.read_status),
+    for attribute, reader in (("recorded", read_recorded), ("status", runs.read_status),
                               ("history", runs.read_history)):
         try:
             setattr(facts, attribute, reader(run_dir))

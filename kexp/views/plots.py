@@ -176,8 +176,8 @@ def plot_histograms(before: dict[str, np.ndarray], after: dict[str, np.ndarray],
     return saved_where_asked(figure, path)
 
 
-def _describe(run_dir: Path, recorded: dict, after_label: str) -> str:
-    config = recorded["config"]
+def _describe(run_dir: Path, after_label: str) -> str:
+    config, data_record = runs.read_config(run_dir), runs.read_data_record(run_dir)
     status = runs.read_status(run_dir)
     history = runs.read_history(run_dir)
     accuracy_text = ""
@@ -189,22 +189,21 @@ def _describe(run_dir: Path, recorded: dict, after_label: str) -> str:
                   else f"at {after_label}")
     state = "" if status["status"] in (runs.STATUS_RUNNING, runs.STATUS_FINISHED) else (
         f", {status['status'].upper()}")
-    return (f"{config['model']}, init {config['init']}, seed {config['seed']}, "
-            f"{after_text}{accuracy_text} [data {recorded['data']['source']}{state}]")
+    return (f"{config.model}, init {config.init}, seed {config.seed}, "
+            f"{after_text}{accuracy_text} [data {data_record['source']}{state}]")
 
 
 def render_run(run_dir: Path) -> list[Path]:
     """(Re)draw every figure of a run from its kernels/ folder; returns the files written."""
     run_dir = Path(run_dir)
-    recorded_run = runs.read_config(run_dir)
-    recorded = recorded_run["config"]
+    config = runs.read_config(run_dir)
     _, (after_label, after_path) = runs.first_and_last_snapshots(run_dir)
     initial_path = run_dir / runs.KERNELS_DIR / runs.snapshot_name(runs.INITIAL)
     before = runs.load_kernels(initial_path)
     after = runs.load_kernels(after_path, like=before)
     figures = run_dir / runs.FIGURES_DIR
     figures.mkdir(exist_ok=True)
-    description = _describe(run_dir, recorded_run, after_label)
+    description = _describe(run_dir, after_label)
     written = []
     if "conv1" in before:
         written.append(figures / runs.CONV1_FIGURE)
@@ -219,7 +218,7 @@ def render_run(run_dir: Path) -> list[Path]:
         written.append(plot_layer_summary(before["conv2"], after["conv2"],
                                           figures / runs.CONV2_SUMMARY_FIGURE,
                                           suptitle=f"conv2 per output filter — {description}"))
-    specs = {"conv1": recorded["init"], "conv2": recorded.get("init_conv2") or recorded["init"]}
+    specs = {"conv1": config.init, "conv2": config.init_conv2 or config.init}
     theories = {layer: initializers.theory(specs[layer], before[layer].shape)
                 for layer in before if layer in specs}
     written.append(figures / runs.HISTOGRAMS_FIGURE)

@@ -169,7 +169,7 @@ def run_patches_and_maps(run_dir: Path, snapshots: dict[str, Path]):
     if not filter_views.has_probe_digits(run_dir):
         return None
     images, labels = filter_views.read_probe_digits(run_dir)
-    model_name = runs.read_config(run_dir)["config"]["model"]
+    model_name = runs.read_config(run_dir).model
     maps, patches = {}, {}
     for when, snapshot in snapshots.items():
         maps[when] = filter_views.run_snapshot_maps(run_dir, snapshot, images)

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 from kexp import shell_commands
-from kexp.cli_options import add_command, whole_number
+from kexp.cli_options import (add_command, add_runs_dir, add_train_options, training_values,
+                              whole_number)
 from kexp.experiments import animate
 from kexp.experiments.compare import engines, page, plan, record, study_figures, sweep
 from kexp.storage import run_lock, runs
@@ -116,26 +117,16 @@ def add_parser(subparsers) -> None:
                              f"{' '.join(plan.full_grid_initializers())} (replaces --inits)")
     parser.add_argument("--seeds", nargs="+", type=whole_number, default=defaults.seeds,
                         metavar="SEED", help="one training per initializer and seed")
-    parser.add_argument("--epochs", type=whole_number, default=defaults.epochs,
-                        help="epochs per training")
     parser.add_argument("--target-accuracy", type=float, default=defaults.target_accuracy,
                         help="the stated validation accuracy: each training's first epoch that "
                              "reaches it is its epochs_to_target")
-    parser.add_argument("--data", default=defaults.data,
-                        help="as for `kexp train`; mnist-5k needs no network")
-    parser.add_argument("--train-samples", type=whole_number, default=defaults.train_samples,
-                        help="use at most this many training samples (None: all)")
-    parser.add_argument("--model", default=defaults.model, help="as for `kexp train`")
-    parser.add_argument("--snapshot-batches", type=whole_number,
-                        default=defaults.snapshot_every_batches,
-                        help="snapshot conv1 every K batches of the first epoch (animation)")
-    parser.add_argument("--tensorboard", action="store_true",
-                        help="each training also writes TensorBoard logs")
+    # The training settings a study varies from `kexp train`'s, as kexp.config describes them.
+    add_train_options(parser, plan.TRAINING_SETTINGS,
+                      {name: getattr(defaults, name) for name in plan.TRAINING_SETTINGS})
     parser.add_argument("--jobs", type=whole_number, default=None,
                         help=f"trainings at once (None: `make -j N compare`'s N; with --resume "
                              f"the study's own; else {defaults.jobs})")
-    parser.add_argument("--runs-dir", default=defaults.runs_dir,
-                        help="the compare-<timestamp> folder is created here")
+    add_runs_dir(parser, "the compare-<timestamp> folder is created here")
     parser.add_argument("--engine", default="local",
                         help=f"where the trainings run: {' or '.join(engines.ENGINES)} (Ray "
                              "tasks; needs `pip install kexp[ray]`)")
@@ -159,11 +150,8 @@ def run_command(args) -> int:
         record.read_study(Path(args.resume)).jobs if args.resume else plan.Study().jobs)
     engine = engines.make_engine(args.engine, jobs, args.address, args.cpus_per_training)
     inits = list(plan.full_grid_initializers()) if args.full_grid else args.inits
-    study = plan.Study(initializers=inits, seeds=args.seeds, epochs=args.epochs,
-                       target_accuracy=args.target_accuracy,
-                       data=args.data, train_samples=args.train_samples, model=args.model,
-                       snapshot_every_batches=args.snapshot_batches,
-                       tensorboard=args.tensorboard, jobs=jobs, runs_dir=args.runs_dir)
+    study = plan.Study(initializers=inits, seeds=args.seeds, target_accuracy=args.target_accuracy,
+                       jobs=jobs, **training_values(args))
     try:
         if args.resume:
             resume_study(Path(args.resume), engine=engine)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from kexp.errors import KexpError
 from kexp.experiments.compare import plan, ray_engine, sweep
+from kexp.validation import check_whole
 
 ENGINES = ("local", "ray")
 
@@ -65,11 +66,7 @@ def make_engine(name: str, jobs: int = plan.STUDY_JOBS, address: str | None = No
     if name not in ENGINES:
         raise EngineError(f"Invalid value for `engine`: {name!r}. "
                           f"Expected one of: {', '.join(ENGINES)}.")
-    if cpus_per_training is not None and (isinstance(cpus_per_training, bool) or not
-                                          isinstance(cpus_per_training, int)
-                                          or cpus_per_training < 1):
-        raise EngineError(f"Invalid value for `cpus_per_training`: {cpus_per_training!r}. "
-                          "Expected a whole number >= 1.")
+    check_whole("cpus_per_training", cpus_per_training, 1, none="None", error=EngineError)
     if name == "local":
         if address:
             raise EngineError(f"Invalid value for `address`: {address!r}. Expected none with "

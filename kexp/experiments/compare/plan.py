@@ -31,12 +31,14 @@ from pathlib import Path
 
 import numpy as np
 
-from kexp.config import ConfigError, TrainConfig
+from kexp import config
+from kexp.config import DEFAULTS, ConfigError, TrainConfig
 from kexp.digits import data
 from kexp.filters import analysis
 from kexp.network import initializers
 from kexp.probes import filter_views
 from kexp.storage import atomic, files, runs
+from kexp.validation import check_whole
 
 # The study's defaults: they answer the question on 2 CPU cores in about 10 minutes (docs/study.md
 # gives the measured time). Three seeds per initializer, so the spread between seeds is visible;
@@ -56,8 +58,12 @@ STUDY_TARGET_ACCURACY = 0.96
 # The study trains the default recipe (`make train`: convnet_dense, augmentation, a cosine
 # schedule, a validation slice scored every epoch), shortened from 60 epochs to STUDY_EPOCHS; the
 # cosine schedule decays over the epochs planned, so the short runs finish their schedule too.
-STUDY_MODEL = TrainConfig().model
+STUDY_MODEL = DEFAULTS.model
 STUDY_RECIPE: dict = {}
+# The Study's fields that are TrainConfig settings: `kexp compare` offers them as `kexp train`
+# does (kexp.cli_options), with the study's defaults, and every training of the study gets them.
+TRAINING_SETTINGS = ("epochs", "data", "train_samples", "model", "snapshot_every_batches",
+                     "tensorboard")
 
 RUNS_SUBDIR = runs.STUDY_RUNS_DIR
 LOGS_SUBDIR = "logs"
@@ -112,7 +118,13 @@ class Study:
     tensorboard: bool = False
     jobs: int = STUDY_JOBS
     target_accuracy: float = STUDY_TARGET_ACCURACY
-    runs_dir: str = TrainConfig().runs_dir
+    runs_dir: str = DEFAULTS.runs_dir
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Study":
+        """A Study from its settings (study.json), refusing a key it does not have as
+        TrainConfig.from_dict does: a misspelt setting is named, not dropped."""
+        return config.build_from(cls, values)
 
     def validate(self) -> "Study":
         """Check every training's config, that no two initializer specs are the same one, and
@@ -122,9 +134,7 @@ class Study:
                               f"{', '.join(initializers.initializer_names())}.")
         if not self.seeds:
             raise ConfigError("Invalid value for `seeds`: ''. Expected whole numbers >= 0.")
-        if isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs < 1:
-            raise ConfigError(f"Invalid value for `jobs`: {self.jobs!r}. "
-                              "Expected a whole number >= 1.")
+        check_whole("jobs", self.jobs, 1, error=ConfigError)
         repeated = sorted({str(seed) for seed in self.seeds if self.seeds.count(seed) > 1})
         if not (isinstance(self.target_accuracy, (int, float)) and 0 < self.target_accuracy <= 1):
             raise ConfigError(f"Invalid value for `target_accuracy`: {self.target_accuracy!r}. "
@@ -162,10 +172,8 @@ class Study:
                 raise initializers.patch_data_unavailable(source, error) from error
 
     def train_config(self, init: str, seed: int) -> TrainConfig:
-        return TrainConfig(model=self.model, init=init, seed=seed, epochs=self.epochs,
-                           data=self.data, train_samples=self.train_samples,
-                           snapshot_every_batches=self.snapshot_every_batches,
-                           tensorboard=self.tensorboard, **STUDY_RECIPE)
+        return TrainConfig(init=init, seed=seed, **STUDY_RECIPE,
+                           **{name: getattr(self, name) for name in TRAINING_SETTINGS})
 
 
 @dataclass

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from kexp.experiments.compare import shipping, sweep
-from kexp.storage import atomic, runs
+from kexp.storage import atomic, run_lock, runs
 
 POLL_SECONDS = 1.0  # how often the task looks for a new checkpoint to send
 # A new checkpoint travels to the keeper at most this often (the first one at once): each is the
@@ -67,7 +67,7 @@ def work_folder() -> Path:
     root.mkdir(exist_ok=True)
     for folder in root.iterdir():
         owner = folder.name.split("-")[0]
-        if owner.isdigit() and not runs.process_alive(int(owner)):
+        if owner.isdigit() and not run_lock.process_alive(int(owner)):
             shutil.rmtree(folder, ignore_errors=True)
     return Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=root))
 

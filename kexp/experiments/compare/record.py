@@ -37,7 +37,8 @@ def read_study(compare_dir: Path) -> plan.Study:
     settings = files.check_fields(runs.read_json(path), {"study": files.OBJECT}, path,
                                   runs.RunError, required=("study",))["study"]
     try:
-        return plan.Study(**settings, runs_dir=str(Path(compare_dir).parent)).validate()
+        return plan.Study.from_dict({**settings, "runs_dir": str(Path(compare_dir).parent)}
+                                    ).validate()
     except (KexpError, TypeError, ValueError, AttributeError) as error:  # a field's wrong type
         raise runs.RunError(f"Cannot read '{path}': its settings are invalid: {error}. Expected "
                             f"the {plan.STUDY_FILE} that `kexp compare` wrote.") from None

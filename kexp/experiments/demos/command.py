@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kexp.cli_options import add_command
-from kexp.config import TrainConfig
+from kexp.cli_options import add_command, add_runs_dir
 from kexp.storage import atomic, files, runs
 from kexp.experiments.demos import (cross_correlation, designed_filters, filter_complexity,
                                     flip_invariance, gaussian_blur, initialization,
@@ -111,8 +110,7 @@ def add_parser(subparsers) -> None:
                          "documents' claims", _demo_command)
     parser.add_argument("name", nargs="?", help="a demo name or number (see --list), or 'all'")
     parser.add_argument("--list", action="store_true", help="list the demos and exit")
-    parser.add_argument("--runs-dir", default=TrainConfig().runs_dir,
-                        help=f"figures and summaries go to <runs-dir>/{DEMOS_DIR}/")
+    add_runs_dir(parser, f"figures and summaries go to <runs-dir>/{DEMOS_DIR}/")
     parser.add_argument("--figures-dir", default=None,
                         help="also write every figure here (e.g. docs/figures)")
     parser.add_argument("--converged-run", default=None,

@@ -118,7 +118,7 @@ def check_converged_run(run_dir: Path) -> None:
     """Refuse a folder that is not a finished run of exactly the default recipe (its runs_dir
     aside): the demos' numbers are stated for that run."""
     try:
-        settings = runs.read_config(run_dir)["config"]
+        settings = runs.read_config(run_dir).to_dict()
     except runs.RunError as error:
         raise runs.RunError(f"Invalid value for `converged_run`: '{run_dir}' is not a run folder "
                             f"({error}). Expected a finished run of the default recipe.") from None

@@ -65,7 +65,7 @@ def demo_deeper_filters(ctx: DemoContext) -> dict:
     optimal = filter_views.read_optimal_inputs(run["run_dir"])
     numbers = complexity_numbers(optimal)
     early = complexity_numbers(filter_views.read_optimal_inputs(early_run["run_dir"]))
-    epochs = runs.read_config(run["run_dir"])["config"]["epochs"]
+    epochs = runs.read_config(run["run_dir"]).epochs
     references = {name: float(analysis.single_orientation_fraction(pattern[None])[0])
                   for name, pattern in reference_patterns().items()}
     columns = [(f"{layer} {label}", entry, colour) for layer in LAYERS for label, entry, colour in (

@@ -22,14 +22,14 @@ def demo_backprop_change(ctx: DemoContext) -> dict:
                      for layer in ("conv1", "conv2")}
               for name, run in (("converged", converged), ("early", early),
                                 ("control", control))}
-    converged_config = runs.read_config(converged["run_dir"])["config"]
+    converged_config = runs.read_config(converged["run_dir"])
     figure = new_figure(11, 4)
     ax = figure.subplots()
     filters = np.arange(1, 33)
     bars = (("early", "tab:orange", f"{MODEL}, {EPOCHS} epochs at constant rate "
                                     f"{LEARNING_RATE:g}", early),
-            ("converged", "tab:purple", f"{converged_config['model']}, the default recipe's "
-                                        f"{converged_config['epochs']} epochs", converged))
+            ("converged", "tab:purple", f"{converged_config.model}, the default recipe's "
+                                        f"{converged_config.epochs} epochs", converged))
     for offset, (name, colour, label, run) in zip((-0.3, 0.0), bars):
         ax.bar(filters + offset, change[name]["conv1"], width=0.3, color=colour,
                label=f"{label} (test accuracy {run['test_accuracy']:.3f}; mean "
@@ -132,7 +132,7 @@ def demo_edge_detectors(ctx: DemoContext) -> dict:
     converged = runs_by_name["converged"]
     before = plots.filter_tiles(converged["before"]["conv1"])
     after = plots.filter_tiles(converged["after"]["conv1"])
-    epochs = runs.read_config(converged["run_dir"])["config"]["epochs"]
+    epochs = runs.read_config(converged["run_dir"]).epochs
     figure = new_figure(15, 4.2)
     axes = figure.subplots(1, 3, width_ratios=[1, 1, 1.3])
     limit = plots.symmetric_limit(before, after)
