@@ -26,7 +26,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from kexp.training import tf_startup  # noqa: E402
+
+tf_startup.quiet_logs()
 
 from common import BENCH_DIR, fmt, log, spread  # noqa: E402
 

@@ -4,13 +4,14 @@ Usage: .venv/bin/python bench/forces_cost.py"""
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from kexp.training import tf_startup  # noqa: E402
+
+tf_startup.quiet_logs()
 
 import report  # noqa: E402
 from common import BENCH_DATA  # noqa: E402

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -32,7 +31,9 @@ from pathlib import Path
 # Run as a script: bench/ is on sys.path already; the repository goes first, so this checkout's
 # kexp is the one measured, and TensorFlow's start-up lines stay quiet.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from kexp.training import tf_startup  # noqa: E402
+
+tf_startup.quiet_logs()
 
 import report  # noqa: E402
 from common import (PERFORMANCE_PAGE, README_RESULTS_FILE, REPEATS, REPO_ROOT,  # noqa: E402

@@ -17,7 +17,6 @@ INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
 CONV1_FILTERS = 32
 KERNEL_SIZE = (3, 3)
-CONV_LAYER_NAMES = ("conv1", "conv2")
 MODEL_NAMES = config_module.MODEL_NAMES
 DEFAULT_CONV2_FILTERS = config_module.DEFAULT_CONV2_FILTERS
 
@@ -70,11 +69,11 @@ def build_model(name: str = config_module.DEFAULTS.model,
     if name not in MODEL_NAMES:
         raise config_module.ConfigError(f"Invalid value for `model`: {name!r}. "
                                         f"Expected one of: {', '.join(MODEL_NAMES)}.")
-    unknown = [layer for layer in freeze if layer not in CONV_LAYER_NAMES]
+    unknown = [layer for layer in freeze if layer not in config_module.FREEZABLE_LAYERS]
     if unknown:
         raise config_module.ConfigError(f"Invalid value for `freeze`: {','.join(freeze)!r}. "
                                         "Expected layer names from: "
-                                        f"{', '.join(CONV_LAYER_NAMES)}.")
+                                        f"{', '.join(config_module.FREEZABLE_LAYERS)}.")
     init_spec = initializers.parse_spec(init)
     init2_spec = initializers.parse_spec(init_conv2) if init_conv2 else init_spec
     conv2_filters = conv2_filters or DEFAULT_CONV2_FILTERS[name]

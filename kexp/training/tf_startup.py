@@ -21,9 +21,19 @@ STARTUP_LINE = re.compile(rb"^([IWEF]\d{4} \d\d:\d\d:[\d.]+ +\d+ [\w.]+:\d+\] |W
                           rb"messages before absl::InitializeLog\(\) is called)")
 
 
+def quiet_logs(environment=None) -> dict:
+    """`environment` (by default this process' own, os.environ) with TensorFlow's C++ log
+    level at 2 (errors only: no info or warning lines) unless it sets one: the one place kexp
+    picks the level, for itself, the trainings it starts and the bench scripts. Returns
+    `environment`."""
+    environment = os.environ if environment is None else environment
+    environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return environment
+
+
 def start_tensorflow() -> None:
     """Import TensorFlow and let it find its devices, its start-up lines left out."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_logs()
     if "tensorflow" in sys.modules:
         return
     with _stderr_caught() as caught:

@@ -28,14 +28,14 @@ from pathlib import Path
 from kexp.errors import KexpError
 from kexp.experiments.compare import plan, ray_token, ray_worker, shipping, sweep
 from kexp.storage import atomic, runs
-from kexp.training import stop_signals
+from kexp.training import stop_signals, tf_startup
 
 RAY_INSTALL = ("pip install 'kexp[ray]' (in a clone of kexp: pip install -r "
                "requirements-ray.txt, or make compare ENGINE=ray)")
 MAX_RETRIES = 3  # attempts after the first, when a worker or node is lost
 RETRY_EXCEPTIONS = [ray_worker.TrainingProcessLost, OSError]  # infrastructure, not the training
 # Every task's environment: TensorFlow's start-up lines stay out of the logs.
-RUNTIME_ENV = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2"}}
+RUNTIME_ENV = {"env_vars": tf_startup.quiet_logs({})}
 LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # read by Ray when imported
 
 

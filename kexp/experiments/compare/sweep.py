@@ -18,7 +18,7 @@ from pathlib import Path
 
 from kexp.experiments.compare import plan
 from kexp.storage import atomic, runs
-from kexp.training import stop_signals
+from kexp.training import stop_signals, tf_startup
 
 CHILD_MODULE = f"{__package__}.child"
 # Set for a child whose parent may vanish with its node (a Ray worker): child.die_with_parent.
@@ -39,8 +39,7 @@ def _start(training: plan.Training, compare_dir: Path, threads: int | None) -> s
                                          config.to_dict())
     training.log_path = training.file(compare_dir, plan.LOG_SUFFIX)
     training.file(compare_dir, plan.RESULT_SUFFIX).unlink(missing_ok=True)  # a resumed one's
-    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    environment = tf_startup.quiet_logs({**os.environ, "PYTHONUNBUFFERED": "1"})
     options = ([] if threads is None else ["--threads", str(threads)]) + (
         [] if training.run_dir is None else ["--resume", str(training.run_dir)])
     with open(training.log_path, "ab") as log:
