@@ -1,6 +1,6 @@
 """Convolution and cross-correlation written out by hand, in 1-D and 2-D: numpy only.
 
-The seed documents argue about what a "convolution" layer computes. These loops are the
+The questions argue about what a "convolution" layer computes. These loops are the
 definitions themselves, with no library call in between, so they can referee numpy's and Keras'
 results: a true convolution flips the kernel (c[n] = sum_m a[m] b[n - m]), a cross-correlation
 slides it unflipped (y[n] = sum_k a[n + k] b[k]), and Keras' Conv2D does the second.
@@ -15,19 +15,25 @@ from kexp.validation import check_whole
 
 MODES = ("full", "valid")
 
-# Seed 000: ten numbers from MATLAB's rand(1,10), the peak filter, and the answer's printed
+# Question 000: ten numbers from MATLAB's rand(1,10), the peak filter, and the answer's printed
 # result of conv(u, v, 'valid') (which does not follow from u; see peak_filter_response).
-SEED_PEAK_SEQUENCE = np.array([0.8416, 0.7342, 0.5710, 0.1769, 0.9574,
-                               0.2653, 0.9246, 0.2238, 0.3736, 0.0875])
+QUESTION_PEAK_SEQUENCE = np.array([0.8416, 0.7342, 0.5710, 0.1769, 0.9574,
+                                   0.2653, 0.9246, 0.2238, 0.3736, 0.0875])
 PEAK_FILTER = np.array([-1.0, 1.0, -1.0])
-SEED_PEAK_RESPONSE = np.array([-0.1767, -0.4347, -0.3599, -0.2702,
-                               -0.5382, 0.2119, -0.9628, 0.1713])
-SEED_PEAK_POSITIONS = (5, 7, 9)  # 1-based points the answer calls peaks
+QUESTION_PEAK_RESPONSE = np.array([-0.1767, -0.4347, -0.3599, -0.2702,
+                                   -0.5382, 0.2119, -0.9628, 0.1713])
+QUESTION_PEAK_POSITIONS = (5, 7, 9)  # 1-based points the answer calls peaks
 
-# Seed 002: the 1-D worked example.
-SEED_EXAMPLE_A = np.array([1.0, 0.5, 1.0, 1.0])
-SEED_EXAMPLE_B = np.array([1.0, 0.5, 0.25])
-SEED_EXAMPLE_C = np.array([1.0, 1.0, 1.5, 1.625, 0.75, 0.25])
+# Question 002: the 1-D worked example.
+QUESTION_EXAMPLE_A = np.array([1.0, 0.5, 1.0, 1.0])
+QUESTION_EXAMPLE_B = np.array([1.0, 0.5, 0.25])
+QUESTION_EXAMPLE_C = np.array([1.0, 1.0, 1.5, 1.625, 0.75, 0.25])
+
+# The old names, until tests/test_seed_claims.py moves to the new ones.
+SEED_PEAK_SEQUENCE, SEED_PEAK_RESPONSE = QUESTION_PEAK_SEQUENCE, QUESTION_PEAK_RESPONSE
+SEED_PEAK_POSITIONS = QUESTION_PEAK_POSITIONS
+SEED_EXAMPLE_A, SEED_EXAMPLE_B, SEED_EXAMPLE_C = (QUESTION_EXAMPLE_A, QUESTION_EXAMPLE_B,
+                                                  QUESTION_EXAMPLE_C)
 
 
 class ConvolutionError(KexpError):
@@ -87,7 +93,7 @@ def shifted_kernel_terms(signal, kernel, n: int) -> tuple[np.ndarray, np.ndarray
     return positions, np.stack([signal_on_axis, kernel_on_axis])
 
 
-def peak_filter_response(sequence=SEED_PEAK_SEQUENCE, kernel=PEAK_FILTER) -> np.ndarray:
+def peak_filter_response(sequence=QUESTION_PEAK_SEQUENCE, kernel=PEAK_FILTER) -> np.ndarray:
     """MATLAB's conv(u, [-1 1 -1], 'valid'): entry k (0-based) is centred on point k+2
     (1-based). The filter is symmetric, so convolution and cross-correlation agree."""
     return convolve_1d(sequence, kernel, mode="valid")
@@ -119,8 +125,9 @@ def correlate2d_valid(image, kernel) -> np.ndarray:
 
 
 def convolve2d_valid(image, kernel) -> np.ndarray:
-    """The seed's formula B(i, j) = sum_{l,m} F(l, m) A(i - l, j - m), a true 2-D convolution, at
-    the positions where every A(i - l, j - m) exists: i = kh-1 .. H-1, stored from index 0."""
+    """The question's formula B(i, j) = sum_{l,m} F(l, m) A(i - l, j - m), a true 2-D
+    convolution, at the positions where every A(i - l, j - m) exists: i = kh-1 .. H-1, stored
+    from index 0."""
     a, f = np.asarray(image, dtype=float), np.asarray(kernel, dtype=float)
     kh, kw = f.shape
     out = np.zeros((a.shape[0] - kh + 1, a.shape[1] - kw + 1))
@@ -139,7 +146,7 @@ def conv2d_layer_reference(images, kernel, bias=None) -> np.ndarray:
 
 
 def convolve2d_layer_reference(images, kernel, bias=None) -> np.ndarray:
-    """The same layer with the textbook convolution (the seed's formula) in place of Keras'
+    """The same layer with the textbook convolution (the question's formula) in place of Keras'
     cross-correlation."""
     return _layer_reference(images, kernel, bias, convolve2d_valid)
 

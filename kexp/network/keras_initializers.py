@@ -1,14 +1,14 @@
 """Keras initializer objects for every spec: Keras' built-ins, and kexp's own ones.
 
-`build_keras_initializer` turns a spec (parsed by kexp.network.initializers, which knows the names,
-parameters and theory without Keras) into a fresh Keras initializer.
+`build_keras_initializer` turns a spec (parsed by kexp.network.initializers, which knows the
+names, parameters and theory without Keras) into a fresh Keras initializer.
 
-kexp's own initializers: seed 000 asks whether a kernel is "a patch from the image", and answers
-that filters can be designed in advance ([-1 1 -1] finds peaks). `ImagePatches` and
+kexp's own initializers: question 000 asks whether a kernel is "a patch from the image", and
+answers that filters can be designed in advance ([-1 1 -1] finds peaks). `ImagePatches` and
 `DesignedFilters` make both ideas trainable (or frozen with `--freeze conv1`) so they can be
 compared with random starts. They follow Keras' contract: arguments checked in `__init__`,
-symmetric `get_config`, registered so a saved `model.keras` loads again (kexp.network.saving.load_model
-imports this module for that).
+symmetric `get_config`, registered so a saved `model.keras` loads again
+(kexp.network.saving.load_model imports this module for that).
 
 How the 32 hand-designed filters differ: filter k is the 3x3 base filter under symmetry k % 8 of
 the square (rotation by 90 degrees * (k % 4), mirrored left-right when (k // 4) is odd), with sign

@@ -5,8 +5,8 @@ A kernel's numbers do not say what the filter does, and conv2's 3x3x32 kernels c
 all. Its behaviour can: the maps it makes of real digits, and the patches of those digits it
 answers most strongly (Zeiler & Fergus). A run's snapshots keep kernels and biases, and config.json
 names the model, whose layers up to conv2 (kexp.config.CONV_STAGES) are replayed here, so
-`make visualize` redraws these views without TensorFlow. kexp.probes.keras_views computes the same views
-for any Keras model, and the optimal inputs, which need gradients.
+`make visualize` redraws these views without TensorFlow. kexp.probes.keras_views computes the
+same views for any Keras model, and the optimal inputs, which need gradients.
 """
 
 from __future__ import annotations

@@ -3,9 +3,10 @@
 `KernelSnapshots` saves the kernel of every Conv2D layer before training, during it and after it
 as npz files keyed by layer path in Keras' layout (kh, kw, c_in, c_out); `EpochLog` appends one
 row per epoch to a CSV; `StopOnNonFinite` fails a run whose numbers stopped being finite (the
-resume checkpoint is kexp.training.checkpoint's). The training thread only reads the numbers, in one
-compiled call (`VariableReader`); the files are written atomically by a background thread
-(kexp.storage.background_writes) while the next epoch trains. File names and labels come from kexp.storage.runs.
+resume checkpoint is kexp.training.checkpoint's). The training thread only reads the numbers,
+in one compiled call (`VariableReader`); the files are written atomically by a background
+thread (kexp.storage.background_writes) while the next epoch trains. File names and labels come
+from kexp.storage.runs.
 """
 
 from __future__ import annotations
@@ -211,8 +212,8 @@ class EpochLog(SerializableCallback):
 
 
 class StopWhenRequested(keras.callbacks.Callback):
-    """Raise a stop signal that arrived during `fit` (kexp.training.stop_signals.deferred) where Keras
-    calls back between steps, in the main thread: the start of the next training or
+    """Raise a stop signal that arrived during `fit` (kexp.training.stop_signals.deferred) where
+    Keras calls back between steps, in the main thread: the start of the next training or
     validation batch, or an epoch's edge. Batch-begin hooks do not make Keras wait for the
     device, so the check costs a function call per batch."""
 

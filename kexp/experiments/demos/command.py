@@ -1,4 +1,4 @@
-"""`kexp demo NAME|all`: the registry of seed-claim demos, the summary files and the sub-command.
+"""`kexp demo NAME|all`: the registry of the claims' demos, the summary files and the sub-command.
 
 Each demo's result is merged into <runs-dir>/demos/summary.json and listed in summary.txt.
 """
@@ -106,8 +106,8 @@ def _title(name: str) -> str:
 
 
 def add_parser(subparsers) -> None:
-    parser = add_command(subparsers, "demo", "run the experiments that mirror the seed "
-                         "documents' claims", _demo_command)
+    parser = add_command(subparsers, "demo", "run the experiments that mirror the "
+                         "questions' claims", _demo_command)
     parser.add_argument("name", nargs="?", help="a demo name or number (see --list), or 'all'")
     parser.add_argument("--list", action="store_true", help="list the demos and exit")
     add_runs_dir(parser, f"figures and summaries go to <runs-dir>/{DEMOS_DIR}/")

@@ -1,4 +1,4 @@
-"""What the seed-claim demos share: the settings of their small training runs, where a demo
+"""What the claims' demos share: the settings of their small training runs, where a demo
 writes (DemoContext, with the runs it shares with other demos), the start of the hand-written
 Keras trainings, and the figure pieces several demos draw."""
 

@@ -67,7 +67,7 @@ def demo_conv_shapes(ctx: DemoContext) -> dict:
 
 def demo_worked_example(ctx: DemoContext) -> dict:
     """11. The 1-D worked example, c = a * b, and the flip-and-shift picture behind it."""
-    a, b = convolution.SEED_EXAMPLE_A, convolution.SEED_EXAMPLE_B
+    a, b = convolution.QUESTION_EXAMPLE_A, convolution.QUESTION_EXAMPLE_B
     c = convolution.convolve_1d(a, b)
     figure = new_figure(15, 5)
     axes = figure.subplots(2, 4, sharey=True).ravel()
@@ -87,9 +87,9 @@ def demo_worked_example(ctx: DemoContext) -> dict:
                  "\nby n; c[n] sums the\nproducts where they overlap", fontsize=10)
     figure.suptitle("11. Question 002's worked example: c[n] = sum_m a[m] b[n-m]", fontsize=11)
     ctx.save(figure, "11_worked_example")
-    return {"c": c.tolist(), "seed_c": convolution.SEED_EXAMPLE_C.tolist(),
-            "matches_seed": bool(np.allclose(c, convolution.SEED_EXAMPLE_C)),
-            "summary": f"c = {c.tolist()}, the question's {convolution.SEED_EXAMPLE_C.tolist()}"}
+    expected = convolution.QUESTION_EXAMPLE_C.tolist()
+    return {"c": c.tolist(), "seed_c": expected, "matches_seed": bool(np.allclose(c, expected)),
+            "summary": f"c = {c.tolist()}, the question's {expected}"}
 
 
 def cross_correlation_check(seed: int = SEED) -> dict:

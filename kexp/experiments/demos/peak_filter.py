@@ -24,9 +24,9 @@ PEAK_TEST_SEED = 10_000  # the held-out sequences' generator; training uses the 
 def peak_filter_numbers() -> dict:
     """Question 000's [-1 1 -1] example computed again: the response, where it is positive, and how
     it compares with the numbers the answer printed."""
-    u = convolution.SEED_PEAK_SEQUENCE
+    u = convolution.QUESTION_PEAK_SEQUENCE
     response = convolution.peak_filter_response(u)
-    printed = convolution.SEED_PEAK_RESPONSE
+    printed = convolution.QUESTION_PEAK_RESPONSE
     windows = np.stack([u[k:k + 3] for k in range(len(response))])
     fit = np.linalg.lstsq(windows, printed, rcond=None)
     return {"sequence": u.tolist(), "response": np.round(response, 4).tolist(),
