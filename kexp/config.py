@@ -18,13 +18,16 @@ from kexp.validation import check_whole
 
 # Built by kexp.network.models; named here so that validating a config does not import Keras.
 MODEL_NAMES = ("mnist_cnn", "convnet", "convnet_dense")
+# The conv layers every model has, in order: their kernels are the filters kexp follows (the
+# snapshots, the forces, the page's cards), and the layers `freeze` may name.
+CONV_LAYERS = ("conv1", "conv2")
 # The layers from the image to conv2 of each model, in order: "convN" is a Conv2D with a ReLU
 # ('valid' padding, stride 1), "poolN" a POOL_SIZE x POOL_SIZE max-pool with the same stride.
 # kexp.network.models builds them; kexp.probes.filter_views replays them from saved kernels with numpy alone.
-CONV_STAGES = {"mnist_cnn": ("conv1", "conv2"), "convnet": ("conv1", "pool1", "conv2"),
+CONV_STAGES = {"mnist_cnn": CONV_LAYERS, "convnet": ("conv1", "pool1", "conv2"),
                "convnet_dense": ("conv1", "pool1", "conv2")}
 POOL_SIZE = 2
-FREEZABLE_LAYERS = ("conv1", "conv2")
+FREEZABLE_LAYERS = CONV_LAYERS
 SCHEDULES = ("cosine", "constant")
 
 

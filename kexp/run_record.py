@@ -2,9 +2,10 @@
 every kernel snapshot, the figures and views, shown as a card in Jupyter.
 
 Each attribute is read from the folder when asked for, through the same checked readers as the
-command line (kexp.storage.runs, kexp.probes.filter_views, kexp.views.force_figures), so a damaged or partial run
-gives the same one-line errors, per attribute: a run whose config.json is gone still lists its
-snapshots. Nothing here imports TensorFlow, except `Run.model()` and training a run.
+command line (kexp.storage.runs, kexp.probes.filter_views, kexp.views.force_figures), so a
+damaged or partial run gives the same one-line errors, per attribute: a run whose config.json is
+gone still lists its snapshots. Nothing here imports TensorFlow, except `Run.model()` and
+training a run.
 
     import kexp
     run = kexp.open_run()                 # the newest run in runs/; a Jupyter cell shows a card
@@ -104,18 +105,11 @@ class Run:
 
     def kernels(self, label: str) -> dict[str, np.ndarray]:
         """The conv kernels of snapshot `label` by layer: (kh, kw, c_in, c_out) arrays."""
-        return runs.load_kernels(self._snapshot_path(label))
+        return runs.load_kernels(runs.snapshot_path(self.path, label))
 
     def biases(self, label: str) -> dict[str, np.ndarray]:
         """The conv biases of snapshot `label` by layer."""
-        return runs.load_biases(self._snapshot_path(label))
-
-    def _snapshot_path(self, label: str) -> Path:
-        sequence = dict(runs.snapshot_sequence(self.path))
-        if label not in sequence:
-            raise runs.RunError(f"Invalid value for `label`: {label!r}. Expected one of: "
-                                f"{', '.join(sequence) or 'none (the run has no snapshots)'}.")
-        return sequence[label]
+        return runs.load_biases(runs.snapshot_path(self.path, label))
 
     @property
     def figures(self) -> dict[str, Path]:
@@ -285,7 +279,8 @@ def train(config: TrainConfig, extra_callbacks=(), verbose: int | str = "auto") 
 
 
 def resume(run_dir: str | os.PathLike, extra_callbacks=(), verbose: int | str = "auto") -> Run:
-    """Continue an interrupted, failed or crashed run (kexp.training.trainer.resume) and return it."""
+    """Continue an interrupted, failed or crashed run (kexp.training.trainer.resume) and return
+    it."""
     from kexp.training import trainer  # TensorFlow only once a model is trained
 
     return Run(trainer.resume(Path(run_dir), extra_callbacks, verbose))

@@ -92,7 +92,7 @@ def test_a_finished_run_reads_back_every_attribute(trained_run, tiny_config_valu
     assert run.biases("final").keys() == final.keys()
     assert run.biases("final")["conv1"].shape == (32,)
     with pytest.raises(RunError, match=r"^Invalid value for `label`: 'epoch_009'\. Expected one "
-                                       r"of: initial, .*epoch_002, final\.$"):
+                                       r"of the snapshots of '.*': initial, .*epoch_002, final\.$"):
         run.kernels("epoch_009")
 
     figures = run.figures

@@ -167,7 +167,7 @@ def test_a_run_whose_figures_fail_is_finished_but_loud(tmp_path, monkeypatch, ca
     from kexp import cli
     from kexp.views import plots
 
-    def fail(run_dir):
+    def fail(run_dir, *rest):
         raise RuntimeError("matplotlib has no usable font cache")
 
     monkeypatch.setattr(plots, "render_run", fail)

@@ -97,14 +97,12 @@ def _model_maps(model: keras.Model, images: np.ndarray, layers=None) -> dict[str
 
 
 def _run_snapshot(run_dir, snapshot: str):
-    run_dir = Path(run_dir)
-    path = run_dir / runs.KERNELS_DIR / runs.snapshot_name(snapshot)
-    if not path.exists():
-        labels = [label for label, _ in runs.snapshot_sequence(run_dir)]
-        raise ViewError(f"Invalid value for `snapshot`: {snapshot!r}. Expected one of the "
-                        f"snapshots of '{run_dir}': {', '.join(labels) or 'none'}.")
-    return (runs.read_config(run_dir).model, runs.load_kernels(path),
-            runs.load_biases(path))
+    """The model's name and the kernels and biases of snapshot `snapshot` of a run folder."""
+    try:
+        path = runs.snapshot_path(Path(run_dir), snapshot, "snapshot")
+    except runs.RunError as error:  # a bad argument of these functions, named as theirs
+        raise ViewError(str(error)) from None
+    return (runs.read_config(run_dir).model, *runs.read_snapshot(path))
 
 
 def feature_maps(model_or_run, images, layers=None, snapshot: str = runs.FINAL

@@ -39,13 +39,13 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
-
 from kexp import shell_commands
 from kexp.config import TrainConfig
 from kexp.errors import RunError
 from kexp.storage import atomic, files, run_lock
 from kexp.storage.run_lock import LOCK_FILE  # noqa: F401  (the layout's names are read from here)
+from kexp.storage.snapshots import (BIAS_SUFFIX, is_bias_key, load_biases,  # noqa: F401
+                                    load_kernels, read_snapshot)  # (read as runs.X)
 
 STATUS_RUNNING = "running"
 STATUS_FINISHED = "finished"
@@ -69,7 +69,6 @@ PAGE_FILE = "index.html"  # the run's page (kexp.views.run_page); a study's page
 # A study (`kexp compare`) keeps its trainings in <study>/runs/, beside its study.json.
 STUDY_FILE = "study.json"
 STUDY_RUNS_DIR = "runs"
-BIAS_SUFFIX = "/bias"  # a snapshot keeps conv layer P's bias under "P/bias"
 
 # Kernel snapshots: <label>.npz in kernels/; epoch labels also name the checkpoints.
 INITIAL = "initial"
@@ -157,46 +156,6 @@ def create_run_dir(runs_root: str | os.PathLike, label: str) -> Path:
 def read_json(path: Path) -> dict:
     """A JSON object kexp wrote; a damaged file raises RunError naming it (kexp.storage.files)."""
     return files.read_json_object(path, RunError)
-
-
-def load_kernels(path: Path, like: dict[str, np.ndarray] | None = None
-                 ) -> dict[str, np.ndarray]:
-    """Kernel snapshot arrays by layer name (or path): float kernels (kh, kw, c_in, c_out),
-    without the biases stored beside them (`load_biases`). With `like` (another snapshot of the
-    run) the layers and shapes must be the same, so two snapshots can be drawn side by side."""
-    arrays = _read_snapshot(path)
-    kernels = {name: array for name, array in arrays.items() if not is_bias_key(name, arrays)}
-    shapes = {name: array.shape for name, array in kernels.items()}
-    if like is not None and shapes != {name: array.shape for name, array in like.items()}:
-        raise RunError(f"Cannot read '{path}': its layers {shapes} differ from the run's other "
-                       "snapshots. Expected a snapshot of the same model.")
-    return kernels
-
-
-def _read_snapshot(path: Path) -> dict[str, np.ndarray]:
-    """Every array of a snapshot, checked: 4-D float kernels and their 1-D float biases."""
-    arrays = files.read_npz(path, RunError, "a kernel snapshot written by kexp")
-    for name, array in arrays.items():
-        if (array.dtype.kind != "f" or array.size == 0
-                or array.ndim != (1 if is_bias_key(name, arrays) else 4)):
-            raise RunError(f"Cannot read '{path}': its array '{name}' has shape {array.shape} "
-                           f"and dtype {array.dtype}. Expected float conv kernels "
-                           "(kh, kw, c_in, c_out) by layer name, and their biases.")
-    return arrays
-
-
-def is_bias_key(key: str, keys) -> bool:
-    """Whether snapshot key `key` is the bias of another key's layer ("conv1/bias" beside
-    "conv1"), not the kernel of a nested layer named "bias"."""
-    return key.endswith(BIAS_SUFFIX) and key[:-len(BIAS_SUFFIX)] in keys
-
-
-def load_biases(path: Path) -> dict[str, np.ndarray]:
-    """The conv biases of a kernel snapshot by layer path ({} for snapshots written before
-    kexp kept them)."""
-    arrays = _read_snapshot(path)
-    return {name[:-len(BIAS_SUFFIX)]: array for name, array in arrays.items()
-            if is_bias_key(name, arrays)}
 
 
 CONFIG_KINDS = {"config": files.OBJECT, "data": files.OBJECT}
@@ -366,6 +325,17 @@ def snapshot_sequence(run_dir: Path) -> list[tuple[str, Path]]:
     found = [path for path in folder.glob(f"*{SNAPSHOT_SUFFIX}")
              if SNAPSHOT_ORDER.match(path.stem)]
     return [(path.stem, path) for path in sorted(found, key=lambda p: order(p.stem))]
+
+
+def snapshot_path(run_dir: Path, label: str, argument: str = "label") -> Path:
+    """The file of the run's snapshot `label` ("initial", "epoch_002", "final", ...); a label
+    the run has no snapshot of raises RunError naming the ones it has (`argument`: the name
+    the caller gave the label)."""
+    sequence = dict(snapshot_sequence(run_dir))
+    if label not in sequence:
+        raise RunError(f"Invalid value for `{argument}`: {label!r}. Expected one of the snapshots "
+                       f"of '{run_dir}': {', '.join(sequence) or 'none (it has no snapshots)'}.")
+    return sequence[label]
 
 
 def check_run_folders(run_dir: Path) -> None:

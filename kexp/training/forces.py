@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kexp import config
 from kexp.digits import data
 from kexp.errors import KexpError
 from kexp.network import conv_layers
@@ -31,7 +32,7 @@ from kexp.views.force_figures import (CLASSES_KEY, COUNTS_KEY, EPOCHS_KEY, GRADI
 BY_CHOICES = ("class",)  # how filter_gradients splits the gradient
 BATCH_SIZE = 256  # digits per compiled gradient call
 SAMPLE_PER_CLASS = 100  # training digits per class that every run's forces are computed on
-FORCE_LAYERS = ("conv1", "conv2")  # the layers a run records
+FORCE_LAYERS = config.CONV_LAYERS  # the layers a run records
 MOMENT_FRACTIONS = (0.25, 0.5, 0.75)  # besides the start, epoch 1 and the end
 
 

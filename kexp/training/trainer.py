@@ -31,6 +31,7 @@ from kexp.probes import filter_views, keras_views
 from kexp.storage import atomic, background_writes, files, run_lock, runs
 from kexp.training import callbacks, checkpoint, forces, stop_signals
 from kexp.views import plots, run_page
+from kexp.views.run_replay import RunReplay
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -117,7 +118,7 @@ def _fit(model, config: TrainConfig, prepared: inputs.PreparedData, run_dir: Pat
 
 
 def _finish(model, config: TrainConfig, prepared: inputs.PreparedData, run_dir: Path,
-            started: float) -> dict:
+            started: float, replay: RunReplay) -> dict:
     # The only time the test digits are touched.
     test_loss, test_accuracy = model.evaluate(data.to_model_inputs(prepared.x_test),
                                               prepared.y_test, verbose=0,
@@ -139,7 +140,7 @@ def _finish(model, config: TrainConfig, prepared: inputs.PreparedData, run_dir: 
     figures_started = time.perf_counter()
     metrics["optimal_inputs_seconds"] = round(figures_started - views_started, 2)
     try:
-        metrics["figures"] = [path.name for path in plots.render_run(run_dir)]
+        metrics["figures"] = [path.name for path in plots.render_run(run_dir, replay)]
     except atomic.DiskFull:
         raise
     except Exception as error:  # figures can be re-made with `kexp visualize`; the run stands
@@ -156,6 +157,7 @@ def _run(model, config, prepared, run_dir, first_epoch, extra_callbacks, verbose
     of the run is redone), finish, and record how it ended. The checkpoint is removed only once
     the run is recorded finished, so an interruption before that can always be resumed."""
     started = time.time()
+    replay = RunReplay(run_dir)  # the figures and then the page read and replay the run once
     runs.write_status(run_dir, runs.STATUS_RUNNING, epochs_planned=config.epochs,
                       first_epoch=first_epoch + 1, attempt=attempt)
     with stop_signals.stop_on_signals():
@@ -166,7 +168,7 @@ def _run(model, config, prepared, run_dir, first_epoch, extra_callbacks, verbose
                 snapshots = callbacks.KernelSnapshots(run_dir / runs.KERNELS_DIR)
                 snapshots.set_model(model)
                 snapshots.save(runs.FINAL)
-            metrics = _finish(model, config, prepared, run_dir, started)
+            metrics = _finish(model, config, prepared, run_dir, started, replay)
         except KeyboardInterrupt as interruption:  # Ctrl-C, SIGTERM or SIGHUP
             _record_interruption(run_dir, interruption)
         except BaseException as error:
@@ -180,7 +182,7 @@ def _run(model, config, prepared, run_dir, first_epoch, extra_callbacks, verbose
             raise
     runs.write_status(run_dir, runs.STATUS_FINISHED, finished=runs.now_iso(), **metrics)
     _remove_checkpoint(run_dir)
-    _write_page(run_dir)
+    _write_page(run_dir, replay)
     return run_dir
 
 
@@ -194,11 +196,11 @@ def _record_interruption(run_dir: Path, interruption: KeyboardInterrupt) -> None
     raise TrainingInterrupted(run_dir, number) from None
 
 
-def _write_page(run_dir: Path) -> None:
+def _write_page(run_dir: Path, replay: RunReplay | None = None) -> None:
     """The run's index.html, written once status.json holds the test accuracy it shows. Like the
     figures, a page that fails is a warning: the run stands and `kexp visualize` writes it."""
     try:
-        run_page.write_run_page(run_dir)
+        run_page.write_run_page(run_dir, replay)
     except Exception as error:
         data.warn(f"the run's page was not written ({error}); run: "
                   f"{shell_commands.visualize_command(run_dir)}")

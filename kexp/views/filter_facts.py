@@ -15,14 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
-from kexp import shell_commands
+from kexp import config, shell_commands
 from kexp.errors import RunError
 from kexp.filters import analysis
 from kexp.probes import filter_views
 from kexp.storage import runs
 from kexp.views import force_figures
+from kexp.views.run_replay import RunReplay
 
-LAYERS = ("conv1", "conv2")  # the layers the page has a card per filter for
+LAYERS = config.CONV_LAYERS  # the layers the page has a card per filter for
 MAP_DIGITS = 4  # test digits whose feature maps each card shows
 WHEN = ("before", "after")
 
@@ -80,23 +81,21 @@ def shown_snapshots(run_dir: Path) -> list[tuple[str, Path]]:
             if "_batch_" not in label and not label.startswith(f"{runs.INTERRUPTED}_")]
 
 
-def _kernels_through_training(run_dir: Path, facts: RunFacts):
-    """Labels and kernels (by layer) of the shown snapshots, and the biases of the first and
-    last, with the same end dropped once where it repeats the last epoch (final.npz)."""
+def _kernels_through_training(run_dir: Path, facts: RunFacts, replay: RunReplay):
+    """Labels and kernels (by layer) of the shown snapshots, with the same end dropped once
+    where it repeats the last epoch (final.npz), and the files of the first and the last."""
     shown = shown_snapshots(run_dir)
     if not shown or shown[0][0] != runs.INITIAL or len(shown) < 2:
         found = ", ".join(label for label, _ in runs.snapshot_sequence(run_dir)) or "none"
         facts.missing.append(f"No kernels before and after training in {runs.KERNELS_DIR}/ "
                              f"(found: {found}): the run stopped before its first epoch ended.")
         return None
-    first = runs.load_kernels(shown[0][1])
-    loaded = [(label, runs.load_kernels(path, like=first)) for label, path in shown]
+    first = replay.kernels(shown[0][1])
+    loaded = [(label, replay.kernels(path, like=first)) for label, path in shown]
     if len(loaded) > 2 and all(np.array_equal(loaded[-1][1][name], loaded[-2][1][name])
                                for name in first):
         del loaded[-2]  # final.npz repeats the last epoch: show it once, as the end
-    biases = {when: runs.load_biases(path) for when, path in zip(WHEN, (shown[0][1],
-                                                                         shown[-1][1]))}
-    return loaded, biases
+    return loaded, dict(zip(WHEN, (shown[0][1], shown[-1][1])))
 
 
 def read_recorded(run_dir: Path) -> dict:
@@ -105,10 +104,12 @@ def read_recorded(run_dir: Path) -> dict:
     return {"config": runs.read_config(run_dir).to_dict(), "data": runs.read_data_record(run_dir)}
 
 
-def gather(run_dir: Path) -> RunFacts:
+def gather(run_dir: Path, replay: RunReplay | None = None) -> RunFacts:
     """Read a run folder and compute every filter's facts; what cannot be read or computed is
-    listed in `missing` in words."""
+    listed in `missing` in words. `replay`: the one the run's figures were drawn from, where
+    they were (its snapshots and replayed layers are not read or computed again)."""
     run_dir = Path(run_dir)
+    replay = replay or RunReplay(run_dir)
     facts = RunFacts(run_dir, {}, {}, [])
     for attribute, reader in (("recorded", read_recorded), ("status", runs.read_status),
                               ("history", runs.read_history)):
@@ -117,13 +118,13 @@ def gather(run_dir: Path) -> RunFacts:
         except RunError as error:
             facts.missing.append(str(error))
     try:
-        through = _kernels_through_training(run_dir, facts)
+        through = _kernels_through_training(run_dir, facts, replay)
     except RunError as error:
         facts.missing.append(str(error))
         through = None
     if through is None:
         return facts
-    loaded, biases = through
+    loaded, ends = through
     labels = [label for label, _ in loaded]
     for name in LAYERS:
         if name in loaded[0][1]:
@@ -133,17 +134,15 @@ def gather(run_dir: Path) -> RunFacts:
                 name, labels, kernels, analysis.relative_change(kernels[0], kernels[-1]),
                 [[int(other) for other in np.flatnonzero(row) if other != index]
                  for index, row in enumerate(equal)])
-    _add_optimal_inputs(facts)
-    _add_maps_and_patches(facts, {when: {name: snapshot for name, snapshot in loaded[index][1]
-                                         .items()} for when, index in zip(WHEN, (0, -1))},
-                          biases)
-    _add_forces(facts)
+    _add_optimal_inputs(facts, replay)
+    _add_maps_and_patches(facts, replay, ends)
+    _add_forces(facts, replay)
     return facts
 
 
-def _add_optimal_inputs(facts: RunFacts) -> None:
+def _add_optimal_inputs(facts: RunFacts, replay: RunReplay) -> None:
     try:
-        found = filter_views.read_optimal_inputs(facts.run_dir)
+        found = replay.optimal_inputs()
     except RunError as error:
         found, reason = {}, str(error)
     else:
@@ -174,46 +173,43 @@ def map_digit_indices(labels: np.ndarray, count: int = MAP_DIGITS) -> np.ndarray
     return firsts[np.unique(np.linspace(0, len(firsts) - 1, count).round().astype(int))]
 
 
-def _add_maps_and_patches(facts: RunFacts, kernels: dict[str, dict[str, np.ndarray]],
-                          biases: dict[str, dict[str, np.ndarray]]) -> None:
-    """Replay the layers on the probe digits before and after training: each filter's maps of a
-    few digits, its largest output (dead or not) and its strongest patches."""
-    model_name = facts.recorded.get("config", {}).get("model")
-    if model_name is None:
+def _add_maps_and_patches(facts: RunFacts, replay: RunReplay, ends: dict[str, Path]) -> None:
+    """The layers replayed on the probe digits before and after training (`ends`: the two
+    snapshot files): each filter's maps of a few digits, its largest output (dead or not) and
+    its strongest patches."""
+    try:
+        replay.config()
+    except RunError:
         facts.missing.append("No feature maps, strongest patches or dead filters: the run's "
                              f"{runs.CONFIG_FILE} (which names the model) is unreadable.")
         return
-    if any(set(biases[when]) != set(kernels[when]) for when in WHEN):
+    if any(set(biases) != set(kernels) for kernels, biases in map(replay.snapshot, ends.values())):
         facts.missing.append("No feature maps, strongest patches or dead filters: the kernel "
                              "snapshots hold no biases (the run was trained by an older kexp).")
         return
     try:
-        images, labels = filter_views.read_probe_digits(facts.run_dir)
+        images, labels = replay.probe_digits()
     except RunError as error:
         facts.missing.append(f"No feature maps, strongest patches or dead filters: {error}")
         return
     shown = map_digit_indices(labels)
     facts.digits, facts.digit_labels = images[shown, ..., 0], labels[shown]
     facts.probe_count = len(images)
-    stages = filter_views.run_stages(model_name, kernels["after"])
-    fields = filter_views.receptive_fields(stages, images.shape[1])
-    maps = {when: filter_views.snapshot_feature_maps(model_name, kernels[when], biases[when],
-                                                     images) for when in WHEN}
+    maps = {when: replay.maps(path) for when, path in ends.items()}
+    patches = {when: replay.patches(path) for when, path in ends.items()}
     for layer in facts.layers.values():
         if layer.name not in maps["after"]:
             continue
         layer.maps = {when: maps[when][layer.name][shown] for when in WHEN}
         layer.peak = {when: maps[when][layer.name].max(axis=(0, 1, 2)) for when in WHEN}
-        layer.patches = {when: filter_views.strongest_patches(images, maps[when][layer.name],
-                                                              fields[layer.name])
-                         for when in WHEN}
+        layer.patches = {when: patches[when][layer.name] for when in WHEN}
 
 
-def _add_forces(facts: RunFacts) -> None:
+def _add_forces(facts: RunFacts, replay: RunReplay) -> None:
     """The push of each digit class on each filter (minus its gradient, summed over the moments
     views/forces.npz holds) and how well the summed push points along the real change."""
     try:
-        found = force_figures.read_forces(facts.run_dir)
+        found = replay.forces()
     except RunError as error:
         facts.missing.append(f"No forces: {error}")
         return

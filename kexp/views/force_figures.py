@@ -1,10 +1,11 @@
 """forces.png: what pushed each conv1 filter where it went, drawn from views/forces.npz.
 
 Per conv1 filter: its change over training (after - before) beside the push of each digit class
-(minus the class's part of the gradient, summed over the moments kexp.training.forces recorded), the
-pushes of every class and filter on one colour scale; the classes that pushed hardest, and the
-cosine between the summed push and the real change. numpy + matplotlib only: a run whose forces
-file is missing or damaged is still drawn, without this figure, and says why on one line.
+(minus the class's part of the gradient, summed over the moments kexp.training.forces
+recorded), the pushes of every class and filter on one colour scale; the classes that pushed
+hardest, and the cosine between the summed push and the real change. numpy + matplotlib only: a
+run whose forces file is missing or damaged is still drawn, without this figure, and says why on
+one line.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ import numpy as np
 from kexp.storage import files, runs
 from kexp.views import drawing, figure_labels
 
-# The arrays of views/forces.npz (written by kexp.training.forces.ForceSnapshots): the completed epochs
-# of each recorded moment, the classes, digits per class, computing seconds per moment, the
-# sample's indices into the run's training digits, and per layer path "gradients/<path>":
-# (moments, classes, kh, kw, c_in, c_out).
+# The arrays of views/forces.npz (written by kexp.training.forces.ForceSnapshots): the
+# completed epochs of each recorded moment, the classes, digits per class, computing seconds per
+# moment, the sample's indices into the run's training digits, and per layer path
+# "gradients/<path>": (moments, classes, kh, kw, c_in, c_out).
 EPOCHS_KEY, CLASSES_KEY, COUNTS_KEY = "epochs", "classes", "counts"
 SECONDS_KEY, SAMPLE_KEY, GRADIENT_PREFIX = "seconds", "sample_indices", "gradients/"
 LAYER = "conv1"
@@ -133,14 +134,15 @@ def plot_forces(change: np.ndarray, pushes: np.ndarray, classes: np.ndarray,
     return drawing.save_figure(figure, path)
 
 
-def render_forces(run_dir: Path, initial_path: Path, after_path: Path, description: str
-                  ) -> list[Path]:
-    """Draw figures/forces.png from views/forces.npz and the change between two snapshots; a run
-    without a readable forces file (trained before kexp recorded them, or damaged) gets a note
-    on stderr instead, and its other figures are drawn as usual."""
+def render_forces(run_dir: Path, initial_path: Path, after_path: Path, description: str,
+                  replay) -> list[Path]:
+    """Draw figures/forces.png from views/forces.npz and the change between two snapshots, read
+    through `replay` (the run's kexp.views.run_replay.RunReplay); a run without a readable
+    forces file (trained before kexp recorded them, or damaged) gets a note on stderr instead,
+    and its other figures are drawn as usual."""
     run_dir = Path(run_dir)
     try:
-        found = read_forces(run_dir)
+        found = replay.forces()
         if LAYER not in found["gradients"]:
             raise runs.RunError(f"'{run_dir / runs.VIEWS_DIR / runs.FORCES_FILE}' has no "
                                 f"{LAYER} gradients")
@@ -148,8 +150,7 @@ def render_forces(run_dir: Path, initial_path: Path, after_path: Path, descripti
         print(f"kexp: note: {runs.FORCES_FIGURE} not drawn for {run_dir.name}: {error}",
               file=sys.stderr, flush=True)
         return []
-    before = runs.load_kernels(initial_path)[LAYER]
-    after = runs.load_kernels(after_path)[LAYER]
+    before, after = replay.kernels(initial_path)[LAYER], replay.kernels(after_path)[LAYER]
     return [plot_forces(after - before, class_pushes(found["gradients"][LAYER]),
                         found["classes"], found["epochs"],
                         run_dir / runs.FIGURES_DIR / runs.FORCES_FIGURE,

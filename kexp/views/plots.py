@@ -20,9 +20,10 @@ from kexp.storage import runs
 from kexp.views import force_figures, view_figures
 # The drawing pieces live in kexp.views.drawing; scripts and the experiments reach them as plots.X.
 from kexp.views.drawing import (CMAP, COLOUR_BAR_ROOM_INCHES, DPI, SEPARATOR_COLOUR,  # noqa: F401
-                                Panel, draw_mosaic, draw_tiles, grid_shape, paint_mosaic, panel_figure,
-                                save_figure, symmetric_limit, tile)
+                                Panel, draw_mosaic, draw_tiles, grid_shape, paint_mosaic,
+                                panel_figure, save_figure, symmetric_limit, tile)
 from kexp.views.figure_labels import colour_bar, number_tiles
+from kexp.views.run_replay import RunReplay
 
 GRID_PANEL_INCHES = 4.0  # width of one filter-grid panel (8 tiles across)
 
@@ -193,14 +194,17 @@ def _describe(run_dir: Path, after_label: str) -> str:
             f"{after_text}{accuracy_text} [data {data_record['source']}{state}]")
 
 
-def render_run(run_dir: Path) -> list[Path]:
-    """(Re)draw every figure of a run from its kernels/ folder; returns the files written."""
+def render_run(run_dir: Path, replay: RunReplay | None = None) -> list[Path]:
+    """(Re)draw every figure of a run from its kernels/ folder; returns the files written.
+    `replay`: what the run's page is written from next (each snapshot read once, the layers
+    replayed once for both), else one for this call."""
     run_dir = Path(run_dir)
+    replay = replay or RunReplay(run_dir)
     config = runs.read_config(run_dir)
     _, (after_label, after_path) = runs.first_and_last_snapshots(run_dir)
     initial_path = run_dir / runs.KERNELS_DIR / runs.snapshot_name(runs.INITIAL)
-    before = runs.load_kernels(initial_path)
-    after = runs.load_kernels(after_path, like=before)
+    before = replay.kernels(initial_path)
+    after = replay.kernels(after_path, like=before)
     figures = run_dir / runs.FIGURES_DIR
     figures.mkdir(exist_ok=True)
     description = _describe(run_dir, after_label)
@@ -224,6 +228,6 @@ def render_run(run_dir: Path) -> list[Path]:
     written.append(figures / runs.HISTOGRAMS_FIGURE)
     plot_histograms(before, after, written[-1], theories,
                     suptitle=f"Kernel weights — {description}")
-    written += view_figures.render_views(run_dir, initial_path, after_path, description)
-    written += force_figures.render_forces(run_dir, initial_path, after_path, description)
+    written += view_figures.render_views(run_dir, initial_path, after_path, description, replay)
+    written += force_figures.render_forces(run_dir, initial_path, after_path, description, replay)
     return written

@@ -25,6 +25,7 @@ from kexp import shell_commands
 from kexp.storage import atomic, runs
 from kexp.views import card_images, filter_cards
 from kexp.views.filter_facts import RunFacts, gather
+from kexp.views.run_replay import RunReplay
 
 CURVES_INCHES = (7.2, 2.4)
 CURVES_DPI = 90
@@ -159,8 +160,8 @@ def _legend(facts: RunFacts, scales: dict[str, dict]) -> str:
             "channel. Then: the kernel's norm through training, how far it moved, its "
             "<i>optimal input</i> (the image that excites it most), the test-digit patches it "
             "answers most, its maps of a few test digits, and the <i>push</i> of each digit "
-            "class (minus its part of the gradient: kexp.training.forces). Flags say in words what a "
-            "filter is: <b>dead</b> (its output is never positive on the test digits: it "
+            "class (minus its part of the gradient: kexp.training.forces). Flags say in words "
+            "what a filter is: <b>dead</b> (its output is never positive on the test digits: it "
             "passes nothing on and gets no gradient), <b>brightness detector</b> (its optimal "
             "input is mostly even ink: it answers how much ink, not where), <b>copy</b> (equal "
             "to another filter within 0.1%). Every colour scale is shared by all cards of a "
@@ -290,10 +291,11 @@ def render(facts: RunFacts, page_seconds: float | None = None, started: float | 
             + f"\n<script>{SCRIPT}</script>\n</body></html>\n")
 
 
-def write_run_page(run_dir: Path) -> Path:
+def write_run_page(run_dir: Path, replay: RunReplay | None = None) -> Path:
     """Write (or rewrite) the run's index.html from its folder; returns its path. A file the
-    run lacks or cannot read is named on the page, never raised."""
+    run lacks or cannot read is named on the page, never raised. `replay`: the one the run's
+    figures were just drawn from (plots.render_run), so nothing is read or replayed twice."""
     started = time.perf_counter()
     run_dir = Path(run_dir)
-    page = render(gather(run_dir), started=started)
+    page = render(gather(run_dir, replay), started=started)
     return atomic.write_bytes_atomic(run_dir / runs.PAGE_FILE, page.encode())

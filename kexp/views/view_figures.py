@@ -2,9 +2,9 @@
 test digit per class, the strongest patches of the probe digits, and the optimal inputs.
 
 numpy + matplotlib only: the maps and patches are replayed from the run's snapshots
-(kexp.probes.filter_views), the optimal inputs read from views/optimal_inputs.npz. Every panel is one
-mosaic (one `imshow`), and before and after share one colour scale per layer, so a colour means
-the same activation or pixel value in both.
+(kexp.probes.filter_views), the optimal inputs read from views/optimal_inputs.npz. Every panel is
+one mosaic (one `imshow`), and before and after share one colour scale per layer, so a colour
+means the same activation or pixel value in both.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from kexp.filters.analysis import single_orientation_fraction
 from kexp.probes import filter_views
 from kexp.storage import runs
 from kexp.views import drawing, figure_labels
+from kexp.views.run_replay import RunReplay
 
 ACTIVATION_CMAP = "magma"  # ReLU maps are >= 0: black is 0, bright is strong
 PIXEL_CMAP = "Greys"  # input pixels as MNIST draws them: white paper, black ink
@@ -162,34 +163,35 @@ def plot_optimal_inputs(found: dict[str, dict[str, dict[str, np.ndarray]]], path
     return drawing.save_figure(figure, path)
 
 
-def run_patches_and_maps(run_dir: Path, snapshots: dict[str, Path]):
+def run_patches_and_maps(run_dir: Path, snapshots: dict[str, Path],
+                         replay: RunReplay | None = None):
     """The probe digits' labels and images, and per state ("before", "after": snapshot paths)
-    every conv layer's maps and strongest patches; None when the run lacks what they need
-    (probe digits, or biases in its snapshots: runs trained before kexp kept them)."""
+    every conv layer's maps and strongest patches (read-only arrays, replayed once per
+    `replay`); None when the run lacks what they need (probe digits, or biases in its
+    snapshots: runs trained before kexp kept them)."""
     if not filter_views.has_probe_digits(run_dir):
         return None
-    images, labels = filter_views.read_probe_digits(run_dir)
-    model_name = runs.read_config(run_dir).model
+    replay = replay or RunReplay(run_dir)
+    images, labels = replay.probe_digits()
     maps, patches = {}, {}
     for when, snapshot in snapshots.items():
-        maps[when] = filter_views.run_snapshot_maps(run_dir, snapshot, images)
+        maps[when] = replay.maps(snapshot)
         if maps[when] is None:
             return None
-        fields = filter_views.receptive_fields(
-            filter_views.run_stages(model_name, runs.load_kernels(snapshot)), images.shape[1])
-        patches[when] = {layer: filter_views.strongest_patches(images, layer_maps,
-                                                               fields[layer])
-                         for layer, layer_maps in maps[when].items()}
+        patches[when] = replay.patches(snapshot)
     return images, labels, maps, patches
 
 
-def render_views(run_dir: Path, before: Path, after: Path, description: str) -> list[Path]:
+def render_views(run_dir: Path, before: Path, after: Path, description: str,
+                 replay: RunReplay | None = None) -> list[Path]:
     """Draw the run's feature maps, strongest patches and optimal inputs (those it has the
-    files for) between snapshot files `before` and `after`; returns the files written."""
+    files for) between snapshot files `before` and `after`, from `replay` where given (what
+    the run's page reads again); returns the files written."""
     run_dir = Path(run_dir)
+    replay = replay or RunReplay(run_dir)
     figures = run_dir / runs.FIGURES_DIR
     written = []
-    computed = run_patches_and_maps(run_dir, {"before": before, "after": after})
+    computed = run_patches_and_maps(run_dir, {"before": before, "after": after}, replay)
     if computed is not None:
         images, labels, maps, patches = computed
         shown = filter_views.first_of_each_class(labels)
@@ -201,7 +203,7 @@ def render_views(run_dir: Path, before: Path, after: Path, description: str) -> 
         written.append(plot_top_patches(
             patches, figures / runs.TOP_PATCHES_FIGURE,
             f"Strongest patches of {len(images)} test digits — {description}"))
-    found = filter_views.read_optimal_inputs(run_dir)
+    found = replay.optimal_inputs()
     if found:
         written.append(plot_optimal_inputs(found, figures / runs.OPTIMAL_INPUTS_FIGURE,
                                            f"Optimal inputs — {description}"))

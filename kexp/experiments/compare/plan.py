@@ -83,7 +83,8 @@ SUMMARY_COLUMNS = (
     "initializer", "seed", "status", "reason", "run", "train_accuracy", "test_accuracy",
     "test_loss", "epochs", "seconds", "process_seconds", "conv1_mean_relative_change",
     "conv2_mean_relative_change", "conv1_distinct_initial", "conv1_distinct_final",
-    "conv1_edge_likeness_initial", "conv1_edge_likeness_final", "val_accuracy_epoch_1", "val_accuracy_final", "epochs_to_target")
+    "conv1_edge_likeness_initial", "conv1_edge_likeness_final", "val_accuracy_epoch_1",
+    "val_accuracy_final", "epochs_to_target")
 # Per training and epoch (0 = the initial kernels), in summary.json's "series": the measures
 # from the first epoch to the last, read back from the run folder's kernels/ and history.csv.
 # (Edge-likeness, not analysis.single_orientation_fraction: that one Hann-windows its image,
@@ -287,12 +288,13 @@ def measure(training: Training, compare_dir: Path,
     if len(sequence) < 2 or sequence[0][0] != "initial":
         return row, details
     before, after = runs.load_kernels(sequence[0][1]), runs.load_kernels(sequence[-1][1])
-    for layer in ("conv1", "conv2"):  # both study models have both
+    for layer in config.CONV_LAYERS:  # every model has both
         change = analysis.relative_change(before[layer], after[layer])
         row[f"{layer}_mean_relative_change"] = _mean(change)
         details[f"{layer}_change"] = change
     conv1_before, conv1_after = before["conv1"], after["conv1"]
-    edge_before, edge_after = analysis.edge_likeness(conv1_before), analysis.edge_likeness(conv1_after)
+    edge_before = analysis.edge_likeness(conv1_before)
+    edge_after = analysis.edge_likeness(conv1_after)
     row.update(conv1_distinct_initial=analysis.distinct_filters(conv1_before),
                conv1_distinct_final=analysis.distinct_filters(conv1_after),
                conv1_edge_likeness_initial=_round(edge_before.mean(), 4),

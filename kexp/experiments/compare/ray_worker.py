@@ -26,6 +26,7 @@ from pathlib import Path
 
 from kexp.experiments.compare import shipping, sweep
 from kexp.storage import atomic, run_lock, runs
+from kexp.training import tf_startup
 
 POLL_SECONDS = 1.0  # how often the task looks for a new checkpoint to send
 # A new checkpoint travels to the keeper at most this often (the first one at once): each is the
@@ -125,9 +126,8 @@ def _train(work: Path, name: str, config: dict, threads: int, keeper, checkpoint
     config_path = atomic.write_json_atomic(work / "config.json",
                                          {**config, "runs_dir": str(runs_dir)})
     result_path, log_path = work / "result.json", work / "training.log"
-    environment = {**os.environ, "PYTHONUNBUFFERED": "1",
-                   sweep.PARENT_PID_VARIABLE: str(os.getpid())}
-    environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    environment = tf_startup.quiet_logs({**os.environ, "PYTHONUNBUFFERED": "1",
+                                         sweep.PARENT_PID_VARIABLE: str(os.getpid())})
     command = [sys.executable, "-m", sweep.CHILD_MODULE, str(config_path), str(result_path),
                "--threads", str(threads)] + ([] if run_dir is None else ["--resume", str(run_dir)])
     started = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Seed claim 15: "the first layer filters basically all act as simple edge detectors, while the
+"""Claim 15: "the first layer filters basically all act as simple edge detectors, while the
 second layer filters are more complex". A 3x3x32 conv2 kernel cannot be read, so kexp reads what
 each filter responds to: its optimal input (the ink pattern of a digit's brightness that excites
 it most, computed at the end of every training run), scored by how much of the pattern's energy
@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from kexp.config import CONV_LAYERS
 from kexp.experiments.demos.common import EPOCHS, MODEL, SEED, DemoContext, new_figure
 from kexp.filters import analysis
 from kexp.probes import filter_views
 from kexp.storage import runs
 
-LAYERS = ("conv1", "conv2")
+LAYERS = CONV_LAYERS
 WHEN = ("before", "after")
 
 

@@ -1,4 +1,4 @@
-"""Seed claims about what training does to the filters of a real model: 2. backpropagation
+"""Claims about what training does to the filters of a real model: 2. backpropagation
 changes them (and with learning rate 0 nothing changes); 8. the filters are exactly conv1's
 trainable weights; 10. do first-layer filters become edge detectors?"""
 
@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from kexp.config import CONV_LAYERS
 from kexp.filters import analysis
 from kexp.storage import runs
 from kexp.experiments.demos.common import (CONTROL_EPOCHS, CONV1_SHAPE, EPOCHS, LEARNING_RATE,
@@ -19,7 +20,7 @@ def demo_backprop_change(ctx: DemoContext) -> dict:
     converged, early = ctx.converged(), ctx.run("glorot_uniform")
     control = ctx.converged(learning_rate=0.0)
     change = {name: {layer: analysis.relative_change(run["before"][layer], run["after"][layer])
-                     for layer in ("conv1", "conv2")}
+                     for layer in CONV_LAYERS}
               for name, run in (("converged", converged), ("early", early),
                                 ("control", control))}
     converged_config = runs.read_config(converged["run_dir"])
@@ -47,10 +48,10 @@ def demo_backprop_change(ctx: DemoContext) -> dict:
     ctx.save(figure, "02_backprop_change")
     result = {f"{layer}_change_{statistic}{'' if name == 'converged' else '_' + name}":
               float(getattr(change[name][layer], statistic)())
-              for name in ("converged", "early") for layer in ("conv1", "conv2")
+              for name in ("converged", "early") for layer in CONV_LAYERS
               for statistic in ("mean", "min", "max")}
     result.update(control_change_max=float(max(change["control"][layer].max()
-                                               for layer in ("conv1", "conv2"))),
+                                               for layer in CONV_LAYERS)),
                   per_filter=change["converged"]["conv1"].tolist(),
                   test_accuracy=converged["test_accuracy"],
                   test_accuracy_early=early["test_accuracy"])
@@ -127,7 +128,7 @@ def demo_edge_detectors(ctx: DemoContext) -> dict:
 
     runs_by_name = {"converged": ctx.converged(), "early": ctx.run("glorot_uniform")}
     scores = {(layer, name, when): analysis.edge_likeness(run[when][layer])
-              for layer in ("conv1", "conv2") for name, run in runs_by_name.items()
+              for layer in CONV_LAYERS for name, run in runs_by_name.items()
               for when in ("before", "after")}
     converged = runs_by_name["converged"]
     before = plots.filter_tiles(converged["before"]["conv1"])
@@ -163,7 +164,7 @@ def demo_edge_detectors(ctx: DemoContext) -> dict:
         suffix = "" if name == "converged" else "_early"
         start, end = scores["conv1", name, "before"], scores["conv1", name, "after"]
         result.update({f"{layer}_{when}_mean{suffix}": float(scores[layer, name, when].mean())
-                       for layer in ("conv1", "conv2") for when in ("before", "after")})
+                       for layer in CONV_LAYERS for when in ("before", "after")})
         result[f"conv1_filters_more_edge_like{suffix}"] = int((end > start).sum())
         result[f"conv1_top_quarter{suffix}"] = np.sort(end)[-8:][[0, -1]].tolist()
         result[f"conv1_after{suffix}"] = end.tolist()
