@@ -98,10 +98,13 @@ def _visualize_command(args) -> int:
     other one gets one line on stderr; exit 0 when at least one was drawn."""
     requested = runs.resolve_run(args.run, args.runs_dir)
     from kexp.views import plots, run_page  # here, after the check: a bad RUN is answered at once
+    from kexp.views.run_replay import RunReplay
+
     drawn = 0
     for run_dir in requested:
+        replay = RunReplay(run_dir)  # the figures and the page read and replay the run once
         try:
-            written = plots.render_run(run_dir)
+            written = plots.render_run(run_dir, replay)
         except (KexpError, OSError) as error:  # one bad run is named; the others are drawn
             if len(requested) == 1:
                 raise
@@ -109,7 +112,7 @@ def _visualize_command(args) -> int:
             continue
         drawn += 1
         print(f"kexp: {run_dir}: drew {', '.join(path.name for path in written)}")
-        print(f"kexp: the run's page: {run_page.write_run_page(run_dir)}")
+        print(f"kexp: the run's page: {run_page.write_run_page(run_dir, replay)}")
     if drawn < len(requested):
         print(f"kexp visualize: drew {drawn} of {len(requested)} runs", file=sys.stderr)
     return 0 if drawn else 2
