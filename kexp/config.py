@@ -21,6 +21,12 @@ MODEL_NAMES = ("mnist_cnn", "convnet", "convnet_dense")
 # The conv layers every model has, in order: their kernels are the filters kexp follows (the
 # snapshots, the forces, the page's cards), and the layers `freeze` may name.
 CONV_LAYERS = ("conv1", "conv2")
+# The shapes every model shares: MNIST's 28x28 digits of one channel (kexp.digits loads them),
+# NUM_CLASSES outputs, conv1's CONV1_FILTERS filters, a KERNEL_SIZE window in each conv layer.
+IMAGE_SHAPE = (28, 28)
+NUM_CLASSES = 10
+CONV1_FILTERS = 32
+KERNEL_SIZE = (3, 3)
 # The layers from the image to conv2 of each model, in order: "convN" is a Conv2D with a ReLU
 # ('valid' padding, stride 1), "poolN" a POOL_SIZE x POOL_SIZE max-pool with the same stride.
 # kexp.network.models builds them; kexp.probes.filter_views replays them from saved kernels with numpy alone.
@@ -207,10 +213,11 @@ def least_memory_bytes(config: TrainConfig) -> int:
     gradient and Adam's two moments, and one batch of conv2 outputs with their gradient, in
     float32. What a huge --conv2-filters asks for, known before TensorFlow builds anything."""
     filters = config.conv2_filters or DEFAULT_CONV2_FILTERS[config.model]
-    side = 28
+    side = IMAGE_SHAPE[0]
     for stage in CONV_STAGES[config.model]:
-        side = side - 2 if stage.startswith("conv") else side // POOL_SIZE
-    weights = 3 * 3 * 32 * filters + (side // POOL_SIZE) ** 2 * filters * 10
+        side = side - KERNEL_SIZE[0] + 1 if stage.startswith("conv") else side // POOL_SIZE
+    weights = (KERNEL_SIZE[0] * KERNEL_SIZE[1] * CONV1_FILTERS * filters
+               + (side // POOL_SIZE) ** 2 * filters * NUM_CLASSES)
     batch = min(config.batch_size, config.train_samples or 60_000)  # no batch exceeds the data
     return 4 * (4 * weights + 2 * batch * side * side * filters)
 

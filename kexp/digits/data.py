@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kexp.config import IMAGE_SHAPE, NUM_CLASSES
 from kexp.errors import KexpError
 from kexp.storage import files
 
@@ -29,8 +30,6 @@ SOURCE_KERAS = "mnist"
 SOURCE_BUNDLED = "mnist-5k"
 NAMED_SOURCES = (SOURCE_AUTO, SOURCE_KERAS, SOURCE_BUNDLED)
 
-IMAGE_SHAPE = (28, 28)
-NUM_CLASSES = 10
 BUNDLED_TEST_PER_CLASS = 100  # 1,000 of the 5,000 bundled digits are held out for testing
 BUNDLED_SPLIT_SEED = 0  # the split is fixed, so runs with different seeds share a test set
 IDX_IMAGES_MAGIC = 0x00000803

@@ -13,10 +13,7 @@ from keras import layers
 from kexp import config as config_module
 from kexp.network import initializers, keras_initializers
 
-INPUT_SHAPE = (28, 28, 1)
-NUM_CLASSES = 10
-CONV1_FILTERS = 32
-KERNEL_SIZE = (3, 3)
+INPUT_SHAPE = (*config_module.IMAGE_SHAPE, 1)  # one channel
 MODEL_NAMES = config_module.MODEL_NAMES
 DEFAULT_CONV2_FILTERS = config_module.DEFAULT_CONV2_FILTERS
 
@@ -35,7 +32,7 @@ class _Seeds:
 
 
 def _conv(name, filters, init, seeds, trainable):
-    return layers.Conv2D(filters, KERNEL_SIZE, activation="relu", name=name,
+    return layers.Conv2D(filters, config_module.KERNEL_SIZE, activation="relu", name=name,
                          kernel_initializer=keras_initializers.build_keras_initializer(
                              init, seeds.next()),
                          bias_initializer="zeros", trainable=trainable)
@@ -78,7 +75,7 @@ def build_model(name: str = config_module.DEFAULTS.model,
     init2_spec = initializers.parse_spec(init_conv2) if init_conv2 else init_spec
     conv2_filters = conv2_filters or DEFAULT_CONV2_FILTERS[name]
     seeds = _Seeds(seed)
-    conv1 = _conv("conv1", CONV1_FILTERS, init_spec, seeds, "conv1" not in freeze)
+    conv1 = _conv("conv1", config_module.CONV1_FILTERS, init_spec, seeds, "conv1" not in freeze)
     conv2 = _conv("conv2", conv2_filters, init2_spec, seeds, "conv2" not in freeze)
     front = {"conv1": conv1, "conv2": conv2,
              "pool1": layers.MaxPooling2D(config_module.POOL_SIZE, name="pool1")}
@@ -95,7 +92,7 @@ def build_model(name: str = config_module.DEFAULTS.model,
         if name == "convnet_dense":
             stack += [_dense("dense1", 128, "relu", seeds),
                       layers.Dropout(0.3, seed=seeds.next(), name="dropout2")]
-    stack.append(_dense("predictions", NUM_CLASSES, "softmax", seeds))
+    stack.append(_dense("predictions", config_module.NUM_CLASSES, "softmax", seeds))
     model = keras.Sequential([keras.Input(INPUT_SHAPE, name="image"), *stack], name=name)
     if compile:
         model.compile(optimizer=keras.optimizers.Adam(learning_rate),

@@ -196,7 +196,7 @@ def read_probe_digits(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     expected = view_file(run_dir)
     arrays = files.check_arrays(
         files.read_npz(path, runs.RunError, expected), {
-            "images": ("u", ("digits", *data.IMAGE_SHAPE)), "labels": ("iu", ("digits",))},
+            "images": ("u", ("digits", *config_module.IMAGE_SHAPE)), "labels": ("iu", ("digits",))},
         path, runs.RunError, expected)
     return data.to_model_inputs(arrays["images"]), arrays["labels"]
 

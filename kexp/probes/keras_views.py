@@ -20,6 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kexp.config import IMAGE_SHAPE
 from kexp.errors import KexpError
 from kexp.network import conv_layers
 from kexp.probes import filter_views
@@ -113,7 +114,7 @@ def feature_maps(model_or_run, images, layers=None, snapshot: str = runs.FINAL
     if isinstance(model_or_run, (str, os.PathLike)):
         model_name, kernels, biases = _run_snapshot(model_or_run, snapshot)
         maps = filter_views.snapshot_feature_maps(model_name, kernels, biases,
-                                                  as_images(images, 28))
+                                                  as_images(images, IMAGE_SHAPE[0]))
         return {name: maps[name] for name in (layers or maps)}
     return _model_maps(model_or_run, as_images(images), layers)
 

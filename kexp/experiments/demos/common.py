@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kexp.config import TrainConfig
+from kexp.config import CONV1_FILTERS, KERNEL_SIZE, TrainConfig
 from kexp.storage import atomic, runs
 from kexp.training import tf_startup
 
@@ -35,7 +35,7 @@ CONTROL_EPOCHS = 1
 # Settings that change what a run records, not what it learns.
 RECORDING_ONLY = ("runs_dir", "tensorboard", "snapshot_every_epochs", "snapshot_every_batches")
 
-CONV1_SHAPE = (3, 3, 1, 32)  # the kernel of every model's conv1: 32 filters of 3x3 on 1 channel
+CONV1_SHAPE = (*KERNEL_SIZE, 1, CONV1_FILTERS)  # every model's conv1 kernel: 32 filters of 3x3
 DEMO_RUNS_DIR = "runs"  # training runs go to <out_dir>/runs/
 PALETTE_COLOURS = 256  # demo figures are palette PNGs: small enough to copy into the README
 
