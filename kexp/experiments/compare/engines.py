@@ -66,7 +66,8 @@ def make_engine(name: str, jobs: int = plan.STUDY_JOBS, address: str | None = No
     if name not in ENGINES:
         raise EngineError(f"Invalid value for `engine`: {name!r}. "
                           f"Expected one of: {', '.join(ENGINES)}.")
-    check_whole("cpus_per_training", cpus_per_training, 1, none="None", error=EngineError)
+    if cpus_per_training is not None:  # None: the engine's own share
+        check_whole("cpus_per_training", cpus_per_training, 1, error=EngineError)
     if name == "local":
         if address:
             raise EngineError(f"Invalid value for `address`: {address!r}. Expected none with "
