@@ -124,8 +124,8 @@ def test_one_validator_words_every_whole_number_check():
     what would do; no module types the check out again."""
     assert check_whole("epochs", 3, 1) == 3 and check_whole("seed", None, 0, none="None") is None
     for value in (0, True, 1.0, "2", None):
-        with pytest.raises(ValueError, match=rf"Invalid value for `epochs`: {re.escape(repr(value))}"
-                                             r"\. Expected a whole number >= 1\.$"):
+        expected = rf"Invalid value for `epochs`: {re.escape(repr(value))}"
+        with pytest.raises(ValueError, match=expected + r"\. Expected a whole number >= 1\.$"):
             check_whole("epochs", value, 1)
     with pytest.raises(config.ConfigError, match=r"`seed`: 11\. Expected a whole number >= 0 "
                                                  r"\(0: none\) \(at most 10\), or nothing\.$"):
