@@ -9,9 +9,9 @@ DEV_STAMP := $(VENV)/.installed-dev
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 opt = $(if $($(1)),$(2) $($(1)))
-# Every option of `kexp train` is a variable: its TrainConfig field in capitals (EPOCHS=3,
-# BATCH_SIZE=64, INIT_CONV2=orthogonal; LR is short for LEARNING_RATE); a flag is on with 1 and
-# off with 0 (AUGMENT=0, TENSORBOARD=1). kexp/config.py lists them (python -m kexp.cli_options),
+# Every option of `kexp train` is a variable: the option in capitals (EPOCHS=3, BATCH_SIZE=64,
+# SNAPSHOT_BATCHES=4; LR is short for LEARNING_RATE); a flag is on with 1 and off with 0
+# (AUGMENT=0, TENSORBOARD=1). kexp/config.py lists them (python -m kexp.cli_options),
 # once per `make train`, after the venv exists.
 TRAIN_OPTIONS = $(eval TRAIN_OPTIONS := $$(shell $(PY) -m kexp.cli_options) LR:value:--learning-rate)$(TRAIN_OPTIONS)
 # $(1): the variable, $(2): value, on or off, $(3): the option

@@ -102,13 +102,14 @@ def whole_number(text: str) -> int:
 
 
 def make_variables() -> str:
-    """The Makefile's names for the `train` options, from TrainConfig's fields (the field in
-    capitals), one word each: VARIABLE:value:--option (EPOCHS=3 passes --epochs 3),
-    VARIABLE:on:--flag (TENSORBOARD=1 passes --tensorboard) and, for a flag that is on by
-    default, VARIABLE:off:--no-flag (AUGMENT=0 passes --no-augment)."""
+    """The Makefile's names for the `train` options, from TrainConfig's fields (the option in
+    capitals: BATCH_SIZE for --batch-size), one word each: VARIABLE:value:--option (EPOCHS=3
+    passes --epochs 3), VARIABLE:on:--flag (TENSORBOARD=1 passes --tensorboard) and, for a flag
+    that is on by default, VARIABLE:off:--no-flag (AUGMENT=0 passes --no-augment)."""
     words = []
     for item in dataclasses.fields(TrainConfig):
-        variable, flag = item.name.upper(), config.option_flag(item)
+        flag = config.option_flag(item)
+        variable = flag[2:].upper().replace("-", "_")
         if item.metadata["kind"] != config.FLAG:
             words.append(f"{variable}:value:{flag}")
             continue

@@ -165,13 +165,14 @@ def test_read_config_hands_back_the_config_that_trained(tmp_path):
 
 
 def test_make_train_passes_every_setting_it_is_given(repo_root):
-    """`make train VARIABLE=value` for each TrainConfig field (in capitals), flags as 1 or 0;
-    the Makefile takes the names from kexp.cli_options, so a new field is a variable too."""
+    """`make train VARIABLE=value` for each option (in capitals: SNAPSHOT_BATCHES for
+    --snapshot-batches), flags as 1 or 0; the Makefile takes the names from kexp.cli_options,
+    so a new field is a variable too."""
     import subprocess
     import sys
 
-    given = {item.name.upper(): f"v_{item.name}" for item in SETTINGS
-             if item.metadata["kind"] != config.FLAG}
+    given = {config.option_flag(item)[2:].upper().replace("-", "_"): f"v_{item.name}"
+             for item in SETTINGS if item.metadata["kind"] != config.FLAG}
     given.update(AUGMENT="0", TENSORBOARD="1", DETERMINISTIC="yes")
     made = subprocess.run(["make", "-n", "train", f"PY={sys.executable}",
                            *(f"{key}={value}" for key, value in given.items())],
