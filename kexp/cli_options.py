@@ -54,12 +54,14 @@ def add_train_options(parser: argparse.ArgumentParser, names=None, defaults: dic
         item, rules = items[name], items[name].metadata
         default = (defaults or {}).get(name, item.default)
         kind = rules["kind"]
-        extra = ({"type": whole_number} if kind == config.WHOLE else
-                 {"type": float} if kind == config.NUMBER else
-                 {"choices": rules["choices"]} if kind == config.CHOICE else
-                 {"type": layer_list} if kind == config.NAMES else
-                 {"action": argparse.BooleanOptionalAction if default else "store_true"}
-                 if kind == config.FLAG else {})
+        if kind == config.CHOICE:
+            extra = {"choices": rules["choices"]}
+        elif kind == config.FLAG:
+            extra = {"action": argparse.BooleanOptionalAction if default else "store_true"}
+        else:  # a value, shown as the option's name in capitals
+            extra = {"metavar": make_variable(item),
+                     "type": {config.WHOLE: whole_number, config.NUMBER: float,
+                              config.NAMES: layer_list}.get(kind, str)}
         parser.add_argument(config.option_flag(item), dest=name, default=default,
                             help=(help or {}).get(name) or rules["help"], **extra)
 
@@ -101,6 +103,12 @@ def whole_number(text: str) -> int:
     return value
 
 
+def make_variable(item: dataclasses.Field) -> str:
+    """A setting's name in capitals, as its option spells it: BATCH_SIZE for --batch-size (the
+    option's value in `--help`, and its Make variable)."""
+    return config.option_flag(item)[2:].upper().replace("-", "_")
+
+
 def make_variables() -> str:
     """The Makefile's names for the `train` options, from TrainConfig's fields (the option in
     capitals: BATCH_SIZE for --batch-size), one word each: VARIABLE:value:--option (EPOCHS=3
@@ -108,8 +116,7 @@ def make_variables() -> str:
     that is on by default, VARIABLE:off:--no-flag (AUGMENT=0 passes --no-augment)."""
     words = []
     for item in dataclasses.fields(TrainConfig):
-        flag = config.option_flag(item)
-        variable = flag[2:].upper().replace("-", "_")
+        flag, variable = config.option_flag(item), make_variable(item)
         if item.metadata["kind"] != config.FLAG:
             words.append(f"{variable}:value:{flag}")
             continue

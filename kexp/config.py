@@ -153,7 +153,7 @@ class TrainConfig:
     snapshot_every_epochs: int = option(1, WHOLE, "save conv kernels every N epochs", low=1,
                                         flag="--snapshot-every")
     snapshot_every_batches: int = option(
-        0, WHOLE, "also save them every K batches of the first epoch (0: off)", low=0,
+        0, WHOLE, "also save conv kernels every K batches of the first epoch (0: off)", low=0,
         note=" (0: only per epoch)", flag="--snapshot-batches")
     deterministic: bool = option(False, FLAG, "TensorFlow op determinism: bit-identical final "
                                  "kernels")

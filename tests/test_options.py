@@ -171,8 +171,9 @@ def test_make_train_passes_every_setting_it_is_given(repo_root):
     import subprocess
     import sys
 
-    given = {config.option_flag(item)[2:].upper().replace("-", "_"): f"v_{item.name}"
-             for item in SETTINGS if item.metadata["kind"] != config.FLAG}
+    given = {cli_options.make_variable(item): f"v_{item.name}" for item in SETTINGS
+             if item.metadata["kind"] != config.FLAG}
+    assert given["SNAPSHOT_BATCHES"] == "v_snapshot_every_batches"  # the option's name
     given.update(AUGMENT="0", TENSORBOARD="1", DETERMINISTIC="yes")
     made = subprocess.run(["make", "-n", "train", f"PY={sys.executable}",
                            *(f"{key}={value}" for key, value in given.items())],
