@@ -113,10 +113,10 @@ class Study:
     seeds: list[int] = field(default_factory=lambda: list(STUDY_SEEDS))
     epochs: int = STUDY_EPOCHS
     data: str = STUDY_DATA
-    train_samples: int | None = None
+    train_samples: int | None = DEFAULTS.train_samples
     model: str = STUDY_MODEL
     snapshot_every_batches: int = STUDY_SNAPSHOT_BATCHES
-    tensorboard: bool = False
+    tensorboard: bool = DEFAULTS.tensorboard
     jobs: int = STUDY_JOBS
     target_accuracy: float = STUDY_TARGET_ACCURACY
     runs_dir: str = DEFAULTS.runs_dir
