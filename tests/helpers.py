@@ -5,6 +5,7 @@ dispositions for a child, and the checks of a run folder's files. (Fixtures are 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -43,6 +44,38 @@ def run_kexp(*args, cwd: Path = REPO_ROOT, env: dict | None = None,
     """Run `kexp ARGS` in a subprocess to its end; its output as text."""
     return subprocess.run(kexp_argv(*args), cwd=cwd, env=kexp_env() if env is None else env,
                           capture_output=True, text=True, timeout=timeout, **options)
+
+
+def run_python(code: str, *args, cwd: Path = REPO_ROOT, timeout: float = SUBPROCESS_SECONDS,
+               **options) -> subprocess.CompletedProcess:
+    """Run `python -c CODE ARGS` (this interpreter) in a subprocess to its end; output as text."""
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout, **options)
+
+
+HOLD_LOCK = """
+import sys
+from kexp.storage import run_lock
+with run_lock.hold(sys.argv[1]):
+    print("held", flush=True)
+    sys.stdin.read()  # until the test closes it
+"""
+
+
+@contextlib.contextmanager
+def lock_held_elsewhere(run_dir: Path, dies_holding_it: bool = False):
+    """Another process that holds the lock of `run_dir` (kexp.storage.run_lock) while the block
+    runs; then it lets go, or is killed holding it (SIGKILL: its lock file stays behind)."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run_dir)], cwd=REPO_ROOT,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder
+    finally:
+        if dies_holding_it:
+            holder.kill()
+        holder.stdin.close()
+        holder.wait(timeout=60)
 
 
 def default_stop_signals() -> None:

@@ -5,8 +5,6 @@ training goes on."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 
@@ -14,6 +12,8 @@ import numpy as np
 import pytest
 
 from kexp.storage.background_writes import OrderedWriter
+
+from helpers import run_python
 
 
 def test_writes_land_in_the_order_they_were_handed_over():
@@ -85,8 +85,7 @@ def test_a_script_that_ends_still_lands_what_it_handed_over(tmp_path):
               "writer = OrderedWriter()\n"
               f"writer.submit(lambda: (time.sleep(0.5), open({str(target)!r}, 'w').write('row')))\n"
               "raise KeyboardInterrupt  # a Ctrl-C right after the epoch\n")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=60)
+    result = run_python(script, timeout=60)
     assert result.returncode != 0 and "KeyboardInterrupt" in result.stderr
     assert target.read_text() == "row"
 

@@ -2,20 +2,18 @@
 
 import shutil
 import subprocess
-import sys
 
 import pytest
 
-from helpers import run_kexp
+from helpers import run_kexp, run_python
 
 
-def test_help_answers_without_importing_tensorflow(repo_root):
+def test_help_answers_without_importing_tensorflow():
     code = ("import sys, contextlib, io\nfrom kexp import cli\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n"
             "    try: cli.main(['--help'])\n    except SystemExit: pass\n"
             "print(sorted(m for m in ('tensorflow', 'keras', 'matplotlib') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True,
-                            text=True, timeout=60)
+    result = run_python(code, timeout=60)
     assert result.stdout.strip() == "[]", result.stderr
     help_text = " ".join(run_kexp("train", "--help").stdout.split())
     assert "--init" in help_text and "default: glorot_uniform" in help_text
@@ -41,13 +39,12 @@ def test_make_visualize_recreates_deleted_figures(repo_root, trained_run):
     assert all((figures / name).stat().st_size > 10_000 for name in drawn)
 
 
-def test_visualize_does_not_import_tensorflow(repo_root, trained_run):
+def test_visualize_does_not_import_tensorflow(trained_run):
     code = ("import sys\nfrom kexp import cli\n"
             f"cli.main(['visualize', '--runs-dir', {str(trained_run.parent)!r}, "
             f"{trained_run.name!r}])\n"
             "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True,
-                            text=True, timeout=300)
+    result = run_python(code)
     assert result.returncode == 0, result.stderr
     assert "drew conv1_before_after.png" in result.stdout
     assert "feature_maps.png, top_patches.png, optimal_inputs.png" in result.stdout

@@ -15,8 +15,6 @@ import os
 import re
 import secrets
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -32,7 +30,7 @@ from kexp.experiments.compare import (command, engines, plan, ray_engine, ray_to
                                       ray_worker, record, shipping)
 from kexp.experiments.compare.sweep import CHILD_MODULE  # noqa: E402
 
-from helpers import TINY_STUDY  # noqa: E402
+from helpers import TINY_STUDY, run_python  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -221,13 +219,11 @@ def test_a_lost_node_is_retried_from_its_checkpoint_and_the_study_completes(tmp_
     assert not list((own_ray_folders / ray_worker.WORK_ROOT).iterdir())
 
 
-def test_engine_ray_without_ray_says_how_to_install_it_and_creates_nothing(tmp_path,
-                                                                            repo_root):
+def test_engine_ray_without_ray_says_how_to_install_it_and_creates_nothing(tmp_path):
     blocked = ("import sys; sys.modules['ray'] = None; from kexp import cli; "
                "sys.exit(cli.main(sys.argv[1:]))")
-    result = subprocess.run(
-        [sys.executable, "-c", blocked, "compare", "--engine", "ray", "--runs-dir",
-         str(tmp_path / "runs")], cwd=repo_root, capture_output=True, text=True, timeout=60)
+    result = run_python(blocked, "compare", "--engine", "ray", "--runs-dir", tmp_path / "runs",
+                        timeout=60)
     assert result.returncode == 2, result.stderr
     assert "pip install 'kexp[ray]'" in result.stderr and "requirements-ray.txt" in result.stderr
     assert not (tmp_path / "runs").exists()

@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,16 +17,8 @@ import pytest
 from kexp import cli
 from kexp.storage import atomic, run_lock, runs
 
-from helpers import TINY_TRAIN_ARGS, copy_run, error_line, kexp_env, run_kexp, start_kexp
-
-
-HOLD_LOCK = """
-import sys
-from kexp.storage import run_lock
-with run_lock.hold(sys.argv[1]):
-    print("held", flush=True)
-    sys.stdin.read()  # until the test closes it
-"""
+from helpers import (TINY_TRAIN_ARGS, copy_run, error_line, kexp_env, lock_held_elsewhere,
+                     run_kexp, start_kexp)
 
 
 def listed_status(capsys, runs_dir: Path, run_dir: Path) -> str:
@@ -54,19 +45,13 @@ def test_the_lock_not_the_pid_says_whether_a_run_is_alive(trained_run, tmp_path,
         code, err = error_line(capsys, "train", "--resume", str(run_dir))
         assert code == 2 and "is running" not in err and "Cannot resume" in err, err
 
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run_dir)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with lock_held_elsewhere(run_dir) as holder:
         for pid in (2**31 - 1, os.getpid()):  # no such process, or an unrelated live one
             atomic.write_json_atomic(run_dir / runs.STATUS_FILE,
                                      {**status, "status": runs.STATUS_RUNNING, "pid": pid})
             assert listed_status(capsys, runs_dir, run_dir) == runs.STATUS_RUNNING
             code, err = error_line(capsys, "train", "--resume", str(run_dir))
             assert code == 2 and f"being written by process {holder.pid}" in err, err
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=60)
     assert listed_status(capsys, runs_dir, run_dir) == runs.STATUS_CRASHED
 
 
@@ -136,15 +121,9 @@ def test_a_second_stop_signal_to_compare_still_stops_and_records_every_training(
     status = runs.read_json(trained[0] / runs.STATUS_FILE)
     atomic.write_json_atomic(trained[0] / runs.STATUS_FILE,
                              {**status, "status": runs.STATUS_RUNNING})
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(trained[0])],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with lock_held_elsewhere(trained[0]):
         code, err = error_line(capsys, "compare", "--resume", str(study))
         assert code == 2 and "is still running in" in err and str(trained[0]) in err, err
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=60)
     assert runs.read_status(trained[0])["status"] == runs.STATUS_CRASHED  # resumable again
 
 

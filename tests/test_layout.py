@@ -5,11 +5,11 @@ that does not train."""
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from helpers import run_python
 
 PACKAGE = Path(__file__).resolve().parents[1] / "kexp"
 MAX_LINES = 400
@@ -125,8 +125,7 @@ def test_modules_that_do_not_train_do_not_import_tensorflow():
     light = sorted(set(MODULES) - TRAINING_MODULES - {"kexp.__main__"})
     code = (f"import importlib, sys\nfor name in {light!r}:\n    importlib.import_module(name)\n"
             "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], cwd=PACKAGE.parent,
-                            capture_output=True, text=True, timeout=120)
+    result = run_python(code, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]", light
 

@@ -5,6 +5,8 @@ import pytest
 
 from kexp.config import ConfigError
 
+from helpers import run_python
+
 
 @pytest.fixture(scope="module")
 def keras():
@@ -162,19 +164,15 @@ def test_save_model_atomic_fsyncs_before_the_rename(keras, tmp_path, file_events
 
 
 @pytest.mark.slow
-def test_kexp_load_model_reads_custom_initializers_in_a_fresh_process(keras, tmp_path, repo_root):
+def test_kexp_load_model_reads_custom_initializers_in_a_fresh_process(keras, tmp_path):
     """A resumed run loads its checkpoint through kexp's loader, in a new process that has not
     imported kexp.network.keras_initializers: the loader must register kexp's classes itself."""
-    import subprocess
-    import sys
-
     from kexp.network.models import build_model
 
     path = tmp_path / "peak.keras"
     build_model("convnet", init="peak", seed=0).save(path)
     code = ("from kexp.network.saving import load_model\n"
             f"model = load_model({str(path)!r})\nprint(model.get_layer('conv1').kernel.shape)")
-    result = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True,
-                            text=True, timeout=120)
+    result = run_python(code, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "(3, 3, 1, 32)" in result.stdout

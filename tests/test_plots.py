@@ -1,11 +1,10 @@
 """Kernel mosaics and figures: layout, the shared symmetric scale, and rendering without TF."""
 
-import subprocess
-import sys
-
 import numpy as np
 
 from kexp.views import plots
+
+from helpers import run_python
 
 
 def test_tile_places_filters_with_separators():
@@ -35,12 +34,11 @@ def test_grid_shape():
     assert plots.grid_shape(32) == (4, 8) and plots.grid_shape(64) == (8, 8)
 
 
-def test_visualize_renders_a_run_without_tensorflow(repo_root, trained_run):
+def test_visualize_renders_a_run_without_tensorflow(trained_run):
     code = ("import sys\nfrom kexp import cli\nrc = cli.main(['visualize', '--runs-dir', "
             f"{str(trained_run.parent)!r}, {trained_run.name!r}])\n"
             "print('TF', 'tensorflow' in sys.modules, 'keras' in sys.modules, rc)")
-    result = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True,
-                            text=True, timeout=120)
+    result = run_python(code, timeout=120)
     assert "TF False False 0" in result.stdout, result.stderr
 
 

@@ -3,15 +3,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 import kexp
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from helpers import run_python
 
 SCRIPT = """
 import importlib, sys
@@ -32,8 +28,7 @@ print(len(names), "names;", len(modules), "modules")
 
 @pytest.mark.slow
 def test_every_public_name_means_the_same_thing_on_every_use():
-    result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=REPO_ROOT, capture_output=True,
-                            text=True, timeout=300)
+    result = run_python(SCRIPT)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"{len(kexp.__all__)} names" in result.stdout
 
@@ -48,7 +43,6 @@ def test_kexp_train_is_callable_twice_as_the_readme_calls_it(tmp_path):
         f"    config = kexp.TrainConfig(data='mnist-5k', train_samples=128, test_samples=32,\n"
         f"                              epochs=1, seed=seed, runs_dir={str(tmp_path)!r})\n"
         "    print(kexp.train(config, verbose=0))\n")
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
-                            text=True, timeout=300)
+    result = run_python(code)
     assert result.returncode == 0, result.stderr[-3000:]
     assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 2

@@ -4,8 +4,6 @@ that a resumed run continues, and validation that never reads the test digits.""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +11,8 @@ import pytest
 
 from kexp.config import TrainConfig
 from kexp.storage import runs
+
+from helpers import run_python
 
 # 300 training digits, so that a validation fraction of 0.1 or 0.2 is a whole 30 or 60, and all
 # the test digits, none of which validation may take.
@@ -125,8 +125,7 @@ print(run_dir)
 def test_resumed_augmented_scheduled_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path):
     finals = {}
     for name, stop_after in (("straight", 0), ("resumed", 1)):
-        result = subprocess.run([sys.executable, "-c", RESUME_SCRIPT, str(tmp_path / name),
-                                 str(stop_after)], capture_output=True, text=True, timeout=300)
+        result = run_python(RESUME_SCRIPT, tmp_path / name, stop_after)
         assert result.returncode == 0, result.stderr[-3000:]
         run_dir = Path(result.stdout.strip().splitlines()[-1])
         finals[name] = runs.load_kernels(run_dir / runs.KERNELS_DIR / "final.npz")
@@ -185,9 +184,7 @@ print(json.dumps(found))
 @pytest.fixture(scope="module")
 def resumed_variants(tmp_path_factory):
     root = tmp_path_factory.mktemp("resume-variants")
-    result = subprocess.run([sys.executable, "-c", RESUME_VARIANTS_SCRIPT, str(root),
-                             json.dumps(RESUME_VARIANTS)], capture_output=True, text=True,
-                            timeout=400)
+    result = run_python(RESUME_VARIANTS_SCRIPT, root, json.dumps(RESUME_VARIANTS), timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 

@@ -9,9 +9,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
 
 import pytest
 
@@ -19,6 +16,8 @@ from kexp import cli
 from kexp.config import TrainConfig
 from kexp.storage import run_lock, runs
 from kexp.views import plots
+
+from helpers import lock_held_elsewhere
 
 pytestmark = pytest.mark.slow  # every test here trains a model
 
@@ -70,28 +69,13 @@ def test_resume_refuses_what_it_cannot_continue_and_changes_nothing(interrupted_
     assert not (run_dir / runs.LOCK_FILE).exists()
 
 
-HOLD_LOCK = """
-import sys, time
-from kexp.storage import run_lock
-with run_lock.hold(sys.argv[1]):
-    print("held", flush=True)
-    time.sleep(120)
-"""
-
-
 def test_a_second_writer_is_refused_and_a_dead_writers_lock_is_taken_over(interrupted_run,
                                                                           tmp_path, capsys):
     run_dir = copy_of(interrupted_run, tmp_path)
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run_dir)],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with lock_held_elsewhere(run_dir, dies_holding_it=True) as holder:
         arguments = ["train", "--resume", str(run_dir), "--runs-dir", str(run_dir.parent)]
         assert cli.main(arguments) == 2
         assert f"is being written by process {holder.pid} on" in capsys.readouterr().err
-    finally:
-        holder.send_signal(signal.SIGKILL)  # dies holding it: the lock file stays behind
-        holder.wait()
     assert json.loads((run_dir / runs.LOCK_FILE).read_text())["pid"] == holder.pid
 
     assert cli.main(arguments) == 0, capsys.readouterr().err
