@@ -26,7 +26,7 @@ import numpy as np
 from kexp.config import DEFAULTS, TrainConfig
 from kexp.errors import KexpError
 from kexp.probes import filter_views
-from kexp.storage import runs
+from kexp.storage import files, runs
 from kexp.views import force_figures, plots, view_figures
 
 CARD_DPI = 48  # the card's conv1 picture: about 720 x 150 pixels, a few kilobytes
@@ -126,7 +126,9 @@ class Run:
         (images (n, 28, 28, 1), labels), "feature_maps" and "top_patches" of those digits
         ({"before"|"after": {layer: ...}}, replayed from the initial and the newest snapshot),
         "optimal_inputs" ({"before"|"after": {layer: {"images", "activation"}}}) and "forces"
-        (per-class gradients at a few moments of training, kexp.views.force_figures.read_forces)."""
+        (per-class gradients at a few moments of training, kexp.views.force_figures.read_forces).
+        The probe digits and feature maps are read-only arrays, as the figures and the page share
+        them (kexp.views.run_replay): copy one to change it."""
         found = {}
         if self._folder(runs.VIEWS_DIR) is None:
             return found
@@ -170,7 +172,7 @@ class Run:
         """Subfolder `name` of the run, None where it does not exist; RunError where something
         else is there (a file, a symlink loop)."""
         folder = self.path / name
-        problem = runs.folder_problem(folder)
+        problem = files.folder_problem(folder)
         if problem:
             raise runs.RunError(f"Cannot read '{folder}': it {problem}. Expected the folder "
                                 "kexp writes there.")

@@ -144,7 +144,8 @@ def test_an_interrupted_run_shows_what_it_has(interrupted_run):
     assert run.snapshots == ["initial", "epoch_001", "interrupted"]
     assert run.history["epoch"].tolist() == [1]
     assert run.kernels("interrupted")["conv1"].shape == (3, 3, 1, 32)
-    with pytest.raises(RunError, match="Expected one of: initial, epoch_001, interrupted"):
+    with pytest.raises(RunError, match="Expected one of the snapshots of .*: initial, epoch_001, "
+                                       "interrupted"):
         run.kernels("final")
     facts = run.facts()
     assert (facts["status"], facts["epochs"], facts["test accuracy"]) == (

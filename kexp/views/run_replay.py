@@ -70,8 +70,8 @@ class RunReplay:
             kernels, biases = self.snapshot(path)
             if set(biases) != set(kernels):
                 return None
-            return filter_views.snapshot_feature_maps(self.config().model,
-                                                      kernels, biases, self.probe_digits()[0])
+            return filter_views.snapshot_feature_maps(self.config().model, kernels, biases,
+                                                      self.probe_digits()[0])
 
         return self._once(("maps", Path(path)), replay)
 
@@ -83,8 +83,7 @@ class RunReplay:
             if maps is None:
                 return None
             images = self.probe_digits()[0]
-            stages = filter_views.run_stages(self.config().model,
-                                             self.kernels(path))
+            stages = filter_views.run_stages(self.config().model, self.kernels(path))
             fields = filter_views.receptive_fields(stages, images.shape[1])
             return {layer: filter_views.strongest_patches(images, layer_maps, fields[layer])
                     for layer, layer_maps in maps.items()}
