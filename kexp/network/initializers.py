@@ -292,7 +292,3 @@ def question_formula_bounds(shape: tuple[int, ...]) -> tuple[float, float]:
     -6/(n_in+n_out)): no square root and the bounds swapped. Kept to show it is wrong."""
     fan_in, fan_out = compute_fans(shape)
     return 6.0 / (fan_in + fan_out), -6.0 / (fan_in + fan_out)
-
-
-seed_formula_bounds = question_formula_bounds  # the old name, until tests/test_seed_claims.py moves
-
