@@ -63,8 +63,8 @@ def test_9_the_readmes_digit_crop_matches_to_3e_8_and_the_questions_formula_is_0
     result = cross_correlation.demo_conv_shapes(common.DemoContext(tmp_path))
     assert result["output_shape"] == [1, 3, 3, 32]
     assert result["max_diff_correlation"] < 5e-8  # docs/claims.md: 3e-8, "the test requires < 5e-8"
-    assert round(result["max_diff_seed_formula"], 2) == 0.48
-    assert result["max_diff_seed_formula_flipped"] < 5e-8
+    assert round(result["max_diff_question_formula"], 2) == 0.48
+    assert result["max_diff_question_formula_flipped"] < 5e-8
 
 
 def test_9_references_on_a_single_bright_pixel():
@@ -80,10 +80,10 @@ def test_9_references_on_a_single_bright_pixel():
 # --- 11. the 1-D worked example ---------------------------------------------------------------
 
 def test_11_worked_example_and_the_shifting_picture():
-    a, b = convolution.SEED_EXAMPLE_A, convolution.SEED_EXAMPLE_B
+    a, b = convolution.QUESTION_EXAMPLE_A, convolution.QUESTION_EXAMPLE_B
     c = convolution.convolve_1d(a, b)
-    np.testing.assert_allclose(c, convolution.SEED_EXAMPLE_C)
-    for n, expected in enumerate(convolution.SEED_EXAMPLE_C):
+    np.testing.assert_allclose(c, convolution.QUESTION_EXAMPLE_C)
+    for n, expected in enumerate(convolution.QUESTION_EXAMPLE_C):
         _, (signal, shifted) = convolution.shifted_kernel_terms(a, b, n)
         assert float(signal @ shifted) == pytest.approx(expected)
 
@@ -179,7 +179,7 @@ def test_demo_command_lists_runs_and_rejects(tmp_path, capsys):
     assert (tmp_path / "demos" / "11_worked_example.png").stat().st_size > 1000
     assert (tmp_path / "figures" / "11_worked_example.png").exists()
     summary = runs.read_json(tmp_path / "demos" / "summary.json")
-    assert summary["11_worked_example"]["matches_seed"] is True
+    assert summary["11_worked_example"]["matches_question"] is True
     assert "11_worked_example" in (tmp_path / "demos" / "summary.txt").read_text()
 
 

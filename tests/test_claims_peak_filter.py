@@ -14,12 +14,12 @@ from kexp.filters import convolution
 # --- 3. the [-1 1 -1] peak filter -------------------------------------------------------------
 
 def test_3_peak_filter_response_to_4_decimals_and_the_peaks():
-    u = convolution.SEED_PEAK_SEQUENCE
+    u = convolution.QUESTION_PEAK_SEQUENCE
     response = convolution.peak_filter_response()
     by_hand = np.array([-u[k] + u[k + 1] - u[k + 2] for k in range(len(u) - 2)])
     np.testing.assert_array_equal(np.round(response, 4), np.round(by_hand, 4))
     assert round(response[0], 4) == round(-0.8416 + 0.7342 - 0.5710, 4)  # = -0.6784
-    assert convolution.local_peaks(u) == list(convolution.SEED_PEAK_POSITIONS)
+    assert convolution.local_peaks(u) == list(convolution.QUESTION_PEAK_POSITIONS)
     assert convolution.positive_response_positions(response) == [5, 7, 9]
     assert peak_filter.peak_filter_numbers()["max_pool_point"] == 5
     # The largest magnitudes are the negative responses at the troughs (points 4, 6 and 8).
@@ -30,7 +30,7 @@ def test_3_peak_filter_response_to_4_decimals_and_the_peaks():
 
 def test_3_the_answers_printed_numbers_do_not_follow_from_its_u():
     numbers = peak_filter.peak_filter_numbers()
-    assert not np.allclose(numbers["response"], convolution.SEED_PEAK_RESPONSE, atol=5e-5)
+    assert not np.allclose(numbers["response"], convolution.QUESTION_PEAK_RESPONSE, atol=5e-5)
     assert round(numbers["max_difference_to_printed"], 2) == 1.08
     assert round(numbers["best_3tap_fit_residual"], 2) == 0.65  # no 3-tap filter maps u to y
     assert numbers["printed_max_pool_point"] != 5

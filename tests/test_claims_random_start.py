@@ -60,7 +60,7 @@ def test_7_measured_kernel_respects_sqrt_bound_and_violates_the_questions(demo):
     assert (numbers["fan_in"], numbers["fan_out"]) == (9, 288)
     assert numbers["limit"] == pytest.approx(math.sqrt(6 / 297))
     assert round(numbers["limit"], 4) == 0.1421
-    assert numbers["seed_formula_bound"] == pytest.approx(6 / 297)
+    assert numbers["question_formula_bound"] == pytest.approx(6 / 297)
     assert numbers["fraction_outside_limit"] == 0
     assert round(numbers["max_abs_weight"], 4) == 0.1420
-    assert round(numbers["fraction_outside_seed_bounds"], 2) == 0.85
+    assert round(numbers["fraction_outside_question_bounds"], 2) == 0.85

@@ -29,12 +29,6 @@ QUESTION_EXAMPLE_A = np.array([1.0, 0.5, 1.0, 1.0])
 QUESTION_EXAMPLE_B = np.array([1.0, 0.5, 0.25])
 QUESTION_EXAMPLE_C = np.array([1.0, 1.0, 1.5, 1.625, 0.75, 0.25])
 
-# The old names, until tests/test_seed_claims.py moves to the new ones.
-SEED_PEAK_SEQUENCE, SEED_PEAK_RESPONSE = QUESTION_PEAK_SEQUENCE, QUESTION_PEAK_RESPONSE
-SEED_PEAK_POSITIONS = QUESTION_PEAK_POSITIONS
-SEED_EXAMPLE_A, SEED_EXAMPLE_B, SEED_EXAMPLE_C = (QUESTION_EXAMPLE_A, QUESTION_EXAMPLE_B,
-                                                  QUESTION_EXAMPLE_C)
-
 
 class ConvolutionError(KexpError):
     """Arguments that no convolution is defined for (a bad mode, a kernel longer than its input)."""

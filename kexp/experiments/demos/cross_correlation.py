@@ -40,8 +40,9 @@ def demo_conv_shapes(ctx: DemoContext) -> dict:
     result = {"image_shape": list(image.shape), "kernel_shape": list(kernel.shape),
               "output_shape": list(keras_out.shape),
               "max_diff_correlation": float(np.abs(keras_out[0] - correlation[0]).max()),
-              "max_diff_seed_formula": float(np.abs(keras_out[0] - formula).max()),
-              "max_diff_seed_formula_flipped": float(np.abs(keras_out[0] - formula_flipped).max())}
+              "max_diff_question_formula": float(np.abs(keras_out[0] - formula).max()),
+              "max_diff_question_formula_flipped":
+                  float(np.abs(keras_out[0] - formula_flipped).max())}
     figure = new_figure(15, 3.4)
     axes = figure.subplots(1, 6)
     draw_matrix(axes[0], image, 1.0, "A: 5x5 crop of a digit")
@@ -51,17 +52,18 @@ def demo_conv_shapes(ctx: DemoContext) -> dict:
     draw_matrix(axes[3], correlation[0, :, :, 0], limit,
                 f"numpy sum F(l,m)A(i+l,j+m)\nmax diff {result['max_diff_correlation']:.1e}")
     draw_matrix(axes[4], formula[:, :, 0], limit,
-                f"question: sum F(l,m)A(i-l,j-m)\nmax diff {result['max_diff_seed_formula']:.2f}")
+                f"question: sum F(l,m)A(i-l,j-m)\n"
+                f"max diff {result['max_diff_question_formula']:.2f}")
     draw_matrix(axes[5], formula_flipped[:, :, 0], limit, f"question's formula, F flipped\n"
-                f"max diff {result['max_diff_seed_formula_flipped']:.1e}")
+                f"max diff {result['max_diff_question_formula_flipped']:.1e}")
     figure.suptitle(f"9. A {image.shape} image and kernel {kernel.shape}, 'valid': Keras "
                     f"output {tuple(keras_out.shape)} = 32 maps of 3x3 (map 1 shown; "
                     "differences over all 32)", fontsize=11)
     ctx.save(figure, "09_conv_shapes")
     result["summary"] = (f"output {tuple(keras_out.shape)}; Keras vs numpy cross-correlation "
                          f"max diff {result['max_diff_correlation']:.1e}; vs the question's "
-                         f"formula {result['max_diff_seed_formula']:.3f} (a true convolution), "
-                         f"{result['max_diff_seed_formula_flipped']:.1e} once F is flipped")
+                         f"formula {result['max_diff_question_formula']:.3f} (a true convolution), "
+                         f"{result['max_diff_question_formula_flipped']:.1e} once F is flipped")
     return result
 
 
@@ -88,7 +90,8 @@ def demo_worked_example(ctx: DemoContext) -> dict:
     figure.suptitle("11. Question 002's worked example: c[n] = sum_m a[m] b[n-m]", fontsize=11)
     ctx.save(figure, "11_worked_example")
     expected = convolution.QUESTION_EXAMPLE_C.tolist()
-    return {"c": c.tolist(), "seed_c": expected, "matches_seed": bool(np.allclose(c, expected)),
+    return {"c": c.tolist(), "question_c": expected,
+            "matches_question": bool(np.allclose(c, expected)),
             "summary": f"c = {c.tolist()}, the question's {expected}"}
 
 

@@ -125,10 +125,11 @@ def glorot_bounds_numbers(kernel: np.ndarray) -> dict:
     limit = initializers.theory("glorot_uniform", kernel.shape).high
     wrong_high, _ = initializers.question_formula_bounds(kernel.shape)
     magnitudes = np.abs(kernel)
-    return {"fan_in": fan_in, "fan_out": fan_out, "limit": limit, "seed_formula_bound": wrong_high,
+    return {"fan_in": fan_in, "fan_out": fan_out, "limit": limit,
+            "question_formula_bound": wrong_high,
             "max_abs_weight": float(magnitudes.max()),
             "fraction_outside_limit": float((magnitudes > limit).mean()),
-            "fraction_outside_seed_bounds": float((magnitudes > wrong_high).mean())}
+            "fraction_outside_question_bounds": float((magnitudes > wrong_high).mean())}
 
 
 def demo_glorot_bounds(ctx: DemoContext) -> dict:
@@ -137,9 +138,9 @@ def demo_glorot_bounds(ctx: DemoContext) -> dict:
     result = glorot_bounds_numbers(kernel)
     result["summary"] = (f"fan_in={result['fan_in']}, fan_out={result['fan_out']}: limit "
                          f"{result['limit']:.4f} vs the question's "
-                         f"{result['seed_formula_bound']:.4f};"
+                         f"{result['question_formula_bound']:.4f};"
                          f" max |w| {result['max_abs_weight']:.4f}; "
-                         f"{100 * result['fraction_outside_seed_bounds']:.1f}% of weights lie "
+                         f"{100 * result['fraction_outside_question_bounds']:.1f}% of weights lie "
                          f"outside the question's bounds, "
                          f"{100 * result['fraction_outside_limit']:g}% outside the correct ones")
     figure = new_figure(9, 4)
@@ -150,14 +151,14 @@ def demo_glorot_bounds(ctx: DemoContext) -> dict:
     for sign in (-1, 1):
         ax.axvline(sign * result["limit"], color="black", lw=2,
                    label=f"+-sqrt(6/(9+288)) = +-{result['limit']:.4f}" if sign > 0 else None)
-        ax.axvline(sign * result["seed_formula_bound"], color="tab:red", ls="--", lw=2,
-                   label=f"question: +-6/(9+288) = +-{result['seed_formula_bound']:.4f}"
+        ax.axvline(sign * result["question_formula_bound"], color="tab:red", ls="--", lw=2,
+                   label=f"question: +-6/(9+288) = +-{result['question_formula_bound']:.4f}"
                    if sign > 0 else None)
     ax.set_xlabel("weight value")
     ax.set_ylabel("count")
     ax.legend(fontsize=8, loc="upper center", ncol=3)
     ax.set_title(f"7. glorot_uniform: all weights inside +-{result['limit']:.4f}; "
-                 f"{100 * result['fraction_outside_seed_bounds']:.0f}% outside the question's "
-                 f"+-{result['seed_formula_bound']:.4f}", fontsize=10)
+                 f"{100 * result['fraction_outside_question_bounds']:.0f}% outside the question's "
+                 f"+-{result['question_formula_bound']:.4f}", fontsize=10)
     ctx.save(figure, "07_glorot_bounds")
     return result
