@@ -159,6 +159,8 @@ class TrainConfig:
                                  "kernels")
     tensorboard: bool = option(False, FLAG, "also write Keras TensorBoard logs into the run "
                                "folder (`make tensorboard` shows them)")
+    figures: bool = option(True, FLAG, "draw the run's figures and its page when training ends "
+                           "(--no-figures: a quicker end; `kexp visualize` draws them later)")
     runs_dir: str = option("runs", TEXT, "folder of the run folders",
                            expected="a folder path (kexp never writes runs into the current "
                                     "folder)")

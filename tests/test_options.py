@@ -174,7 +174,7 @@ def test_make_train_passes_every_setting_it_is_given(repo_root):
     given = {cli_options.make_variable(item): f"v_{item.name}" for item in SETTINGS
              if item.metadata["kind"] != config.FLAG}
     assert given["SNAPSHOT_BATCHES"] == "v_snapshot_every_batches"  # the option's name
-    given.update(AUGMENT="0", TENSORBOARD="1", DETERMINISTIC="yes")
+    given.update(AUGMENT="0", TENSORBOARD="1", DETERMINISTIC="yes", FIGURES="off")
     made = subprocess.run(["make", "-n", "train", f"PY={sys.executable}",
                            *(f"{key}={value}" for key, value in given.items())],
                           cwd=repo_root, capture_output=True, text=True, timeout=120)
@@ -182,5 +182,6 @@ def test_make_train_passes_every_setting_it_is_given(repo_root):
     command = made.stdout.strip().splitlines()[-1].split(" -m kexp train ")[1].split()
     expected = [word for item in SETTINGS for word in (
         [config.option_flag(item), f"v_{item.name}"] if item.metadata["kind"] != config.FLAG
-        else [{"augment": "--no-augment"}.get(item.name, config.option_flag(item))])]
+        else [{"augment": "--no-augment", "figures": "--no-figures"}.get(
+            item.name, config.option_flag(item))])]
     assert command == expected, command

@@ -1,5 +1,6 @@
 """The default training recipe: augmentation of training batches only, a learning-rate schedule
-that a resumed run continues, and validation that never reads the test digits."""
+that a resumed run continues, and validation that never reads the test digits; and a training
+whose end skips the figures (--no-figures)."""
 
 from __future__ import annotations
 
@@ -98,45 +99,51 @@ def test_validation_metrics_do_not_depend_on_the_test_digits(tmp_path):
     assert "once after training" in recorded["test"]
 
 
+# One process trains the run straight, then again stopped after epoch 1 and resumed (training's
+# end without the run's figures, which no test here reads).
 RESUME_SCRIPT = """
-import sys, keras
+import json, sys, keras
 from kexp.config import TrainConfig
 from kexp.training.trainer import TrainingInterrupted, resume, train
 
-runs_dir, stop_after = sys.argv[1], int(sys.argv[2])
-
-class StopAfter(keras.callbacks.Callback):
+class StopAfterFirstEpoch(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 == stop_after:
+        if epoch == 0:
             raise KeyboardInterrupt
 
-config = TrainConfig(data="mnist-5k", train_samples=256, test_samples=64, batch_size=64,
-                     epochs=3, seed=11, deterministic=True, warmup_epochs=1, runs_dir=runs_dir)
-assert config.augment and config.schedule == "cosine"
-try:
-    run_dir = train(config, extra_callbacks=[StopAfter()] if stop_after else [], verbose=0)
-except TrainingInterrupted as interrupted:
-    run_dir = resume(interrupted.run_dir, verbose=0)
-print(run_dir)
+found = {}
+for way in ("straight", "resumed"):
+    config = TrainConfig(data="mnist-5k", train_samples=256, test_samples=64, batch_size=64,
+                         epochs=3, seed=11, deterministic=True, warmup_epochs=1, figures=False,
+                         runs_dir=f"{sys.argv[1]}/{way}")
+    assert config.augment and config.schedule == "cosine"
+    try:
+        run_dir = train(config, verbose=0,
+                        extra_callbacks=[StopAfterFirstEpoch()] if way == "resumed" else [])
+    except TrainingInterrupted as interrupted:
+        run_dir = resume(interrupted.run_dir, verbose=0)
+    found[way] = str(run_dir)
+print(json.dumps(found))
 """
 
 
 @pytest.mark.slow
 def test_resumed_augmented_scheduled_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path):
+    result = run_python(RESUME_SCRIPT, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
     finals = {}
-    for name, stop_after in (("straight", 0), ("resumed", 1)):
-        result = run_python(RESUME_SCRIPT, tmp_path / name, stop_after)
-        assert result.returncode == 0, result.stderr[-3000:]
-        run_dir = Path(result.stdout.strip().splitlines()[-1])
+    for name, run_dir in json.loads(result.stdout.strip().splitlines()[-1]).items():
+        run_dir = Path(run_dir)
         finals[name] = runs.load_kernels(run_dir / runs.KERNELS_DIR / "final.npz")
         history = runs.read_history(run_dir)
         assert [row["epoch"] for row in history] == [1, 2, 3]
-        if stop_after:
+        if name == "resumed":
             # the first attempt's interrupted kernels, kept out of the training sequence
             assert (run_dir / runs.KERNELS_DIR /
                     runs.snapshot_name(runs.archived_interrupted_label(1))).exists()
             recorded = json.loads((run_dir / runs.CONFIG_FILE).read_text())["config"]
             assert recorded["augment"] is True and recorded["warmup_epochs"] == 1
+    assert set(finals) == {"straight", "resumed"}
     for layer in ("conv1", "conv2"):
         assert finals["straight"][layer].tobytes() == finals["resumed"][layer].tobytes()
 
@@ -144,7 +151,8 @@ def test_resumed_augmented_scheduled_run_ends_bit_identical_to_an_uninterrupted_
 # Resume from other starts than glorot_uniform: kexp's own initializers (drawn from the data,
 # designed), a parametrised one, conv2's own initializer and a frozen layer. One process trains
 # every variant straight and interrupted-then-resumed (a callback raises KeyboardInterrupt at
-# the end of epoch 1, as Ctrl-C would); --deterministic makes the two bit-comparable.
+# the end of epoch 1, as Ctrl-C would); --deterministic makes the two bit-comparable. No test
+# here reads the runs' figures, so they end without them (figures=False).
 RESUME_VARIANTS = {
     "image_patches": {"init": "image_patches"},
     "sobel_x, conv1 frozen": {"init": "sobel_x", "freeze": ["conv1"]},
@@ -169,7 +177,7 @@ for number, (name, changes) in enumerate(variants.items()):
     found[name] = {}
     for way in ("straight", "resumed"):
         config = TrainConfig(data="mnist-5k", train_samples=256, test_samples=64, batch_size=64,
-                             epochs=2, seed=11, deterministic=True,
+                             epochs=2, seed=11, deterministic=True, figures=False,
                              runs_dir=f"{root}/{number}-{way}", **changes)
         try:
             run_dir = train(config, verbose=0,
@@ -226,3 +234,24 @@ def test_resume_trims_a_history_row_cut_short_by_a_crash(tmp_path):
     (tmp_path / runs.HISTORY_FILE).write_text("epoch,sec", newline="")  # a torn header
     trim_history(tmp_path, 0)
     assert (tmp_path / runs.HISTORY_FILE).read_text() == ""
+
+
+@pytest.mark.slow
+def test_no_figures_ends_without_the_figures_and_the_page_and_visualize_draws_them(tmp_path,
+                                                                                   capsys):
+    from kexp import cli
+
+    runs_dir = tmp_path / "runs"
+    assert cli.main(["train", "--no-figures", "--data", "mnist-5k", "--train-samples", "128",
+                     "--test-samples", "64", "--epochs", "1", "--runs-dir", str(runs_dir)]) == 0
+    (run_dir,) = runs_dir.iterdir()
+    status = runs.read_status(run_dir)
+    assert status["status"] == runs.STATUS_FINISHED and "figures" not in status
+    assert runs.read_config(run_dir).figures is False
+    assert (run_dir / runs.VIEWS_DIR / runs.OPTIMAL_INPUTS_FILE).is_file()  # computed as always
+    assert not list((run_dir / runs.FIGURES_DIR).iterdir())
+    assert not (run_dir / runs.PAGE_FILE).exists()
+    capsys.readouterr()
+    assert cli.main(["visualize", "--runs-dir", str(runs_dir), run_dir.name]) == 0
+    assert len(list((run_dir / runs.FIGURES_DIR).glob("*.png"))) == 8
+    assert (run_dir / runs.PAGE_FILE).is_file()

@@ -139,6 +139,8 @@ def _finish(model, config: TrainConfig, prepared: inputs.PreparedData, run_dir: 
         metrics["optimal_inputs_error"] = str(error)
     figures_started = time.perf_counter()
     metrics["optimal_inputs_seconds"] = round(figures_started - views_started, 2)
+    if not config.figures:  # --no-figures: `kexp visualize` draws them and the page later
+        return metrics
     try:
         metrics["figures"] = [path.name for path in plots.render_run(run_dir, replay)]
     except atomic.DiskFull:
@@ -182,7 +184,8 @@ def _run(model, config, prepared, run_dir, first_epoch, extra_callbacks, verbose
             raise
     runs.write_status(run_dir, runs.STATUS_FINISHED, finished=runs.now_iso(), **metrics)
     _remove_checkpoint(run_dir)
-    _write_page(run_dir, replay)
+    if config.figures:
+        _write_page(run_dir, replay)
     return run_dir
 
 
