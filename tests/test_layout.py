@@ -1,6 +1,7 @@
 """The package's shape: no import cycles (imports inside functions count), no module importing
 another module's private names, no module over MAX_LINES lines, and no TensorFlow in a module
-that does not train."""
+that does not train. The tests' shape: none takes a private kexp name, no file is over
+MAX_TEST_LINES lines."""
 
 from __future__ import annotations
 
@@ -204,6 +205,7 @@ def test_drawing_primitives_are_reached_through_plots_from_outside_views():
 
 
 TESTS = Path(__file__).resolve().parent
+MAX_TEST_LINES = 500
 
 
 def dotted(node: ast.AST) -> str | None:
@@ -274,3 +276,9 @@ def test_no_test_imports_or_uses_a_private_kexp_name():
     offences = [f"{path.name}: {name}" for path in sorted(TESTS.glob("*.py"))
                 for name in private_kexp_names(path.read_text(encoding="utf-8"))]
     assert not offences, offences
+
+
+def test_no_test_file_is_too_long():
+    long = {path.name: lines for path in sorted(TESTS.glob("*.py"))
+            if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_TEST_LINES}
+    assert not long, f"test files over {MAX_TEST_LINES} lines (split them by subject): {long}"
