@@ -17,8 +17,9 @@ MAX_LINES = 400
 # The modules that build or run Keras models: the only ones allowed to import TensorFlow.
 TRAINING_MODULES = {"kexp.digits.augment", "kexp.digits.inputs", "kexp.training.callbacks",
                     "kexp.training.checkpoint", "kexp.training.forces", "kexp.training.trainer",
-                    "kexp.network.conv_layers", "kexp.network.keras_initializers", "kexp.network.layers",
-                    "kexp.network.models", "kexp.probes.keras_views", "kexp.network.saving",
+                    "kexp.network.conv_layers", "kexp.network.keras_initializers",
+                    "kexp.network.layers", "kexp.network.models", "kexp.probes.keras_views",
+                    "kexp.network.saving",
                     "kexp.experiments.compare.child"}  # a compare child process trains
 
 
