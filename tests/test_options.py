@@ -175,7 +175,9 @@ def test_make_train_passes_every_setting_it_is_given(repo_root):
              if item.metadata["kind"] != config.FLAG}
     assert given["SNAPSHOT_BATCHES"] == "v_snapshot_every_batches"  # the option's name
     given.update(AUGMENT="0", TENSORBOARD="1", DETERMINISTIC="yes", FIGURES="off")
-    made = subprocess.run(["make", "-n", "train", f"PY={sys.executable}",
+    # --no-print-directory: under `make test` this make is a sub-make, which would otherwise
+    # end its output with "make[1]: Leaving directory ..."
+    made = subprocess.run(["make", "-n", "--no-print-directory", "train", f"PY={sys.executable}",
                            *(f"{key}={value}" for key, value in given.items())],
                           cwd=repo_root, capture_output=True, text=True, timeout=120)
     assert made.returncode == 0, made.stderr
