@@ -120,7 +120,7 @@ class TrainConfig:
     conv2_filters: int | None = option(None, WHOLE, "filters in conv2 (default: the "
                                        "architecture's own)", low=1)
     freeze: tuple[str, ...] = option((), NAMES, "comma-separated conv layers that keep their "
-                                     "initial kernels", choices=FREEZABLE_LAYERS)
+                                     "initial kernels (default: none)", choices=FREEZABLE_LAYERS)
     epochs: int = option(60, WHOLE, "passes over the training digits", low=1)
     batch_size: int = option(128, WHOLE, "training digits per step", low=1)
     learning_rate: float = option(
