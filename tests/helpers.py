@@ -122,6 +122,19 @@ def error_line(capsys, *args: str) -> tuple[int, str]:
     return code, err
 
 
+def kexp_in_process(capsys, *args) -> subprocess.CompletedProcess:
+    """`kexp ARGS` through kexp.cli.main in this process (what `python -m kexp` runs, without
+    paying a TensorFlow start-up per case): exit code and output as a finished process's."""
+    from kexp import cli
+
+    try:
+        code = cli.main(list(map(str, args)))
+    except SystemExit as exit:  # argparse's own refusals
+        code = exit.code
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, captured.out, captured.err)
+
+
 def copy_run(run_dir: Path, runs_dir: Path, name: str | None = None) -> Path:
     """A copy of `run_dir` in `runs_dir`, under its own name or `name`."""
     return Path(shutil.copytree(run_dir, runs_dir / (name or run_dir.name)))

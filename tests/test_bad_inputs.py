@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ import pytest
 
 from kexp.storage import atomic, runs
 
-from helpers import TINY_TRAIN_ARGS, run_kexp
+from helpers import TINY_TRAIN_ARGS, kexp_in_process, run_kexp
 
 PR_CAPBSET_DROP = 24  # <linux/prctl.h>
 CAP_DAC_OVERRIDE = 1  # <linux/capability.h>: write (and read) whatever the file modes say
@@ -170,19 +169,6 @@ def assert_nothing_half_written(runs_dir: Path) -> None:
             continue
         status = runs.read_json(path / runs.STATUS_FILE)
         assert status["status"] == runs.STATUS_FAILED and status.get("reason"), path
-
-
-def kexp_in_process(capsys, *args: str) -> subprocess.CompletedProcess:
-    """`kexp ARGS` through kexp.cli.main in this process (what `python -m kexp` runs, without
-    paying a TensorFlow start-up per case): exit code and output as a finished process's."""
-    from kexp import cli
-
-    try:
-        code = cli.main(list(args))
-    except SystemExit as exit:  # argparse's own refusals
-        code = exit.code
-    captured = capsys.readouterr()
-    return subprocess.CompletedProcess(args, code, captured.out, captured.err)
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS))

@@ -10,7 +10,7 @@ import pytest
 from kexp.config import ConfigError, TrainConfig
 from kexp.storage import runs
 
-from helpers import TINY_TRAIN_ARGS, run_kexp
+from helpers import TINY_TRAIN_ARGS, kexp_in_process
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -43,10 +43,12 @@ def test_numbers_training_cannot_take_are_refused_before_anything_exists(tmp_pat
     ["--learning-rate", "1e30"],
     ["--learning-rate", "1e15", "--schedule", "constant", "--no-augment"],
 ])
-def test_a_run_that_diverges_fails_with_its_reason(tmp_path, args):
+def test_a_run_that_diverges_fails_with_its_reason(tmp_path, capsys, args):
+    """`kexp train` in this process (cli.main: what `python -m kexp` exits with), so that each
+    case pays for its training, not for a TensorFlow start-up."""
     reason = re.compile(r"(loss became nan|are not finite after) (in )?epoch 1\. Expected finite")
-    result = run_kexp("train", *TINY_TRAIN_ARGS, "--epochs", "2", "--runs-dir", tmp_path / "runs",
-                      *args)
+    result = kexp_in_process(capsys, "train", *TINY_TRAIN_ARGS, "--epochs", "2", "--runs-dir",
+                             tmp_path / "runs", *args)
     assert result.returncode == 2, result.stderr[-2000:]
     assert reason.search(result.stderr) and "Traceback" not in result.stderr, result.stderr
     (run_dir,) = (tmp_path / "runs").iterdir()

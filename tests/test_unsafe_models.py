@@ -9,7 +9,7 @@ import pytest
 
 from kexp.storage import atomic, runs
 
-from helpers import REPO_ROOT, TINY_TRAINING, run_kexp
+from helpers import REPO_ROOT, TINY_TRAINING, kexp_in_process
 
 
 def _lambda_model_file(path: Path) -> Path:
@@ -36,9 +36,9 @@ def test_a_keras_file_with_a_lambda_layer_is_refused(tmp_path):
 
 
 @pytest.mark.slow
-def test_resume_refuses_a_checkpoint_with_a_lambda_layer(tmp_path):
-    """The user-facing loading path: `kexp train --resume` on a run whose checkpoint was
-    replaced by a model that would run Python code when loaded."""
+def test_resume_refuses_a_checkpoint_with_a_lambda_layer(tmp_path, capsys):
+    """The user-facing loading path: `kexp train --resume` (cli.main, in this process) on a run
+    whose checkpoint was replaced by a model that would run Python code when loaded."""
     from kexp.config import TrainConfig
     from kexp.digits.inputs import prepare_data
 
@@ -53,7 +53,7 @@ def test_resume_refuses_a_checkpoint_with_a_lambda_layer(tmp_path):
     (run_dir / runs.CHECKPOINT_DIR).mkdir()
     _lambda_model_file(run_dir / runs.CHECKPOINT_DIR / "epoch_001.keras")
 
-    result = run_kexp("train", "--resume", run_dir.name, "--runs-dir", str(runs_dir))
+    result = kexp_in_process(capsys, "train", "--resume", run_dir.name, "--runs-dir", runs_dir)
 
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
