@@ -71,8 +71,10 @@ def test_a_full_disk_fails_the_run_naming_the_file_and_it_resumes_afterwards(
         tmp_path, fill_disk_at, case):
     from kexp.training.trainer import resume, train
 
+    # The figures (and the page) are drawn only where the case is a figure: no other case reads
+    # them, and they are drawn after every file the other cases fill.
     config = TrainConfig(**TINY_TRAINING, batch_size=64, epochs=EPOCHS, seed=2,
-                         runs_dir=str(tmp_path / "runs"))
+                         figures=case == "figure", runs_dir=str(tmp_path / "runs"))
     pattern, target = CASES[case]
     refused = fill_disk_at(pattern, skip=1 if case == "history row" else 0)
     with pytest.raises(atomic.DiskFull) as full:

@@ -100,12 +100,30 @@ def test_validation_metrics_do_not_depend_on_the_test_digits(tmp_path):
     assert "once after training" in recorded["test"]
 
 
-# One process trains the run straight, then again stopped after epoch 1 and resumed (training's
-# end without the run's figures, which no test here reads).
+# Resume with the default recipe (augmentation, a cosine schedule, here with a warm-up epoch),
+# and from other starts than glorot_uniform: kexp's own initializers (drawn from the data,
+# designed), a parametrised one, conv2's own initializer and a frozen layer. One process (one
+# TensorFlow start-up; --deterministic is for the whole process) trains every case straight and
+# interrupted-then-resumed (a callback raises KeyboardInterrupt at the end of epoch 1, as Ctrl-C
+# would); --deterministic makes the two bit-comparable. No test here reads the runs' figures, so
+# they end without them (figures=False).
+AUGMENTED_SCHEDULED = "augmented, cosine with a warm-up epoch"
+RESUME_CASES = {
+    AUGMENTED_SCHEDULED: {"epochs": 3, "warmup_epochs": 1},
+    "image_patches": {"init": "image_patches"},
+    "sobel_x, conv1 frozen": {"init": "sobel_x", "freeze": ["conv1"]},
+    "random_normal:stddev=0.05, --init-conv2 orthogonal": {
+        "init": "random_normal:stddev=0.05", "init_conv2": "orthogonal"},
+}
+RESUME_VARIANTS = {name: changes for name, changes in RESUME_CASES.items()
+                   if name != AUGMENTED_SCHEDULED}
+
 RESUME_SCRIPT = """
 import json, sys, keras
 from kexp.config import TrainConfig
 from kexp.training.trainer import TrainingInterrupted, resume, train
+
+root, cases = sys.argv[1], json.loads(sys.argv[2])
 
 class StopAfterFirstEpoch(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
@@ -113,28 +131,39 @@ class StopAfterFirstEpoch(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 found = {}
-for way in ("straight", "resumed"):
-    config = TrainConfig(data="mnist-5k", train_samples=256, test_samples=64, batch_size=64,
-                         epochs=3, seed=11, deterministic=True, warmup_epochs=1, figures=False,
-                         runs_dir=f"{sys.argv[1]}/{way}")
-    assert config.augment and config.schedule == "cosine"
-    try:
-        run_dir = train(config, verbose=0,
-                        extra_callbacks=[StopAfterFirstEpoch()] if way == "resumed" else [])
-    except TrainingInterrupted as interrupted:
-        run_dir = resume(interrupted.run_dir, verbose=0)
-    found[way] = str(run_dir)
+for number, (name, changes) in enumerate(cases.items()):
+    found[name] = {}
+    for way in ("straight", "resumed"):
+        config = TrainConfig(**{**dict(data="mnist-5k", train_samples=256, test_samples=64,
+                                       batch_size=64, epochs=2, seed=11, deterministic=True,
+                                       figures=False, runs_dir=f"{root}/{number}-{way}"),
+                                **changes})
+        assert config.augment and config.schedule == "cosine"
+        try:
+            run_dir = train(config, verbose=0,
+                            extra_callbacks=[StopAfterFirstEpoch()] if way == "resumed" else [])
+        except TrainingInterrupted as interrupted:
+            run_dir = resume(interrupted.run_dir, verbose=0)
+        found[name][way] = str(run_dir)
 print(json.dumps(found))
 """
 
 
-@pytest.mark.slow
-def test_resumed_augmented_scheduled_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path):
-    result = run_python(RESUME_SCRIPT, tmp_path)
+@pytest.fixture(scope="module")
+def resumed_variants(tmp_path_factory):
+    """Every case of RESUME_CASES, trained straight and resumed: {case: {way: run folder}}."""
+    root = tmp_path_factory.mktemp("resume-variants")
+    result = run_python(RESUME_SCRIPT, root, json.dumps(RESUME_CASES), timeout=500)
     assert result.returncode == 0, result.stderr[-3000:]
+    return {name: {way: Path(path) for way, path in ways.items()}
+            for name, ways in json.loads(result.stdout.strip().splitlines()[-1]).items()}
+
+
+@pytest.mark.slow
+def test_resumed_augmented_scheduled_run_ends_bit_identical_to_an_uninterrupted_one(
+        resumed_variants):
     finals = {}
-    for name, run_dir in json.loads(result.stdout.strip().splitlines()[-1]).items():
-        run_dir = Path(run_dir)
+    for name, run_dir in resumed_variants[AUGMENTED_SCHEDULED].items():
         finals[name] = runs.load_kernels(run_dir / runs.KERNELS_DIR / "final.npz")
         history = runs.read_history(run_dir)
         assert [row["epoch"] for row in history] == [1, 2, 3]
@@ -149,59 +178,10 @@ def test_resumed_augmented_scheduled_run_ends_bit_identical_to_an_uninterrupted_
         assert finals["straight"][layer].tobytes() == finals["resumed"][layer].tobytes()
 
 
-# Resume from other starts than glorot_uniform: kexp's own initializers (drawn from the data,
-# designed), a parametrised one, conv2's own initializer and a frozen layer. One process trains
-# every variant straight and interrupted-then-resumed (a callback raises KeyboardInterrupt at
-# the end of epoch 1, as Ctrl-C would); --deterministic makes the two bit-comparable. No test
-# here reads the runs' figures, so they end without them (figures=False).
-RESUME_VARIANTS = {
-    "image_patches": {"init": "image_patches"},
-    "sobel_x, conv1 frozen": {"init": "sobel_x", "freeze": ["conv1"]},
-    "random_normal:stddev=0.05, --init-conv2 orthogonal": {
-        "init": "random_normal:stddev=0.05", "init_conv2": "orthogonal"},
-}
-
-RESUME_VARIANTS_SCRIPT = """
-import json, sys, keras
-from kexp.config import TrainConfig
-from kexp.training.trainer import TrainingInterrupted, resume, train
-
-root, variants = sys.argv[1], json.loads(sys.argv[2])
-
-class StopAfterFirstEpoch(keras.callbacks.Callback):
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == 0:
-            raise KeyboardInterrupt
-
-found = {}
-for number, (name, changes) in enumerate(variants.items()):
-    found[name] = {}
-    for way in ("straight", "resumed"):
-        config = TrainConfig(data="mnist-5k", train_samples=256, test_samples=64, batch_size=64,
-                             epochs=2, seed=11, deterministic=True, figures=False,
-                             runs_dir=f"{root}/{number}-{way}", **changes)
-        try:
-            run_dir = train(config, verbose=0,
-                            extra_callbacks=[StopAfterFirstEpoch()] if way == "resumed" else [])
-        except TrainingInterrupted as interrupted:
-            run_dir = resume(interrupted.run_dir, verbose=0)
-        found[name][way] = str(run_dir)
-print(json.dumps(found))
-"""
-
-
-@pytest.fixture(scope="module")
-def resumed_variants(tmp_path_factory):
-    root = tmp_path_factory.mktemp("resume-variants")
-    result = run_python(RESUME_VARIANTS_SCRIPT, root, json.dumps(RESUME_VARIANTS), timeout=400)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", list(RESUME_VARIANTS))
 def test_resume_is_bit_identical_for_other_starts_and_a_frozen_layer(resumed_variants, variant):
-    runs_of = {way: Path(path) for way, path in resumed_variants[variant].items()}
+    runs_of = resumed_variants[variant]
     kernels = {way: {label: runs.load_kernels(run_dir / runs.KERNELS_DIR / f"{label}.npz")
                      for label in ("initial", "final")} for way, run_dir in runs_of.items()}
     resumed = runs_of["resumed"]
