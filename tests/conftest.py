@@ -126,13 +126,14 @@ class TinyStudy(NamedTuple):
 @pytest.fixture(scope="session")
 def tiny_study(tmp_path_factory) -> TinyStudy:
     """One tiny initializer study that the study's tests and the browser's share: glorot_uniform,
-    zeros and ones (one epoch on 300 digits, two at a time, a snapshot per batch, TensorBoard
-    logs), plus a he_normal training whose data file does not exist: it passes the study's own
-    checks and fails inside its training process."""
+    zeros and ones (one epoch on 300 digits, two at a time with one TensorFlow thread each, a
+    snapshot per batch, TensorBoard logs), plus a he_normal training whose data file does not
+    exist: it passes the study's own checks and fails inside its training process. One thread
+    per training, as on Ray: test_compare_ray.py checks that Ray gives the same rows."""
     import dataclasses
     import json
 
-    from kexp.experiments.compare import command, plan
+    from kexp.experiments.compare import command, engines, plan
 
     def run(root: Path) -> tuple:
         study = plan.Study(initializers=["glorot_uniform", "zeros", "ones"], seeds=[0], epochs=1,
@@ -142,7 +143,8 @@ def tiny_study(tmp_path_factory) -> TinyStudy:
                                       data=str(root / "missing" / "mnist.npz"))
         said: list[str] = []
         compare_dir = command.run_study(study, say=said.append,
-                                        trainings=plan.trainings(study) + plan.trainings(failing))
+                                        trainings=plan.trainings(study) + plan.trainings(failing),
+                                        engine=engines.LocalEngine(jobs=2, cpus_per_training=1))
         return compare_dir, said, study
 
     compare_dir, said, study = computed_once(tmp_path_factory, "tiny-study", run)

@@ -10,6 +10,7 @@ Ray's token, Ray's session files and kexp's worker folders stay in a folder of t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -96,6 +97,33 @@ def alive(pids: set[int]) -> set[int]:
     return running
 
 
+def stop_once_a_checkpoint_is_written(work_root: Path, sweep: threading.Thread,
+                                      deadline: float, said: list[str]) -> set[int]:
+    """Stop (SIGSTOP) every training process once one has written an epoch checkpoint in its
+    worker's folder (<tmp>/kexp-ray/<worker pid>-*/), checked while they are all stopped: that
+    training is still running, and none of them can end before the node is lost. Their ids."""
+    import psutil
+
+    while True:
+        assert time.monotonic() < deadline and sweep.is_alive(), said
+        if list(work_root.glob(f"*/runs/*/{runs.CHECKPOINT_DIR}/epoch_*.npz")):
+            stopped = []
+            for pid in training_processes():
+                with contextlib.suppress(psutil.Error):
+                    process = psutil.Process(pid)
+                    process.suspend()
+                    stopped.append(process)
+            for process in stopped:
+                with contextlib.suppress(psutil.Error):
+                    if process.status() != psutil.STATUS_ZOMBIE and list(work_root.glob(
+                            f"{process.ppid()}-*/runs/*/{runs.CHECKPOINT_DIR}/epoch_*.npz")):
+                        return {each.pid for each in stopped}
+            for process in stopped:
+                with contextlib.suppress(psutil.Error):
+                    process.resume()
+        time.sleep(0.1)
+
+
 def assert_complete(compare_dir: Path, row: dict, epochs: int) -> None:
     """A finished run folder with everything a finished training leaves."""
     run_dir = compare_dir / row["run"]
@@ -108,69 +136,13 @@ def assert_complete(compare_dir: Path, row: dict, epochs: int) -> None:
     assert not list((compare_dir / plan.RUNS_SUBDIR).glob(".*"))  # no half-landed folder
 
 
-@pytest.fixture(scope="module")
-def two_engines(tmp_path_factory):
-    """The same tiny study on the local pool and on a local Ray that kexp starts itself, one
-    CPU (one TensorFlow thread) per training on both."""
-    pytest.importorskip("ray")
-    root = tmp_path_factory.mktemp("engines")
-    said: list[str] = []
-    local = command.run_study(plan.Study(runs_dir=str(root / "local"), **TINY_STUDY),
-                              say=said.append,
-                              engine=engines.LocalEngine(jobs=2, cpus_per_training=1))
-    on_ray = command.run_study(plan.Study(runs_dir=str(root / "ray"), **TINY_STUDY),
-                               say=said.append,
-                               engine=ray_engine.RayEngine(object_store_mb=OBJECT_STORE_MB))
-    return local, on_ray, said
-
-
-def test_local_ray_gives_the_same_rows_as_the_local_pool(two_engines):
-    import ray
-
-    local, on_ray, said = two_engines
-    assert not ray.is_initialized()  # kexp stopped the Ray it started
-    pick = [{key: row[key] for key in SAME_ROW} for row in summary_rows(local)]
-    assert pick == [{key: row[key] for key in SAME_ROW} for row in summary_rows(on_ray)]
-    for row in summary_rows(on_ray):
-        assert_complete(on_ray, row, epochs=1)
-    assert not list((on_ray / plan.LOGS_SUBDIR).glob(f"*{plan.CHECKPOINT_SUFFIX}"))
-    result = runs.read_json(on_ray / plan.LOGS_SUBDIR / f"zeros-seed0{plan.RESULT_SUFFIX}")
-    assert result["attempt"] == 1 and result["status"] == "finished"
-    assert "attempt 1" in (on_ray / plan.LOGS_SUBDIR / "zeros-seed0.log").read_text()
-    ray_lines = [line for line in said if "finished " in line][-2:]
-    assert [re.search(r"\((\d)/2\)", line).group(1) for line in ray_lines] == ["1", "2"]
-
-
-def test_resume_reruns_only_what_did_not_finish(two_engines, capsys):
-    """A study whose driver died: one run folder landed, the other never did, and no summary
-    was written. --resume trains only the missing one and rewrites the tables and the page."""
-    _, on_ray, _ = two_engines
-    rows = {row["initializer"]: row for row in summary_rows(on_ray)}
-    kept = on_ray / rows["glorot_uniform"]["run"]
-    kept_status = (kept / runs.STATUS_FILE).read_bytes()
-    runs_before = set((on_ray / plan.RUNS_SUBDIR).iterdir())
-    (on_ray / plan.SUMMARY_JSON).unlink()
-    (on_ray / plan.LOGS_SUBDIR / f"zeros-seed0{plan.RESULT_SUFFIX}").unlink()
-    shutil.rmtree(on_ray / rows["zeros"]["run"])
-
-    assert cli.main(["compare", "--resume", str(on_ray), "--cpus-per-training", "1"]) == 0
-    out = capsys.readouterr().out
-    assert "1 of 2 trainings finished, 1 to run" in out
-    assert "started  zeros seed 0" in out and "started  glorot_uniform" not in out
-    assert (kept / runs.STATUS_FILE).read_bytes() == kept_status  # not trained again
-    resumed = {row["initializer"]: row for row in summary_rows(on_ray)}
-    assert resumed["glorot_uniform"]["run"] == rows["glorot_uniform"]["run"]
-    assert resumed["zeros"]["test_accuracy"] == rows["zeros"]["test_accuracy"]
-    for row in resumed.values():
-        assert_complete(on_ray, row, epochs=1)
-    assert len(set((on_ray / plan.RUNS_SUBDIR).iterdir()) - runs_before) == 1
-
-
 def test_a_lost_node_is_retried_from_its_checkpoint_and_the_study_completes(tmp_path,
                                                                             own_ray_folders):
     """A head node with no CPUs (the driver's machine) and a worker node with 2: both trainings
-    run on the worker, which is removed once a checkpoint has reached the driver; a fresh node
-    replaces it (as an autoscaler would), and the retried tasks continue from the checkpoints."""
+    run on the worker. Once one has written its first epoch checkpoint, both are stopped
+    (SIGSTOP), so that neither can end first; the node is removed once a checkpoint has reached
+    the driver, a fresh node replaces it (as an autoscaler would), and the retried tasks continue
+    from the checkpoints. Two epochs: the first one's checkpoint, then training to continue."""
     ray = pytest.importorskip("ray")
     from ray.cluster_utils import Cluster
 
@@ -181,7 +153,7 @@ def test_a_lost_node_is_retried_from_its_checkpoint_and_the_study_completes(tmp_
     try:
         worker = cluster.add_node(num_cpus=2, **node_options)
         ray.init(address=cluster.address, log_to_driver=False, logging_level="WARNING")
-        study = plan.Study(runs_dir=str(tmp_path), **{**TINY_STUDY, "epochs": 4,
+        study = plan.Study(runs_dir=str(tmp_path), **{**TINY_STUDY, "epochs": 2,
                                                       "initializers": ["glorot_uniform",
                                                                        "he_normal"]})
         done: list[Path] = []
@@ -190,10 +162,12 @@ def test_a_lost_node_is_retried_from_its_checkpoint_and_the_study_completes(tmp_
             study, say=said.append, engine=ray_engine.RayEngine(address=cluster.address))))
         sweep.start()
         deadline = time.monotonic() + 180
+        stopped = stop_once_a_checkpoint_is_written(own_ray_folders / ray_worker.WORK_ROOT,
+                                                    sweep, deadline, said)
         while not list(tmp_path.glob(f"compare-*/logs/*{plan.CHECKPOINT_SUFFIX}")):
             assert time.monotonic() < deadline and sweep.is_alive(), said
             time.sleep(0.1)
-        lost_trainings = training_processes()
+        lost_trainings = stopped | training_processes()
         cluster.remove_node(worker, allow_graceful=False)  # as a crash: no goodbye
         cluster.add_node(num_cpus=2, **node_options)
         while alive(lost_trainings) and time.monotonic() < deadline:
@@ -209,7 +183,7 @@ def test_a_lost_node_is_retried_from_its_checkpoint_and_the_study_completes(tmp_
                for path in (compare_dir / plan.LOGS_SUBDIR).glob(f"*{plan.RESULT_SUFFIX}")]
     assert [row["status"] for row in summary_rows(compare_dir)] == ["finished", "finished"]
     for row in summary_rows(compare_dir):
-        assert_complete(compare_dir, row, epochs=4)
+        assert_complete(compare_dir, row, epochs=2)
     retried = [result for result in results if result["attempt"] > 1]
     assert retried, results
     assert any(result["resumed_after_epoch"] >= 1 for result in retried), results
@@ -256,9 +230,12 @@ def test_the_local_pool_shares_the_cpus_out(monkeypatch):
     assert engines.LocalEngine(jobs=2, cpus_per_training=3).threads == 3
 
 
-def test_resume_continues_from_a_checkpoint_that_a_ray_worker_shipped(trained_run, tmp_path):
+def test_resume_continues_from_a_checkpoint_that_a_ray_worker_shipped(tiny_study, tmp_path):
     """An interrupted Ray study keeps each unfinished training's last checkpoint as a tar;
-    --resume lands it in runs/ so that either engine continues that run."""
+    --resume lands it in runs/ so that either engine continues that run. (The tar here is a
+    finished run of the session's tiny study: landed as a checkpoint, it becomes interrupted.)"""
+    trained_run = tiny_study.compare_dir / tiny_study.rows["glorot_uniform"]["run"]
+    assert runs.read_status(trained_run)["status"] == runs.STATUS_FINISHED
     study = plan.Study(runs_dir=str(tmp_path), **TINY_STUDY)
     compare_dir = plan.create_compare_dir(tmp_path)
     record.write_study(compare_dir, study)
@@ -279,3 +256,61 @@ def test_more_cpus_per_training_than_any_node_has_is_refused_before_anything(tmp
                        match=re.escape("Invalid value for `cpus_per_training`: 64.")):
         command.run_study(study, say=lambda line: None, engine=engine)
     assert not (tmp_path / "runs").exists() and not ray.is_initialized()
+
+
+# The tests of the Ray study next to the local pool come last: the local half is the session's
+# tiny study, which test_compare.py (on the other pytest-xdist worker) may be computing meanwhile.
+@pytest.fixture(scope="module")
+def two_engines(tiny_study, tmp_path_factory):
+    """The same trainings on the local pool and on a local Ray that kexp starts itself, one CPU
+    (one TensorFlow thread) per training on both: the local half is the session's tiny study
+    (tests/conftest.py, computed once), the Ray half its glorot_uniform and zeros again."""
+    pytest.importorskip("ray")
+    said: list[str] = []
+    study = dataclasses.replace(tiny_study.study, initializers=["glorot_uniform", "zeros"],
+                                runs_dir=str(tmp_path_factory.mktemp("engines")))
+    on_ray = command.run_study(study, say=said.append,
+                               engine=ray_engine.RayEngine(object_store_mb=OBJECT_STORE_MB))
+    return tiny_study.rows, on_ray, said
+
+
+def test_local_ray_gives_the_same_rows_as_the_local_pool(two_engines):
+    import ray
+
+    local, on_ray, said = two_engines
+    assert not ray.is_initialized()  # kexp stopped the Ray it started
+    pick = [{key: local[init][key] for key in SAME_ROW} for init in ("glorot_uniform", "zeros")]
+    assert pick == [{key: row[key] for key in SAME_ROW} for row in summary_rows(on_ray)]
+    for row in summary_rows(on_ray):
+        assert_complete(on_ray, row, epochs=1)
+    assert not list((on_ray / plan.LOGS_SUBDIR).glob(f"*{plan.CHECKPOINT_SUFFIX}"))
+    result = runs.read_json(on_ray / plan.LOGS_SUBDIR / f"zeros-seed0{plan.RESULT_SUFFIX}")
+    assert result["attempt"] == 1 and result["status"] == "finished"
+    assert "attempt 1" in (on_ray / plan.LOGS_SUBDIR / "zeros-seed0.log").read_text()
+    ray_lines = [line for line in said if "finished " in line][-2:]
+    assert [re.search(r"\((\d)/2\)", line).group(1) for line in ray_lines] == ["1", "2"]
+
+
+def test_resume_reruns_only_what_did_not_finish(two_engines, capsys):
+    """A study whose driver died: one run folder landed, the other never did, and no summary
+    was written. --resume trains only the missing one and rewrites the tables and the page."""
+    _, on_ray, _ = two_engines
+    rows = {row["initializer"]: row for row in summary_rows(on_ray)}
+    kept = on_ray / rows["glorot_uniform"]["run"]
+    kept_status = (kept / runs.STATUS_FILE).read_bytes()
+    runs_before = set((on_ray / plan.RUNS_SUBDIR).iterdir())
+    (on_ray / plan.SUMMARY_JSON).unlink()
+    (on_ray / plan.LOGS_SUBDIR / f"zeros-seed0{plan.RESULT_SUFFIX}").unlink()
+    shutil.rmtree(on_ray / rows["zeros"]["run"])
+
+    assert cli.main(["compare", "--resume", str(on_ray), "--cpus-per-training", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "1 of 2 trainings finished, 1 to run" in out
+    assert "started  zeros seed 0" in out and "started  glorot_uniform" not in out
+    assert (kept / runs.STATUS_FILE).read_bytes() == kept_status  # not trained again
+    resumed = {row["initializer"]: row for row in summary_rows(on_ray)}
+    assert resumed["glorot_uniform"]["run"] == rows["glorot_uniform"]["run"]
+    assert resumed["zeros"]["test_accuracy"] == rows["zeros"]["test_accuracy"]
+    for row in resumed.values():
+        assert_complete(on_ray, row, epochs=1)
+    assert len(set((on_ray / plan.RUNS_SUBDIR).iterdir()) - runs_before) == 1
