@@ -80,15 +80,29 @@ def test_validation_is_a_stratified_slice_of_the_training_digits():
     assert len(none.x_validation) == 0 and summary["validation_indices"] == []
 
 
+@pytest.fixture(scope="module")
+def no_figures_run(tmp_path_factory) -> Path:
+    """`kexp train --no-figures` (cli.main, in this process) at RECIPE_RUN with 100 test digits:
+    the no-figures test's run, and the validation test's first run (no test reads its figures,
+    which are drawn after training anyway)."""
+    from kexp import cli
+
+    runs_dir = tmp_path_factory.mktemp("no-figures") / "runs"
+    options = [word for key, value in RECIPE_RUN.items()
+               for word in (f"--{key.replace('_', '-')}", str(value))]
+    assert cli.main(["train", "--no-figures", *options, "--test-samples", "100",
+                     "--runs-dir", str(runs_dir)]) == 0
+    (run_dir,) = runs_dir.iterdir()
+    return run_dir
+
+
 @pytest.mark.slow
-def test_validation_metrics_do_not_depend_on_the_test_digits(tmp_path):
+def test_validation_metrics_do_not_depend_on_the_test_digits(no_figures_run, tmp_path):
     """Two runs that differ only in their test digits log the same val_* numbers: validation
     reads training digits only; the test digits change nothing but the final test score."""
     from kexp.training.trainer import train
 
-    # figures=False: no test reads their figures, which are drawn after training anyway
-    run_a = train(TrainConfig(runs_dir=str(tmp_path / "a"), test_samples=100, figures=False,
-                              **RECIPE_RUN), verbose=0)
+    run_a = no_figures_run  # 100 test digits
     run_b = train(TrainConfig(runs_dir=str(tmp_path / "b"), test_samples=400, figures=False,
                               **RECIPE_RUN), verbose=0)
     history_a, history_b = runs.read_history(run_a), runs.read_history(run_b)
@@ -218,14 +232,11 @@ def test_resume_trims_a_history_row_cut_short_by_a_crash(tmp_path):
 
 
 @pytest.mark.slow
-def test_no_figures_ends_without_the_figures_and_the_page_and_visualize_draws_them(tmp_path,
-                                                                                   capsys):
+def test_no_figures_ends_without_the_figures_and_the_page_and_visualize_draws_them(
+        no_figures_run, capsys):
     from kexp import cli
 
-    runs_dir = tmp_path / "runs"
-    assert cli.main(["train", "--no-figures", "--data", "mnist-5k", "--train-samples", "128",
-                     "--test-samples", "64", "--epochs", "1", "--runs-dir", str(runs_dir)]) == 0
-    (run_dir,) = runs_dir.iterdir()
+    run_dir, runs_dir = no_figures_run, no_figures_run.parent
     status = runs.read_status(run_dir)
     assert status["status"] == runs.STATUS_FINISHED and "figures" not in status
     assert runs.read_config(run_dir).figures is False
