@@ -6,6 +6,7 @@ trainings, two at a time) serves them all.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import html
@@ -14,6 +15,7 @@ import math
 import os
 import re
 import shutil
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,7 @@ from kexp import cli
 from kexp.config import ConfigError, TrainConfig
 from kexp.experiments import animate
 from kexp.experiments.compare import command, page, plan, study_figures
+from kexp.experiments.compare.sweep import CHILD_MODULE
 from kexp.filters import analysis
 from kexp.storage import atomic, runs
 
@@ -297,24 +300,37 @@ def test_make_dash_j_sets_the_number_of_jobs():
     assert {"glorot_uniform", "zeros"} <= set(plan.study_initializers())
 
 
+def _sigterm_pending(pid: int) -> bool:
+    """Whether a SIGTERM waits for process `pid` (stopped, it cannot take it yet)."""
+    return any(int(line.split()[1], 16) & 1 << (signal.SIGTERM - 1) for line in Path(
+        f"/proc/{pid}/status").read_text().splitlines() if line[3:7] == "Pnd:")
+
+
 @pytest.mark.parametrize("moment", ["training", "starting"])
 def test_a_stopped_study_keeps_finished_rows_and_interrupts_the_running_one(tmp_path, moment):
     """A scheduler's SIGTERM (Ctrl-C and SIGHUP take the same code path) stops the sweep the
     way it stops a training: the running child saves its kernels and is `interrupted`,
     finished rows stay, the rest is `skipped`, and the exit code is 128+N. A child stopped while
-    Python and TensorFlow were still starting had not trained: its row is `skipped` too."""
-    import signal
+    Python and TensorFlow were still starting had not trained: its row is `skipped` too.
+    "training": its child is held (SIGSTOP) inside `fit` until the sweep passed it the SIGTERM."""
     import subprocess
     import time
 
-    def second_training_has_a_history_row() -> bool:
-        return any(len(runs.read_history(run_dir)) >= 1 for run_dir in
-                   sorted((tmp_path / "runs").glob(f"compare-*/{plan.RUNS_SUBDIR}/*"))[1:])
+    epochs = 5
+
+    def second_training() -> int | None:  # the sweep's training child now running (jobs 1)
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError):
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == process.pid and \
+                        CHILD_MODULE in (stat.parent / "cmdline").read_text():
+                    return int(stat.parent.name)
+
+    def second_history_rows() -> int:
+        return max((len(runs.read_history(run_dir)) for run_dir in
+                    sorted((tmp_path / "runs").glob(f"compare-*/{plan.RUNS_SUBDIR}/*"))[1:]),
+                   default=0)
 
     output = tmp_path / "compare.out"
-    # 30 epochs leave he_normal training when its first history row is seen; a child stopped
-    # while starting never trains, so there one epoch (glorot_uniform's finished row) will do.
-    epochs = 30 if moment == "training" else 1
     with open(output, "w") as handle:
         process = start_kexp("compare", "--inits", "glorot_uniform", "he_normal", "orthogonal",
                              "--seeds", "0", "--epochs", epochs, "--train-samples", "256",
@@ -325,10 +341,21 @@ def test_a_stopped_study_keeps_finished_rows_and_interrupts_the_running_one(tmp_
         assert process.poll() is None, output.read_text()
         time.sleep(0.05)
     # "starting": the child is importing TensorFlow (seconds); "training": it is in `fit`.
-    while moment == "training" and not second_training_has_a_history_row():
+    child = held = None
+    while moment == "training" and held is None:
         assert process.poll() is None and time.monotonic() < deadline, output.read_text()
-        time.sleep(0.2)
+        child = child or second_training()
+        if child and second_history_rows() >= 1:
+            os.kill(child, signal.SIGSTOP)
+            held = child  # rows read while it is held: 1 to epochs - 1 is inside `fit`
+            assert second_history_rows() < epochs, "its fit ended before it could be held"
+        time.sleep(0.05)
     process.send_signal(signal.SIGTERM)
+    if held is not None:
+        while not _sigterm_pending(held):  # the sweep passed the signal on: let it run
+            assert time.monotonic() < deadline, output.read_text()
+            time.sleep(0.05)
+        os.kill(held, signal.SIGCONT)
     assert process.wait(timeout=120) == 128 + signal.SIGTERM, output.read_text()[-3000:]
 
     (compare_dir,) = (tmp_path / "runs").iterdir()
