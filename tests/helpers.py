@@ -140,6 +140,17 @@ def copy_run(run_dir: Path, runs_dir: Path, name: str | None = None) -> Path:
     return Path(shutil.copytree(run_dir, runs_dir / (name or run_dir.name)))
 
 
+def without_figures(run_dir: Path) -> Path:
+    """`run_dir` (a copy) as if trained with --no-figures: a resume of it ends without drawing
+    the figures and the page, for a test that reads neither. Returns `run_dir`."""
+    from kexp.storage import atomic, runs
+
+    recorded = runs.read_json(run_dir / runs.CONFIG_FILE)
+    atomic.write_json_atomic(run_dir / runs.CONFIG_FILE,
+                             {**recorded, "config": {**recorded["config"], "figures": False}})
+    return Path(run_dir)
+
+
 def is_temporary(path: Path) -> bool:
     """An atomic writer's temporary sibling (.name.XXXX.tmp[.suffix])."""
     return path.name.startswith(".") and ".tmp" in path.name

@@ -14,7 +14,7 @@ from kexp.digits import data
 from kexp.network.initializers import InitializerError
 from kexp.storage import atomic, runs
 
-from helpers import TINY_STUDY, after, copy_run, error_line, paste
+from helpers import TINY_STUDY, after, copy_run, error_line, paste, without_figures
 
 
 @pytest.mark.parametrize("runs_dir", ["other", "with space", "it's $HOME & `x` \\ \"quoted\""])
@@ -40,17 +40,18 @@ def test_the_redraw_hint_works_when_pasted(trained_run, tmp_path, monkeypatch, c
 def test_the_resume_hint_and_the_redraw_hint_it_prints_work_when_pasted(interrupted_run,
                                                                         tmp_path):
     """status.json keeps the resume command; pasted (from elsewhere), it finishes the run, and the
-    redraw hint that run prints works too."""
+    redraw hint that run prints works too. (The copy ends as if trained with --no-figures: the
+    redraw hint is what draws them.)"""
     assert runs.read_status(interrupted_run)["resume"] == \
         shell_commands.resume_command(interrupted_run)
     copy = shutil.copytree(interrupted_run.parent, tmp_path / interrupted_run.parent.name)
-    run_dir = copy / interrupted_run.name
+    run_dir = without_figures(copy / interrupted_run.name)
 
     resumed = paste(shell_commands.resume_command(run_dir), cwd="/")
 
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert runs.read_status(run_dir)["status"] == runs.STATUS_FINISHED
-    shutil.rmtree(run_dir / runs.FIGURES_DIR)
+    assert not (run_dir / runs.FIGURES_DIR / runs.CONV1_FIGURE).exists()
     redraw = paste(after(resumed.stdout, "redraw with: "), cwd="/")
     assert redraw.returncode == 0, redraw.stderr
     assert (run_dir / runs.FIGURES_DIR / runs.CONV1_FIGURE).is_file()
@@ -107,14 +108,17 @@ def test_every_printed_command_works_when_pasted(trained_run, tmp_path, capsys):
     assert pasted.returncode == 0, pasted.stderr
     assert (run_dir / runs.VIEWS_DIR / runs.OPTIMAL_INPUTS_FILE).is_file()
 
-    # A run stopped before its first epoch: the hint resumes it (here: reaches the run and
-    # finds it finished, which proves the line reached kexp with this run).
+    # A run stopped before its first epoch: the hint resumes it (here: the run is removed after
+    # the hint, and the refusal names it and its runs folder, which proves the line reached kexp
+    # with this run; refused before TensorFlow starts).
     empty = copy_run(trained_run, runs_dir, "empty")
     for snapshot in (empty / runs.KERNELS_DIR).iterdir():
         snapshot.unlink()
     code, err = error_line(capsys, "visualize", str(empty), "--runs-dir", str(runs_dir))
+    shutil.rmtree(empty)
     pasted = paste(after(err, "resume it with: "), elsewhere)
-    assert pasted.returncode == 2 and f"'{empty}' is finished" in pasted.stderr, pasted.stderr
+    assert pasted.returncode == 2 and f"'{empty}' is not a run folder" in pasted.stderr \
+        and f"in '{runs_dir}'" in pasted.stderr, pasted.stderr
 
     # No runs yet: the hint trains into the same folder (here refused at its first check).
     nothing = tmp_path / "no runs $here"

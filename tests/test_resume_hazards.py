@@ -17,7 +17,7 @@ from kexp.config import TrainConfig
 from kexp.storage import run_lock, runs
 from kexp.views import plots
 
-from helpers import lock_held_elsewhere
+from helpers import lock_held_elsewhere, without_figures
 
 pytestmark = pytest.mark.slow  # every test here trains a model
 
@@ -71,7 +71,7 @@ def test_resume_refuses_what_it_cannot_continue_and_changes_nothing(interrupted_
 
 def test_a_second_writer_is_refused_and_a_dead_writers_lock_is_taken_over(interrupted_run,
                                                                           tmp_path, capsys):
-    run_dir = copy_of(interrupted_run, tmp_path)
+    run_dir = without_figures(copy_of(interrupted_run, tmp_path))  # no test reads them here
     with lock_held_elsewhere(run_dir, dies_holding_it=True) as holder:
         arguments = ["train", "--resume", str(run_dir), "--runs-dir", str(run_dir.parent)]
         assert cli.main(arguments) == 2
@@ -127,7 +127,7 @@ def test_ctrl_c_after_training_finished_resumes_at_the_end_only(tmp_path, monkey
 
 def test_a_run_without_a_checkpoint_that_completed_no_epoch_says_it_starts_again(
         interrupted_run, tmp_path, capsys):
-    run_dir = copy_of(interrupted_run, tmp_path)
+    run_dir = without_figures(copy_of(interrupted_run, tmp_path))  # no test reads them here
     shutil.rmtree(run_dir / runs.CHECKPOINT_DIR)
     (run_dir / runs.HISTORY_FILE).unlink()
     for label in ("epoch_001", "interrupted"):
