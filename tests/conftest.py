@@ -198,7 +198,7 @@ def interrupted_run(tmp_path_factory, tiny_config_values) -> Path:
 # through another fixture, is in the slow lane. `make test-fast` runs the others
 # (pytest -m "not slow"), for the edit-test loop.
 TRAINING_FIXTURES = {"trained_run", "interrupted_run", "default_run", "tiny_study", "two_engines",
-                     "resumed_variants", "stop_signal_reference", "demo", "converged"}
+                     "resumed_variants", "demo", "converged"}
 
 
 def pytest_collection_modifyitems(items):
