@@ -146,7 +146,8 @@ def _curves(ax, loss_ax, grouped: dict, colours: dict) -> None:
     loss_ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
     loss_ax.set_ylabel("training loss (log scale)")
     loss_ax.set_title("training loss", fontsize=11)
-    loss_ax.legend(fontsize=7, loc="upper right", framealpha=0.9)
+    if loss_ax.get_legend_handles_labels()[0]:  # a study whose runs logged no epoch has no lines
+        loss_ax.legend(fontsize=7, loc="upper right", framealpha=0.9)
 
 
 def _change(ax, grouped: dict, colours: dict) -> None:
