@@ -79,29 +79,3 @@ def test_colour_bar_ticks_are_matplotlibs(low, high, inches, vertical):
     assert ticks == pytest.approx([loc for loc, _ in shown])
     assert labels == [text for _, text in shown]
     assert offset == axis.get_offset_text().get_text()
-
-
-def _titled_figure(title: str) -> Figure:
-    figure, [[ax]] = drawing.panel_figure([[drawing.Panel(1.7, 1.1)]], title)
-    drawing.paint_mosaic(ax, drawing.tile(np.random.default_rng(2).normal(size=(6, 3, 3)), 2, 3),
-                         2.0, "title")
-    return figure
-
-
-def test_a_png_encoded_in_the_background_has_the_pixels_savefig_writes(tmp_path):
-    from PIL import Image
-
-    drawing.save_figure(_titled_figure("same"), tmp_path / "direct.png")
-    with drawing.pngs_encoded_in_background():
-        drawing.save_figure(_titled_figure("same"), tmp_path / "background.png")
-    with Image.open(tmp_path / "direct.png") as direct, \
-            Image.open(tmp_path / "background.png") as background:
-        assert direct.info["dpi"] == background.info["dpi"]
-        assert np.array_equal(np.asarray(direct), np.asarray(background))
-
-
-def test_a_background_write_that_fails_raises_when_the_figures_are_done(tmp_path):
-    with pytest.raises(OSError):
-        with drawing.pngs_encoded_in_background():
-            drawing.save_figure(_titled_figure("lost"), tmp_path / "no such folder" / "a.png")
-    assert not (tmp_path / "no such folder").exists()

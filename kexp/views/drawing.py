@@ -7,18 +7,13 @@ kexp.views.view_figures and kexp.views.force_figures draw with them.
 
 from __future__ import annotations
 
-import concurrent.futures
-import contextlib
-import contextvars
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
-import matplotlib.image
 import numpy as np
 from matplotlib.artist import Artist
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
@@ -272,43 +267,12 @@ def whole_pixels(inches: float) -> float:
     return round(inches * DPI) / DPI
 
 
-# (pool, futures) while pngs_encoded_in_background is active on this thread of execution.
-_BACKGROUND_ENCODER: contextvars.ContextVar = contextvars.ContextVar("kexp_png_encoder",
-                                                                     default=None)
-
-
-@contextlib.contextmanager
-def pngs_encoded_in_background():
-    """Within it, save_figure draws each figure where it is called and leaves compressing and
-    writing the PNG to one background thread (zlib lets go of Python's lock while it works), so
-    the next figure is drawn meanwhile: a run's figures end sooner. On leaving, every file has
-    been written, or the first failure is raised."""
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kexp-png") as pool:
-        futures: list[concurrent.futures.Future] = []
-        token = _BACKGROUND_ENCODER.set((pool, futures))
-        try:
-            yield
-        finally:
-            _BACKGROUND_ENCODER.reset(token)
-        for future in futures:
-            future.result()
-
-
 def save_figure(figure: Figure, path: Path, palette_colours: int | None = None) -> Path:
     """Save `figure` through a temporary sibling and a rename: never a half-written PNG. With
     `palette_colours` the PNG is quantized to that many colours: a third of the size or less and
-    no visible change for flat-coloured plots (the README's copies stay small). Inside
-    pngs_encoded_in_background the PNG is written by its thread, the same pixels."""
+    no visible change for flat-coloured plots (the README's copies stay small)."""
     path = Path(path)
     file_format = path.suffix.lstrip(".") or "png"
-    background = _BACKGROUND_ENCODER.get()
-    if background is not None and file_format == "png" and not palette_colours:
-        pool, futures = background
-        pixels = _drawn_pixels(figure)
-        futures.append(pool.submit(atomic.write_path_atomic, path, lambda temporary: (
-            matplotlib.image.imsave(temporary, memoryview(pixels), format="png", dpi=DPI,
-                                    pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL}))))
-        return path
     options = {"pil_kwargs": {"compress_level": PNG_COMPRESS_LEVEL}} if file_format == "png" else {}
 
     def write(temporary):
@@ -319,16 +283,3 @@ def save_figure(figure: Figure, path: Path, palette_colours: int | None = None) 
             quantized.save(temporary, format="png", optimize=True)
 
     return atomic.write_path_atomic(path, write)
-
-
-def _drawn_pixels(figure: Figure) -> np.ndarray:
-    """The RGBA pixels `figure.savefig(dpi=DPI)` would write to a PNG, drawn by Agg as savefig
-    draws them (at DPI, then the figure's own dpi restored)."""
-    canvas = FigureCanvasAgg(figure)
-    own_dpi = figure.dpi
-    figure.dpi = DPI
-    try:
-        canvas.draw()
-        return np.array(canvas.buffer_rgba(), copy=True)
-    finally:
-        figure.dpi = own_dpi

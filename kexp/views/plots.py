@@ -22,7 +22,6 @@ from kexp.views import force_figures, view_figures
 from kexp.views.drawing import (CMAP, COLOUR_BAR_ROOM_INCHES, DPI, SEPARATOR_COLOUR,  # noqa: F401
                                 Panel, draw_mosaic, draw_tiles, grid_shape, paint_mosaic,
                                 panel_figure, save_figure, symmetric_limit, tile)
-from kexp.views.drawing import pngs_encoded_in_background
 from kexp.views.figure_labels import colour_bar, number_tiles
 from kexp.views.run_replay import RunReplay
 
@@ -209,28 +208,26 @@ def render_run(run_dir: Path, replay: RunReplay | None = None) -> list[Path]:
     figures = run_dir / runs.FIGURES_DIR
     figures.mkdir(exist_ok=True)
     description = _describe(run_dir, after_label)
-    with pngs_encoded_in_background():  # each PNG compressed while the next is drawn
-        written = []
-        if "conv1" in before:
-            written.append(figures / runs.CONV1_FIGURE)
-            plot_filter_grids(
-                before["conv1"], after["conv1"], written[-1],
-                after_title=f"after training ({after_label})",
-                suptitle=f"conv1: the 32 3x3 filters — {description}")
-        if "conv2" in before:
-            written.append(plot_conv2_mosaics(before["conv2"], after["conv2"],
-                                              figures / runs.CONV2_FIGURE,
-                                              suptitle=f"conv2 kernel — {description}"))
-            written.append(plot_layer_summary(
-                before["conv2"], after["conv2"], figures / runs.CONV2_SUMMARY_FIGURE,
-                suptitle=f"conv2 per output filter — {description}"))
-        specs = {"conv1": config.init, "conv2": config.init_conv2 or config.init}
-        theories = {layer: initializers.theory(specs[layer], before[layer].shape)
-                    for layer in before if layer in specs}
-        written.append(figures / runs.HISTOGRAMS_FIGURE)
-        plot_histograms(before, after, written[-1], theories,
-                        suptitle=f"Kernel weights — {description}")
-        snapshots = (run_dir, initial_path, after_path, description, replay)
-        written += view_figures.render_views(*snapshots)
-        written += force_figures.render_forces(*snapshots)
+    written = []
+    if "conv1" in before:
+        written.append(figures / runs.CONV1_FIGURE)
+        plot_filter_grids(
+            before["conv1"], after["conv1"], written[-1],
+            after_title=f"after training ({after_label})",
+            suptitle=f"conv1: the 32 3x3 filters — {description}")
+    if "conv2" in before:
+        written.append(plot_conv2_mosaics(before["conv2"], after["conv2"],
+                                          figures / runs.CONV2_FIGURE,
+                                          suptitle=f"conv2 kernel — {description}"))
+        written.append(plot_layer_summary(before["conv2"], after["conv2"],
+                                          figures / runs.CONV2_SUMMARY_FIGURE,
+                                          suptitle=f"conv2 per output filter — {description}"))
+    specs = {"conv1": config.init, "conv2": config.init_conv2 or config.init}
+    theories = {layer: initializers.theory(specs[layer], before[layer].shape)
+                for layer in before if layer in specs}
+    written.append(figures / runs.HISTOGRAMS_FIGURE)
+    plot_histograms(before, after, written[-1], theories,
+                    suptitle=f"Kernel weights — {description}")
+    written += view_figures.render_views(run_dir, initial_path, after_path, description, replay)
+    written += force_figures.render_forces(run_dir, initial_path, after_path, description, replay)
     return written
