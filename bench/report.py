@@ -145,13 +145,19 @@ def quick_look_rows(results: dict) -> list[tuple[str, str]]:
     rounds = quick["rounds"]
     parts = {key: spread([round_["after_training"][key] for round_ in rounds])
              for key in rounds[0]["after_training"]}
+    alone = {key: spread([round_["alone"][key] for round_ in rounds])
+             for key in rounds[0].get("alone", {})}
     named = ", ".join(f"{key.removesuffix('_seconds').replace('_', ' ')} {fmt(summary)}"
                       for key, summary in parts.items())
+    beside = "; ".join(f"{key.removesuffix('_seconds').replace('_', ' ')} {fmt(summary)}"
+                       for key, summary in alone.items())
     return [("   `make train EPOCHS=1`: seconds after training / in training",
-             f"**{fmt(quick['after_over_training'])}** (goal < 1); optimal inputs and figures "
-             f"alone (status.json): {fmt(quick['status_parts_over_training'])}; in training "
+             f"**{fmt(quick['after_over_training'])}** (goal < 1); without the page "
+             f"(status.json): {fmt(quick['status_parts_over_training'])}; in training "
              f"{fmt(spread([round_['training_seconds'] for round_ in rounds]))} s (fit, test, "
-             f"model saved); after it, s: {named}")]
+             f"model saved); after it, s: {named}"
+             + (f" (views: the optimal inputs on a thread beside the figures; each alone, "
+                f"overlapping: {beside})" if beside else ""))]
 
 
 def forces_rows(default: dict) -> list[tuple[str, str]]:

@@ -33,6 +33,8 @@ CASES = {
     "resume checkpoint": (r"/checkpoint/\.epoch_002\.npz\.", "checkpoint/epoch_002.npz"),
     "history row": (r"/history\.csv$", "history.csv"),
     "model": (r"/\.model\.[0-9a-f]+\.tmp\.keras$", "model.keras"),
+    # written on a thread while the figures are drawn (kexp.training.optimal_inputs_thread)
+    "optimal inputs": (r"/views/\.optimal_inputs\.", "views/optimal_inputs.npz"),
     "figure": (r"/figures/\.conv1_before_after\.", "figures/conv1_before_after.png"),
 }
 # atomic.reporting_disk_full's message: the file, then the free space of its folder.

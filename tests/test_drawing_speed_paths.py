@@ -79,3 +79,26 @@ def test_colour_bar_ticks_are_matplotlibs(low, high, inches, vertical):
     assert ticks == pytest.approx([loc for loc, _ in shown])
     assert labels == [text for _, text in shown]
     assert offset == axis.get_offset_text().get_text()
+
+
+def test_a_saved_figure_is_drawn_without_hinting_and_leaves_the_callers_settings(tmp_path):
+    """save_figure draws text unhinted (a fifth faster) only while it saves: the PNG equals one
+    saved by hand under that setting, and a script's own rcParams are as they were."""
+    import matplotlib
+    from PIL import Image
+
+    def labelled() -> Figure:
+        figure = Figure(figsize=(3, 1), dpi=drawing.DPI)
+        figure.text(0.05, 0.4, "conv1: the 32 3x3 filters, seed 0", fontsize=12)
+        return figure
+
+    with matplotlib.rc_context({"text.hinting": "default"}):
+        drawing.save_figure(labelled(), tmp_path / "kexp.png")
+        assert matplotlib.rcParams["text.hinting"] == "default"
+        with matplotlib.rc_context(drawing.SAVE_RC):
+            labelled().savefig(tmp_path / "unhinted.png", dpi=drawing.DPI)
+        labelled().savefig(tmp_path / "hinted.png", dpi=drawing.DPI)
+    pixels = {name: np.asarray(Image.open(tmp_path / f"{name}.png").convert("RGB"))
+              for name in ("kexp", "unhinted", "hinted")}
+    assert np.array_equal(pixels["kexp"], pixels["unhinted"])
+    assert not np.array_equal(pixels["kexp"], pixels["hinted"])

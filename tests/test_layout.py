@@ -19,7 +19,7 @@ TRAINING_MODULES = {"kexp.digits.augment", "kexp.digits.inputs", "kexp.training.
                     "kexp.training.checkpoint", "kexp.training.forces", "kexp.training.trainer",
                     "kexp.network.conv_layers", "kexp.network.keras_initializers",
                     "kexp.network.layers", "kexp.network.models", "kexp.probes.keras_views",
-                    "kexp.network.saving",
+                    "kexp.network.saving", "kexp.training.optimal_inputs_thread",
                     "kexp.experiments.compare.child"}  # a compare child process trains
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import threading
 from pathlib import Path
 
 import keras
@@ -36,6 +37,10 @@ WHEN = ("before", "after")  # the two states of a run the views compare
 
 class ViewError(KexpError):
     """Images, layers or a model the filter views cannot work with."""
+
+
+class AscentStopped(KexpError):
+    """The optimal inputs' ascent was asked to stop (its caller is ending); nothing written."""
 
 
 def as_images(images, side: int | None = None) -> np.ndarray:
@@ -258,10 +263,11 @@ def optimal_inputs(model: keras.Model, layers=None, steps: int = OPTIMAL_STEPS, 
 
 def _optimal_inputs_per_state(model: keras.Model, set_states, layers=None,
                               steps: int = OPTIMAL_STEPS, seed: int = 0, rms: float = INPUT_RMS,
-                              nonnegative: bool = False):
+                              nonnegative: bool = False, stop: threading.Event | None = None):
     """optimal_inputs for each state of `model` that a call of `set_states` gives it (new
     weights in its variables), in one batched ascent over all filters of every chosen layer,
-    traced once for all states."""
+    traced once for all states. `stop`, once set, ends the ascent at its next step with
+    AscentStopped."""
     check_whole("steps", steps, 1, error=ViewError)
     chosen = _chosen_layers(model, layers)
     shape = _input_shape(model)
@@ -314,6 +320,8 @@ def _optimal_inputs_per_state(model: keras.Model, set_states, layers=None,
             set_state()
             images = start
             for step in range(steps):
+                if stop is not None and stop.is_set():
+                    raise AscentStopped("the optimal inputs were stopped before they were found")
                 length = FIRST_STEP * (LAST_STEP / FIRST_STEP) ** (step / max(steps - 1, 1))
                 images, _ = ascend(images, tf.constant(length, tf.float32))
             _, reached = ascend(images, tf.constant(0.0, tf.float32))
@@ -341,11 +349,14 @@ def with_snapshot(model: keras.Model, kernels: dict[str, np.ndarray],
     return copy
 
 
-def write_optimal_inputs(run_dir: Path, model: keras.Model, seed: int = 0) -> Path:
+def write_optimal_inputs(run_dir: Path, model: keras.Model, seed: int = 0,
+                         stop: threading.Event | None = None) -> Path:
     """Compute the optimal inputs of every conv filter of a run before training (the initial
     snapshot) and after (its last snapshot) and write them to views/optimal_inputs.npz, with
     the mean activation each reached. `model`: the run's model (the conv weights are replaced).
-    kexp's digits are ink on blank paper (pixels >= 0), so the optimal inputs are too."""
+    kexp's digits are ink on blank paper (pixels >= 0), so the optimal inputs are too. `stop`
+    (set from another thread) ends it at the next ascent step with AscentStopped, writing
+    nothing."""
     run_dir = Path(run_dir)
     snapshots = dict(zip(WHEN, runs.first_and_last_snapshots(run_dir)))
     biases = {when: runs.load_biases(path) for when, (_, path) in snapshots.items()}
@@ -364,7 +375,7 @@ def write_optimal_inputs(run_dir: Path, model: keras.Model, seed: int = 0) -> Pa
     arrays = {}
     try:
         for when, found_by_layer in zip(WHEN, _optimal_inputs_per_state(
-                model, setters, seed=seed, nonnegative=True)):
+                model, setters, seed=seed, nonnegative=True, stop=stop)):
             for layer, found in found_by_layer.items():
                 for kind, array in found.items():
                     arrays[filter_views.optimal_input_key(kind, when, layer)] = array

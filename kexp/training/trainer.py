@@ -27,9 +27,10 @@ from kexp.config import TrainConfig, check_memory
 from kexp.digits import data, inputs
 from kexp.network import saving
 from kexp.network.models import build_model
-from kexp.probes import filter_views, keras_views
+from kexp.probes import filter_views
 from kexp.storage import atomic, background_writes, files, run_lock, runs
 from kexp.training import callbacks, checkpoint, forces, stop_signals
+from kexp.training.optimal_inputs_thread import OptimalInputsThread
 from kexp.views import plots, run_page
 from kexp.views.run_replay import RunReplay
 
@@ -129,27 +130,23 @@ def _finish(model, config: TrainConfig, prepared: inputs.PreparedData, run_dir: 
                "train_accuracy": history[-1].get("accuracy") if history else None,
                "epochs_completed": len(history), "seconds": round(time.time() - started, 2)}
     views_started = time.perf_counter()
-    try:  # the one part of the figures that needs gradients, so TensorFlow, computed once here
-        keras_views.write_optimal_inputs(run_dir, model, config.seed)
-    except atomic.DiskFull:  # not a drawing problem: the run fails and says where
-        raise
-    except Exception as error:  # `kexp explain` computes them again; the run stands
-        data.warn(f"optimal inputs were not computed ({error}); run: "
-                  f"{shell_commands.explain_command(run_dir)}")
-        metrics["optimal_inputs_error"] = str(error)
-    figures_started = time.perf_counter()
-    metrics["optimal_inputs_seconds"] = round(figures_started - views_started, 2)
-    if not config.figures:  # --no-figures: `kexp visualize` draws them and the page later
-        return metrics
-    try:
-        metrics["figures"] = [path.name for path in plots.render_run(run_dir, replay)]
-    except atomic.DiskFull:
-        raise
-    except Exception as error:  # figures can be re-made with `kexp visualize`; the run stands
-        data.warn(f"figures were not drawn ({error}); run: "
-                  f"{shell_commands.visualize_command(run_dir)}")
-        metrics["figures_error"] = str(error)
-    metrics["figures_seconds"] = round(time.perf_counter() - figures_started, 2)
+    # The optimal inputs (TensorFlow) are found on a thread while the figures that do not need
+    # them are drawn; the optimal-inputs figure and the page wait for them through `replay`.
+    with OptimalInputsThread(run_dir, model, config.seed) as optimal:
+        replay.optimal_inputs_written_by(optimal.finish)
+        if config.figures:  # else (--no-figures) `kexp visualize` draws them and the page
+            figures_started = time.perf_counter()
+            try:
+                metrics["figures"] = [path.name for path in plots.render_run(run_dir, replay)]
+            except atomic.DiskFull:  # not a drawing problem: the run fails and says where
+                raise
+            except Exception as error:  # `kexp visualize` draws them again; the run stands
+                data.warn(f"figures were not drawn ({error}); run: "
+                          f"{shell_commands.visualize_command(run_dir)}")
+                metrics["figures_error"] = str(error)
+            metrics["figures_seconds"] = round(time.perf_counter() - figures_started, 2)
+        metrics.update(optimal.finish())
+    metrics["views_seconds"] = round(time.perf_counter() - views_started, 2)
     return metrics
 
 

@@ -29,6 +29,10 @@ DPI = 110
 # zlib level of the PNGs: 1 saved large mosaics twice as fast as the default 6, for files about
 # 15% larger (measured on a run's feature-map figure).
 PNG_COMPRESS_LEVEL = 1
+# Text drawn without FreeType's hinting: a fifth less time for every kexp figure (its text is
+# most of the drawing: measured on a run's 8 figures, 1.12 s -> 0.95 s), and the same letters to
+# the eye at kexp's 110 dpi. Set around each save, so a script that imports kexp keeps its own.
+SAVE_RC = {"text.hinting": "no_hinting"}
 # Room of a hand-laid figure, in inches: around it, above each panel (its title), beside a panel
 # for a colour bar with its ticks and label, and the colour bar itself.
 MARGIN_INCHES = 0.15
@@ -276,7 +280,8 @@ def save_figure(figure: Figure, path: Path, palette_colours: int | None = None) 
     options = {"pil_kwargs": {"compress_level": PNG_COMPRESS_LEVEL}} if file_format == "png" else {}
 
     def write(temporary):
-        figure.savefig(temporary, dpi=DPI, format=file_format, **options)
+        with matplotlib.rc_context(SAVE_RC):
+            figure.savefig(temporary, dpi=DPI, format=file_format, **options)
         if palette_colours:
             with Image.open(temporary) as image:
                 quantized = image.convert("RGB").quantize(palette_colours)

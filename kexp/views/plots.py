@@ -228,6 +228,8 @@ def render_run(run_dir: Path, replay: RunReplay | None = None) -> list[Path]:
     written.append(figures / runs.HISTOGRAMS_FIGURE)
     plot_histograms(before, after, written[-1], theories,
                     suptitle=f"Kernel weights — {description}")
-    written += view_figures.render_views(run_dir, initial_path, after_path, description, replay)
+    # The forces before the views: the views end with the optimal inputs, which the end of a
+    # training is still computing on another thread (replay.optimal_inputs waits for them).
     written += force_figures.render_forces(run_dir, initial_path, after_path, description, replay)
+    written += view_figures.render_views(run_dir, initial_path, after_path, description, replay)
     return written

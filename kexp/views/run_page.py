@@ -35,8 +35,11 @@ def _curves_png(history: list[dict]) -> str | None:
     """Accuracy and loss per epoch, training and validation, as a PNG data: URI."""
     if not history:
         return None
+    import matplotlib
     from matplotlib.figure import Figure
     from matplotlib.ticker import FormatStrFormatter, NullFormatter
+
+    from kexp.views.drawing import SAVE_RC
 
     figure = Figure(figsize=CURVES_INCHES)
     figure.subplots_adjust(left=0.08, right=0.98, bottom=0.2, top=0.88, wspace=0.25)
@@ -60,7 +63,8 @@ def _curves_png(history: list[dict]) -> str | None:
             ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
             ax.yaxis.set_minor_formatter(NullFormatter())
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=CURVES_DPI)
+    with matplotlib.rc_context(SAVE_RC):
+        figure.savefig(buffer, format="png", dpi=CURVES_DPI)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -117,8 +121,10 @@ def _times(facts: RunFacts, page_seconds: float) -> str:
     epochs = sum(row.get("seconds", 0.0) for row in facts.history)
     parts = [("training and the test", status.get("seconds")),
              (f"of which the {len(facts.history)} training epochs", epochs),
-             ("then the optimal inputs", status.get("optimal_inputs_seconds")),
-             ("the figures", status.get("figures_seconds")), ("this page", page_seconds)]
+             ("then the figures and the optimal inputs, found beside them",
+              status.get("views_seconds")),
+             ("of which the optimal inputs", status.get("optimal_inputs_seconds")),
+             ("and the figures", status.get("figures_seconds")), ("this page", page_seconds)]
     items = "".join(f"<li>{name}: {value:.1f} s</li>" for name, value in parts
                     if isinstance(value, (int, float)))
     return f"<h2>Where the time went</h2><ul>{items}</ul>"

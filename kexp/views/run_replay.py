@@ -12,6 +12,7 @@ the figures, once the run is recorded finished. numpy only.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -37,6 +38,12 @@ class RunReplay:
     def __init__(self, run_dir: str | Path):
         self.run_dir = Path(run_dir)
         self._found: dict = {}
+        self._optimal_inputs_written: Callable[[], object] | None = None
+
+    def optimal_inputs_written_by(self, wait: Callable[[], object]) -> None:
+        """views/optimal_inputs.npz is being written elsewhere (the end of a training computes
+        it on a thread beside the figures): `wait()` returns once it is, before it is read."""
+        self._optimal_inputs_written = wait
 
     def _once(self, key, compute):
         if key not in self._found:
@@ -92,8 +99,12 @@ class RunReplay:
 
     def optimal_inputs(self) -> dict:
         """views/optimal_inputs.npz (filter_views.read_optimal_inputs); {} where there is none."""
-        return self._once("optimal inputs",
-                          lambda: filter_views.read_optimal_inputs(self.run_dir))
+        def read():
+            if self._optimal_inputs_written is not None:
+                self._optimal_inputs_written()
+            return filter_views.read_optimal_inputs(self.run_dir)
+
+        return self._once("optimal inputs", read)
 
     def forces(self) -> dict:
         """views/forces.npz, checked (force_figures.read_forces)."""
