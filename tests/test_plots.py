@@ -49,3 +49,38 @@ def test_zero_kernels_draw_without_errors(tmp_path):
     figure = plots.plot_filter_grids(zeros["conv1"], zeros["conv1"], tmp_path / "g.png")
     assert (tmp_path / "g.png").stat().st_size > 1000
     assert len(figure.artists) >= 3  # its panels, painted mosaics on hand-laid boxes
+
+
+def _drawn_extents(figure):
+    """The window extents, in saved pixels, of the suptitle and each axes' title, drawn as
+    kexp saves (unhinted)."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from kexp.views import drawing
+    with matplotlib.rc_context(drawing.SAVE_RC):
+        renderer = FigureCanvasAgg(figure).get_renderer()
+        figure.draw(renderer)
+        return (figure._suptitle.get_window_extent(renderer),
+                [ax.title.get_window_extent(renderer) for ax in figure.axes if ax.get_title()])
+
+
+def test_a_suptitle_wider_than_the_panels_widens_the_figure_instead_of_being_cut():
+    long_line = "conv1: what pushed each filter, " + "a long run name " * 6
+    figure, _ = plots.panel_figure([[plots.Panel(1.0, 1.0)]], f"short\n{long_line}")
+    suptitle, _ = _drawn_extents(figure)
+    assert suptitle.x0 >= 0 and suptitle.x1 <= figure.bbox.width
+    assert figure.get_figwidth() >= suptitle.width / plots.DPI
+
+
+def test_histogram_titles_naming_long_initializers_stay_over_their_own_panels(tmp_path):
+    from kexp.network import initializers
+    shapes = {"conv1": (3, 3, 1, 32), "conv2": (3, 3, 32, 64)}
+    weights = {layer: np.random.default_rng(0).normal(0, 0.05, shape).astype(np.float32)
+               for layer, shape in shapes.items()}
+    theories = {layer: initializers.theory("glorot_normal", shape)
+                for layer, shape in shapes.items()}
+    figure = plots.plot_histograms(weights, weights, tmp_path / "h.png", theories=theories)
+    _, (left, right) = _drawn_extents(figure)
+    assert 0 <= left.x0 and left.x1 < right.x0 and right.x1 <= figure.bbox.width
+    assert theories["conv2"].description.split()[-1] in figure.axes[1].get_title()

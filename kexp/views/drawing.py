@@ -17,7 +17,9 @@ from matplotlib.artist import Artist
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
+from matplotlib.textpath import TextToPath
 from matplotlib.transforms import Affine2D, Bbox, TransformedBbox
 from PIL import Image
 
@@ -46,6 +48,7 @@ COLOUR_BAR_INCHES = 0.15
 TICK_LABEL_POINTS = AXIS_LABEL_POINTS = 10
 TICK_POINTS, TICK_PAD_POINTS, LABEL_PAD_POINTS, LINE_POINTS = 3.5, 3.5, 4.0, 0.8
 TITLE_PAD_POINTS = 6.0
+SUPTITLE_POINTS = 12
 
 
 def symmetric_limit(*arrays: np.ndarray) -> float:
@@ -247,7 +250,7 @@ def panel_figure(rows: list[list[Panel]], suptitle: str, below: float = MARGIN_I
     suptitle_inches = SUPTITLE_INCHES + SUPTITLE_LINE_INCHES * suptitle.count("\n")
     row_widths = [sum(panel.left + panel.width + panel.right for panel in row) for row in rows]
     row_heights = [above + max(panel.height for panel in row) + below for row in rows]
-    width = whole_pixels(max(row_widths) + 2 * MARGIN_INCHES)
+    width = whole_pixels(max(max(row_widths), suptitle_width(suptitle)) + 2 * MARGIN_INCHES)
     height = whole_pixels(suptitle_inches + sum(row_heights) + MARGIN_INCHES)
     figure = Figure(figsize=(width, height), dpi=DPI)
     axes, top = [], height - suptitle_inches
@@ -262,8 +265,39 @@ def panel_figure(rows: list[list[Panel]], suptitle: str, below: float = MARGIN_I
             x += panel.width + panel.right
         axes.append(row_axes)
         top -= row_height
-    figure.suptitle(suptitle, fontsize=12, y=1 - 0.12 / height, va="top")
+    figure.suptitle(suptitle, fontsize=SUPTITLE_POINTS, y=1 - 0.12 / height, va="top")
     return figure, axes
+
+
+def suptitle_width(suptitle: str) -> float:
+    """Inches of the widest line of `suptitle`: a figure is made at least this wide, so no
+    suptitle line is cut at the figure's edges."""
+    return max(text_width(line, SUPTITLE_POINTS) for line in suptitle.split("\n"))
+
+
+def text_width(line: str, points: float) -> float:
+    """Inches of one line of text in matplotlib's default font, measured unhinted as kexp saves
+    it (SAVE_RC)."""
+    measure = TextToPath().get_text_width_height_descent
+    return measure(line, FontProperties(size=points), ismath=False)[0] / 72
+
+
+def wrap_to_width(text: str, inches: float, points: float) -> str:
+    """`text` broken at spaces into lines no wider than `inches` (a word wider than that keeps a
+    line of its own): a panel title that names a long initializer stays over its own panel
+    instead of running into the next one or off the figure."""
+    lines = []
+    for paragraph in text.split("\n"):
+        words = paragraph.split(" ")
+        line = words[0]
+        for word in words[1:]:
+            if text_width(f"{line} {word}", points) <= inches:
+                line = f"{line} {word}"
+            else:
+                lines.append(line)
+                line = word
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def whole_pixels(inches: float) -> float:

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from kexp.filters.analysis import relative_change
 from kexp.network import initializers
 from kexp.storage import runs
-from kexp.views import force_figures, view_figures
+from kexp.views import drawing, force_figures, view_figures
 # The drawing pieces live in kexp.views.drawing; scripts and the experiments reach them as plots.X.
 from kexp.views.drawing import (CMAP, COLOUR_BAR_ROOM_INCHES, DPI, SEPARATOR_COLOUR,  # noqa: F401
                                 Panel, draw_mosaic, draw_tiles, grid_shape, paint_mosaic,
@@ -144,12 +144,19 @@ def plot_histograms(before: dict[str, np.ndarray], after: dict[str, np.ndarray],
                     suptitle: str = "") -> Figure:
     """Weight histograms before/after for each conv layer, with the initializer's theoretical
     density and bounds on top; written to `path` where given."""
-    layers = list(before)
-    figure, [axes] = panel_figure([[Panel(5.6, 3.2, left=0.6, right=0.1, mosaic=False)]
+    layers, theories = list(before), theories or {}
+    width, title_points = 5.6, 9
+    descriptions = {layer: theory.description for layer, theory in theories.items() if theory}
+    titles = [drawing.wrap_to_width(f"{layer} {before[layer].shape}: "
+                                    f"{descriptions.get(layer, '')}", width + 0.2, title_points)
+              for layer in layers]
+    title_lines = max(title.count("\n") + 1 for title in titles)
+    figure, [axes] = panel_figure([[Panel(width, 3.2, left=0.6, right=0.1, mosaic=False)]
                                    * len(layers)],
                                   suptitle or "Kernel weights before and after training",
-                                  below=0.45)
-    for ax, layer in zip(axes, layers):
+                                  below=0.45,
+                                  above=drawing.TITLE_INCHES + 0.16 * (title_lines - 1))
+    for ax, layer, title in zip(axes, layers, titles):
         values_before, values_after = before[layer].ravel(), after[layer].ravel()
         low = min(values_before.min(), values_after.min())
         high = max(values_before.max(), values_after.max())
@@ -160,7 +167,7 @@ def plot_histograms(before: dict[str, np.ndarray], after: dict[str, np.ndarray],
                 label="before training", histtype="stepfilled")
         ax.hist(values_after, bins=bins, density=True, alpha=0.55, color="tab:orange",
                 label="after training", histtype="stepfilled")
-        theory = (theories or {}).get(layer)
+        theory = theories.get(layer)
         if theory is not None and theory.has_density:
             span = max(abs(low), abs(high), abs(theory.mean) + 4 * theory.std)
             xs = np.linspace(-span, span, 400)
@@ -169,8 +176,7 @@ def plot_histograms(before: dict[str, np.ndarray], after: dict[str, np.ndarray],
             for bound in (theory.low, theory.high):
                 ax.axvline(bound, color="black", ls="--", lw=1)
             ax.plot([], [], color="black", ls="--", label=f"bounds +-{theory.high:.4g}")
-        ax.set_title(f"{layer} {before[layer].shape}: {theory.description if theory else ''}",
-                     fontsize=9)
+        ax.set_title(title, fontsize=title_points)
         ax.set_xlabel("weight value")
         ax.set_ylabel("density")
         ax.legend(fontsize=8)
