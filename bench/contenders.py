@@ -26,7 +26,9 @@ import keras
 import numpy as np
 
 from kexp.digits.inputs import input_pipelines, prepare_data
+from kexp.storage import runs
 from kexp.training.trainer import build_configured_model, train
+from kexp.views import force_figures
 
 from checkpoint_options import OPTIONS, CheckpointOptions
 from clocks import CallbackClock, EpochTimer
@@ -50,6 +52,15 @@ def plan(skip_torch: bool) -> tuple[list[tuple[str, str]], str | None]:
     return pairs + [("plain_unaugmented", TORCH_PEER_MODEL), ("torch", TORCH_PEER_MODEL)], None
 
 
+def forces_seconds(run_dir: Path) -> list[float]:
+    """Seconds the run's forces took inside each measured epoch (views/forces.npz keeps each
+    moment's): the moment after completed epoch e is computed at the end of epoch e, inside
+    what the epoch timer measures; 0 for an epoch without one."""
+    found = force_figures.read_forces_file(run_dir / runs.VIEWS_DIR / runs.FORCES_FILE)
+    by_epoch = dict(zip(found["epochs"].tolist(), found["seconds"].tolist()))
+    return [by_epoch.get(epoch + 1, 0.0) for epoch in MEASURED_EPOCHS]
+
+
 class Contenders:
     """One method per contender; each trains once on the same prepared digits."""
 
@@ -68,7 +79,8 @@ class Contenders:
                                       extra_callbacks=[timer], verbose=0)
         return {"epoch_seconds": timer.seconds[1:],
                 "callback_seconds": clock.per_epoch(MEASURED_EPOCHS),
-                "callback_breakdown": clock.by_callback(MEASURED_EPOCHS)}
+                "callback_breakdown": clock.by_callback(MEASURED_EPOCHS),
+                "forces_seconds": forces_seconds(self.last_run_dir)}
 
     def _plain_fit(self, config, extra_callbacks=()) -> list[float]:
         """`model.fit` of `config` exactly as kexp feeds it, without kexp's callbacks."""
