@@ -166,8 +166,8 @@ def quick_look_rows(results: dict) -> list[tuple[str, str]]:
     beside = "; ".join(f"{key.removesuffix('_seconds').replace('_', ' ')} {fmt(summary)}"
                        for key, summary in alone.items())
     return [("   `make train EPOCHS=1`: seconds after training / in training",
-             f"**{fmt(quick['after_over_training'])}** (goal < 1); without the page "
-             f"(status.json): {fmt(quick['status_parts_over_training'])}; in training "
+             f"**{fmt(quick['after_over_training'])}** (goal < 1); without the page: "
+             f"{fmt(quick['views_over_training'])}; in training "
              f"{fmt(spread([round_['training_seconds'] for round_ in rounds]))} s (fit, test, "
              f"model saved); after it, s: {named}"
              + (f" (views: the optimal inputs on a thread beside the figures; each alone, "

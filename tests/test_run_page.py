@@ -59,6 +59,7 @@ def test_training_writes_the_page_with_a_card_per_filter(trained_run):
     for name in (runs.CONFIG_FILE, runs.STATUS_FILE, runs.HISTORY_FILE,
                  f"{runs.FIGURES_DIR}/{runs.CONV1_FIGURE}"):
         assert f'href="{name}"' in page and (trained_run / name).is_file()
+    assert status["page_seconds"] > 0  # what the training spent on this page (make bench)
 
 
 def test_card_7_prints_the_numbers_of_filter_7(trained_run):
@@ -154,8 +155,26 @@ def test_a_page_that_fails_does_not_fail_the_run(tmp_path, monkeypatch, capsys):
                             verbose=0)
     err = capsys.readouterr().err
     assert "no room for pictures" in err and shell_commands.visualize_command(run_dir) in err
-    assert runs.read_status(run_dir)["status"] == runs.STATUS_FINISHED
+    status = runs.read_status(run_dir)
+    assert status["status"] == runs.STATUS_FINISHED and "page_seconds" not in status
     assert not (run_dir / runs.PAGE_FILE).exists()
+
+
+def test_curves_drawn_before_the_page_are_reused_for_the_same_history_only(run_copy,
+                                                                           monkeypatch):
+    from matplotlib.figure import Figure
+
+    from kexp.views.run_replay import RunReplay
+
+    replay, history = RunReplay(run_copy), runs.read_history(run_copy)
+    curves = run_page.curves_png(history, replay)  # as the end of a training draws them
+    saved = []
+    monkeypatch.setattr(Figure, "savefig", lambda figure, *rest, **options: saved.append(rest))
+    page = run_page.write_run_page(run_copy, replay).read_text(encoding="utf-8")
+    assert f'<img src="{curves}"' in page and saved == []  # not drawn again
+    changed = [dict(history[0], accuracy=history[0]["accuracy"] / 2)]
+    run_page.curves_png(changed, replay)
+    assert len(saved) == 1  # another history: drawn anew
 
 
 def test_a_run_of_a_study_links_back_to_the_study_page(trained_run, tmp_path):

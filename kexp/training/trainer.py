@@ -135,6 +135,9 @@ def _finish(model, config: TrainConfig, prepared: inputs.PreparedData, run_dir: 
     with OptimalInputsThread(run_dir, model, config.seed) as optimal:
         replay.optimal_inputs_written_by(optimal.finish)
         if config.figures:  # else (--no-figures) `kexp visualize` draws them and the page
+            # The page's curves first: the figures end waiting for the ascent, whose start
+            # (tracing its step) is Python work as slow beside the figures as beside these.
+            run_page.curves_png(history, replay)
             figures_started = time.perf_counter()
             try:
                 metrics["figures"] = [path.name for path in plots.render_run(run_dir, replay)]
@@ -182,7 +185,9 @@ def _run(model, config, prepared, run_dir, first_epoch, extra_callbacks, verbose
     runs.write_status(run_dir, runs.STATUS_FINISHED, finished=runs.now_iso(), **metrics)
     _remove_checkpoint(run_dir)
     if config.figures:
-        _write_page(run_dir, replay)
+        page_started = time.perf_counter()
+        if _write_page(run_dir, replay):
+            _record_page_seconds(run_dir, time.perf_counter() - page_started)
     return run_dir
 
 
@@ -196,14 +201,27 @@ def _record_interruption(run_dir: Path, interruption: KeyboardInterrupt) -> None
     raise TrainingInterrupted(run_dir, number) from None
 
 
-def _write_page(run_dir: Path, replay: RunReplay | None = None) -> None:
-    """The run's index.html, written once status.json holds the test accuracy it shows. Like the
-    figures, a page that fails is a warning: the run stands and `kexp visualize` writes it."""
+def _write_page(run_dir: Path, replay: RunReplay | None = None) -> bool:
+    """The run's index.html, written once status.json holds the test accuracy it shows; True
+    where it was. Like the figures, a page that fails is a warning: the run stands and `kexp
+    visualize` writes it."""
     try:
         run_page.write_run_page(run_dir, replay)
+        return True
     except Exception as error:
         data.warn(f"the run's page was not written ({error}); run: "
                   f"{shell_commands.visualize_command(run_dir)}")
+        return False
+
+
+def _record_page_seconds(run_dir: Path, seconds: float) -> None:
+    """status.json gains page_seconds, what the end of the training spent on its page (make
+    bench reads it). The run is already recorded finished: a disk too full for this is a
+    warning, not a failed run."""
+    try:
+        runs.write_status(run_dir, runs.STATUS_FINISHED, page_seconds=round(seconds, 2))
+    except atomic.DiskFull as full:
+        data.warn(f"{full} status.json lacks page_seconds; the run and its page stand.")
 
 
 def _remove_checkpoint(run_dir: Path) -> None:

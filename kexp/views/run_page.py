@@ -68,6 +68,15 @@ def _curves_png(history: list[dict]) -> str | None:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def curves_png(history: list[dict], replay: RunReplay | None = None) -> str | None:
+    """The curves of `history` (_curves_png), drawn once per `replay` for one history: the end
+    of a training draws them before its figures, while the optimal inputs' ascent starts on a
+    thread (the figures would otherwise wait for it at their end), and its page reuses them."""
+    if replay is None:
+        return _curves_png(history)
+    return replay.kept(("curves", repr(history)), lambda: _curves_png(history))
+
+
 def study_of(run_dir: Path) -> Path | None:
     """The study whose training `run_dir` is (it lies in <study>/runs/), or None."""
     study = run_dir.parent.parent
@@ -256,14 +265,14 @@ svg.bars text { font-size: 9px; fill: #555; }
 """
 
 
-def render(facts: RunFacts, page_seconds: float | None = None, started: float | None = None
-           ) -> str:
-    """The page's HTML; every picture inline."""
+def render(facts: RunFacts, page_seconds: float | None = None, started: float | None = None,
+           replay: RunReplay | None = None) -> str:
+    """The page's HTML; every picture inline. `replay`: where curves drawn before are kept."""
     run_dir = facts.run_dir
     scales = {name: filter_cards.layer_scales(layer) for name, layer in facts.layers.items()}
     cards = [filter_cards.card(layer, index, scales[name], facts)
              for name, layer in facts.layers.items() for index in range(layer.count)]
-    curves = _curves_png(facts.history)
+    curves = curves_png(facts.history, replay)
     if page_seconds is None:
         page_seconds = time.perf_counter() - started if started is not None else 0.0
     study = study_of(run_dir)
@@ -303,5 +312,5 @@ def write_run_page(run_dir: Path, replay: RunReplay | None = None) -> Path:
     figures were just drawn from (plots.render_run), so nothing is read or replayed twice."""
     started = time.perf_counter()
     run_dir = Path(run_dir)
-    page = render(gather(run_dir, replay), started=started)
+    page = render(gather(run_dir, replay), started=started, replay=replay)
     return atomic.write_bytes_atomic(run_dir / runs.PAGE_FILE, page.encode())

@@ -106,6 +106,12 @@ class RunReplay:
 
         return self._once("optimal inputs", read)
 
+    def kept(self, key, compute: Callable[[], object]):
+        """`compute()`, once per `key` for this replay: what a caller derives from the run and
+        would otherwise compute twice (the page's curves, drawn at the start of the figures
+        while the optimal inputs' ascent starts beside them)."""
+        return self._once(("kept", key), compute)
+
     def forces(self) -> dict:
         """views/forces.npz, checked (force_figures.read_forces)."""
         return self._once("forces", lambda: force_figures.read_forces(self.run_dir))
