@@ -76,7 +76,9 @@ def test_a_finished_run_reads_back_every_attribute(trained_run, tiny_config_valu
     assert (run.name, run.parent, run.exists()) == (trained_run.name, trained_run.parent, True)
 
     assert run.config == kexp.TrainConfig(runs_dir=str(trained_run.parent), **tiny_config_values)
-    assert run.status == "finished" and 0 <= run.status_record["test_accuracy"] <= 1
+    recorded = json.loads((trained_run / runs.STATUS_FILE).read_text(encoding="utf-8"))
+    assert run.status == recorded["status"] == "finished"
+    assert run.status_record["test_accuracy"] == recorded["test_accuracy"]
     history = run.history
     assert history["epoch"].tolist() == [1, 2]
     assert {"loss", "accuracy", "val_accuracy"} <= set(history)
