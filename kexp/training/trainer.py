@@ -135,8 +135,8 @@ def _finish(model, config: TrainConfig, prepared: inputs.PreparedData, run_dir: 
     with OptimalInputsThread(run_dir, model, config.seed) as optimal:
         replay.optimal_inputs_written_by(optimal.finish)
         if config.figures:  # else (--no-figures) `kexp visualize` draws them and the page
-            # The page's curves first: the figures end waiting for the ascent, whose start
-            # (tracing its step) is Python work as slow beside the figures as beside these.
+            # The page's curves first, while the ascent starts on its thread: drawn after the
+            # figures, they would follow the figures' wait for the ascent at their end.
             run_page.curves_png(history, replay)
             figures_started = time.perf_counter()
             try:

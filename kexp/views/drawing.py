@@ -19,7 +19,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
-from matplotlib.textpath import TextToPath
+from matplotlib.textpath import text_to_path
 from matplotlib.transforms import Affine2D, Bbox, TransformedBbox
 from PIL import Image
 
@@ -278,8 +278,9 @@ def suptitle_width(suptitle: str) -> float:
 def text_width(line: str, points: float) -> float:
     """Inches of one line of text in matplotlib's default font, measured unhinted as kexp saves
     it (SAVE_RC)."""
-    measure = TextToPath().get_text_width_height_descent
-    return measure(line, FontProperties(size=points), ismath=False)[0] / 72
+    width, _, _ = text_to_path.get_text_width_height_descent(line, FontProperties(size=points),
+                                                             ismath=False)
+    return width / 72
 
 
 def wrap_to_width(text: str, inches: float, points: float) -> str:

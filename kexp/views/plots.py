@@ -26,6 +26,7 @@ from kexp.views.figure_labels import colour_bar, number_tiles
 from kexp.views.run_replay import RunReplay
 
 GRID_PANEL_INCHES = 4.0  # width of one filter-grid panel (8 tiles across)
+LINE_SPACING = 1.25  # a title's line height over its font size (matplotlib's 1.2, and a gap)
 
 
 def filter_tiles(kernel: np.ndarray) -> np.ndarray:
@@ -155,7 +156,8 @@ def plot_histograms(before: dict[str, np.ndarray], after: dict[str, np.ndarray],
                                    * len(layers)],
                                   suptitle or "Kernel weights before and after training",
                                   below=0.45,
-                                  above=drawing.TITLE_INCHES + 0.16 * (title_lines - 1))
+                                  above=drawing.TITLE_INCHES
+                                  + LINE_SPACING * title_points / 72 * (title_lines - 1))
     for ax, layer, title in zip(axes, layers, titles):
         values_before, values_after = before[layer].ravel(), after[layer].ravel()
         low = min(values_before.min(), values_after.min())
