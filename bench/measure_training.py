@@ -28,9 +28,10 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 sys.exit(code)"""
 
 
-def cli_training(runs_dir: Path, *extra: str) -> dict:
+def cli_training(runs_dir: Path, *extra: str, page_cost: bool = True) -> dict:
     """`python -m kexp train` with its defaults (plus `extra`): wall time, accuracy, steady epoch
-    seconds and the training process's peak RSS."""
+    seconds and the training process's peak RSS; with `page_cost`, the run page written again
+    and timed (run_page_cost)."""
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", PEAK_RSS_WRAPPER,
                              *kexp_command("train", "--runs-dir", str(runs_dir), *extra)],
@@ -42,7 +43,8 @@ def cli_training(runs_dir: Path, *extra: str) -> dict:
     recorded = runs.read_data_record(run_dir)
     history = runs.read_history(run_dir)
     return {"wall_seconds": wall, "max_rss_mb": int(result.stdout.split()[-1]) / 1024,
-            "forces": forces_cost(run_dir), "run_page": run_page_cost(run_dir),
+            "forces": forces_cost(run_dir),
+            "run_page": run_page_cost(run_dir) if page_cost else None,
             "test_accuracy": runs.read_status(run_dir)["test_accuracy"], "epochs": len(history),
             "steady_epoch_seconds": (spread([row["seconds"] for row in history[1:]])
                                      if len(history) > 1 else None),  # after the warm-up
@@ -79,7 +81,7 @@ def quick_look(runs_dir: Path) -> dict:
     and the ratio after / in training with the page and without."""
     rounds = []
     for _ in range(QUICK_LOOK_RUNS):
-        run = cli_training(runs_dir, "--epochs", "1")
+        run = cli_training(runs_dir, "--epochs", "1", page_cost=False)  # status.json times it
         status = runs.read_status(Path(run["run_dir"]))
         after = {key: status[key] for key in AFTER_TRAINING_KEYS}
         rounds.append({"training_seconds": status["seconds"], "after_training": after,
